@@ -1,0 +1,97 @@
+"""``download``: the one-call library entry point over the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from ._config import Limits, RequestPolicy
+from ._engine import run_get
+from ._loop import run_loop
+from ._sources import InputRow, open_source
+from ._stats import Progress, Summary
+
+__all__ = ["download", "download_async"]
+
+
+async def download_async(
+    urls: Iterable[str] | Iterable[InputRow] | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    limits: Limits | None = None,
+    policy: RequestPolicy | None = None,
+    retry_failed: bool = False,
+    stop: asyncio.Event | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> Summary:
+    """Download ``urls`` (an iterable of URLs or input rows, or a path to a URL list).
+
+    Resumable: run it again with the same ``out_dir`` and only what is not
+    done yet is fetched. Per-URL failures are rows of the manifest, not
+    exceptions; ``UsageError`` is raised only for unusable input or options.
+    """
+    rows: Iterable[InputRow]
+    if isinstance(urls, str | os.PathLike):
+        rows = open_source(urls)
+    else:
+        rows = (
+            u if isinstance(u, InputRow) else InputRow(line=i, url=u.strip())
+            for i, u in enumerate(urls, 1)
+        )
+    return await run_get(
+        rows,
+        Path(out_dir),
+        limits=limits,
+        policy=policy,
+        retry_failed=retry_failed,
+        stop=stop,
+        on_progress=on_progress,
+    )
+
+
+def download(
+    urls: Iterable[str] | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    limits: Limits | None = None,
+    policy: RequestPolicy | None = None,
+    retry_failed: bool = False,
+) -> Summary:
+    """Blocking ``download_async`` on a fresh event loop (uvloop when installed).
+
+    Ctrl-C stops the run cleanly: the journal and manifest are written and
+    the returned ``Summary`` has ``interrupted=True``.
+
+    >>> summary = aiograb.download(["https://example.org/a.jpg"], "images/")
+    >>> summary.counts
+    {'ok': 1}
+    """
+
+    async def main() -> Summary:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, _stop_once, loop, sig, stop)
+                installed.append(sig)
+            except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
+                pass
+        try:
+            return await download_async(
+                urls, out_dir, limits=limits, policy=policy, retry_failed=retry_failed, stop=stop
+            )
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    return run_loop(main())
+
+
+def _stop_once(loop: asyncio.AbstractEventLoop, sig: int, stop: asyncio.Event) -> None:
+    # The first signal stops the run gently; a second one gets the default behaviour.
+    loop.remove_signal_handler(sig)
+    stop.set()

@@ -1,0 +1,142 @@
+"""One exception hierarchy for aiograb.
+
+Per-URL failures never escape a run: the engine catches them and records
+their ``code`` (a stable snake_case error class) in the journal and manifest.
+They are raised only by the single-request API (``Client.fetch``) and inside
+the engine. Usage errors are separate: they end a whole run before it starts.
+
+::
+
+    AiograbError
+    ├── RequestError                  one URL could not be fetched; has .url, .code
+    │   ├── InvalidURL                invalid_url, unsupported_scheme, invalid_encoding
+    │   ├── TransportError            retryable network failures
+    │   │   ├── ConnectError          connect_refused, dns_error, connect_error, blocked_address
+    │   │   ├── Timeout               timeout
+    │   │   ├── ConnectionReset       connection_reset
+    │   │   ├── Truncated             truncated
+    │   │   └── ProtocolError         protocol_error
+    │   ├── HTTPStatusError           http_404, http_503, ... (.status)
+    │   ├── RedirectError             redirect_loop, too_many_redirects, bad_redirect
+    │   ├── ContentError              the body is not what was asked for
+    │   │   ├── TooLarge              too_large
+    │   │   ├── NotAccepted           not_image, unaccepted_type, empty_body
+    │   │   └── WriteError            write_error (disk full, permissions)
+    │   └── DeadlineExceeded          deadline_exceeded (the caller's overall deadline)
+    └── UsageError                    bad options or unusable input; CLI exit code 2
+        └── InputError                missing file, unknown column, unreadable format
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AiograbError",
+    "ConnectError",
+    "ConnectionReset",
+    "ContentError",
+    "DeadlineExceeded",
+    "HTTPStatusError",
+    "InputError",
+    "InvalidURL",
+    "NotAccepted",
+    "ProtocolError",
+    "RedirectError",
+    "RequestError",
+    "Timeout",
+    "TooLarge",
+    "TransportError",
+    "Truncated",
+    "UsageError",
+    "WriteError",
+]
+
+
+class AiograbError(Exception):
+    """Base class of every error aiograb raises on purpose."""
+
+
+class RequestError(AiograbError):
+    """One request failed. ``code`` is the stable error class written to the manifest."""
+
+    code: str = "request_error"
+    retryable: bool = False
+
+    def __init__(self, message: str, *, url: str = "", code: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else self.code
+
+
+class InvalidURL(RequestError):
+    code = "invalid_url"
+
+
+class TransportError(RequestError):
+    code = "transport_error"
+    retryable = True
+
+
+class ConnectError(TransportError):
+    code = "connect_error"
+
+
+class Timeout(TransportError):
+    code = "timeout"
+
+
+class ConnectionReset(TransportError):
+    code = "connection_reset"
+
+
+class Truncated(TransportError):
+    code = "truncated"
+
+
+class ProtocolError(TransportError):
+    code = "protocol_error"
+
+
+class HTTPStatusError(RequestError):
+    """A final status that is not a success. 408, 429 and 5xx are retried."""
+
+    def __init__(self, status: int, *, url: str = "", retry_after: float | None = None) -> None:
+        super().__init__(f"HTTP {status}", url=url, code=f"http_{status}")
+        self.status = status
+        self.retry_after = retry_after
+        self.retryable = status in (408, 429) or status >= 500
+
+
+class RedirectError(RequestError):
+    code = "redirect_error"
+
+
+class ContentError(RequestError):
+    code = "content_error"
+
+
+class TooLarge(ContentError):
+    code = "too_large"
+
+
+class NotAccepted(ContentError):
+    code = "not_image"
+
+
+class WriteError(ContentError):
+    code = "write_error"
+
+
+class DeadlineExceeded(RequestError):
+    code = "deadline_exceeded"
+
+
+class UsageError(AiograbError):
+    """The run cannot start: bad options. The CLI prints one line and exits 2."""
+
+
+class InputError(UsageError):
+    """The input as a whole is unusable: missing file, unknown column, unreadable format."""

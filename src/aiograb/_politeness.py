@@ -1,0 +1,93 @@
+"""Per-host slots: how many requests may be in flight to a host, how often they
+may start, and whether the host asked us to back off (Retry-After).
+
+A slot exists only while some request uses it or a wait on it is still in the
+future, so a run over a million hosts does not keep a million slots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from ._clock import Clock
+from ._config import Limits
+
+__all__ = ["Politeness"]
+
+
+@dataclass(slots=True)
+class _Slot:
+    semaphore: asyncio.Semaphore | None
+    users: int = 0
+    next_start: float = 0.0
+    paused_until: float = 0.0
+    pauses: list[float] = field(default_factory=list)
+
+
+class Politeness:
+    """Hands out per-host slots according to ``Limits.per_host`` and ``Limits.rate``."""
+
+    def __init__(self, limits: Limits, clock: Clock) -> None:
+        self._per_host = limits.per_host
+        self._interval = 1.0 / limits.rate if limits.rate > 0 else 0.0
+        self._clock = clock
+        self._slots: dict[str, _Slot] = {}
+        self.pauses = 0  # how many times a host asked us to wait
+
+    def _slot(self, host: str) -> _Slot:
+        slot = self._slots.get(host)
+        if slot is None:
+            sem = asyncio.Semaphore(self._per_host) if self._per_host > 0 else None
+            slot = self._slots[host] = _Slot(sem)
+        return slot
+
+    def pause(self, host: str, seconds: float) -> None:
+        """Start no request to ``host`` for ``seconds`` (from a Retry-After)."""
+        slot = self._slot(host)
+        until = self._clock.now() + seconds
+        if until > slot.paused_until:
+            slot.paused_until = until
+            self.pauses += 1
+
+    def paused_for(self, host: str) -> float:
+        """Seconds until ``host`` may be asked again (0 when it may be now)."""
+        slot = self._slots.get(host)
+        if slot is None:
+            return 0.0
+        return max(0.0, slot.paused_until - self._clock.now())
+
+    @asynccontextmanager
+    async def slot(self, host: str) -> AsyncIterator[None]:
+        """Hold one of ``host``'s slots for the duration of a request."""
+        slot = self._slot(host)
+        slot.users += 1
+        try:
+            if slot.semaphore is not None:
+                await slot.semaphore.acquire()
+            try:
+                await self._wait_turn(slot)
+                yield
+            finally:
+                if slot.semaphore is not None:
+                    slot.semaphore.release()
+        finally:
+            slot.users -= 1
+            now = self._clock.now()
+            if slot.users == 0 and slot.paused_until <= now and slot.next_start <= now:
+                del self._slots[host]
+
+    async def _wait_turn(self, slot: _Slot) -> None:
+        while True:
+            now = self._clock.now()
+            wait = max(slot.paused_until, slot.next_start) - now
+            if wait <= 0:
+                break
+            await self._clock.sleep(wait)
+        if self._interval:
+            slot.next_start = max(now, slot.next_start) + self._interval
+
+    def __len__(self) -> int:
+        return len(self._slots)

@@ -1,0 +1,86 @@
+"""Live counters of a run, the final ``Summary``, and process resource peaks."""
+
+from __future__ import annotations
+
+import os
+import resource
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Progress", "ResourcePeaks", "Summary", "os_threads"]
+
+
+def os_threads() -> int:
+    """OS threads of this process right now (Linux: /proc; elsewhere Python's count)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
+
+
+def peak_rss_mb() -> float:
+    # ru_maxrss is in KiB on Linux, bytes on macOS.
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1024 / (1024 if os.uname().sysname == "Darwin" else 1)
+
+
+@dataclass(slots=True)
+class ResourcePeaks:
+    threads: int = 0
+
+    def sample(self) -> None:
+        self.threads = max(self.threads, os_threads())
+
+
+@dataclass(slots=True)
+class Progress:
+    """Counters the engine updates as outcomes arrive (this run only)."""
+
+    total: int = 0  # rows known so far (grows while the input is read)
+    already_done: int = 0  # rows finished by earlier runs
+    ok: int = 0
+    failed: int = 0
+    bytes: int = 0
+    input_done: bool = False
+    errors: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def done(self) -> int:
+        return self.ok + self.failed
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The result of a ``download`` run. ``exit_code`` is what the CLI returns."""
+
+    out_dir: Path
+    manifest: Path
+    journal: Path
+    counts: dict[str, int]  # by state, over the whole journal
+    errors: dict[str, int]  # failed rows by error class, over the whole journal
+    fetched: int  # outcomes recorded in this run
+    ok: int  # of which ok
+    failed: int  # of which failed
+    bytes: int  # body bytes stored in this run
+    elapsed: float
+    retries: int
+    peak_threads: int
+    peak_rss_mb: float
+    interrupted: bool = False
+
+    @property
+    def files_per_second(self) -> float:
+        return self.ok / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def mb_per_second(self) -> float:
+        return self.bytes / 1e6 / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        remaining = self.counts.get("pending", 0) + self.counts.get("failed", 0)
+        return 1 if remaining else 0
