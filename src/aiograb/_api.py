@@ -38,7 +38,7 @@ async def download_async(
         rows = open_source(urls)
     else:
         rows = (
-            u if isinstance(u, InputRow) else InputRow(line=i, url=u.strip())
+            u if isinstance(u, InputRow) else InputRow(line=i, url=str(u).strip())
             for i, u in enumerate(urls, 1)
         )
     return await run_get(

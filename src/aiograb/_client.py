@@ -194,4 +194,3 @@ async def open_client(
     finally:
         if own:
             await transport.aclose()
-

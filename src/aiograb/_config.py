@@ -90,7 +90,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int, rand: float) -> float:
         """Backoff before retry number ``attempt`` (1-based); ``rand`` in [0, 1)."""
-        return rand * min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
+        return float(rand * min(self.max_backoff, self.backoff * 2.0 ** (attempt - 1)))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

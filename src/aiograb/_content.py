@@ -65,7 +65,9 @@ _EXTENSIONS = {
     "application/json": "json",
 }
 # Content types that may carry anything: the magic bytes decide.
-_GENERIC = frozenset({"", "application/octet-stream", "binary/octet-stream", "application/x-binary"})
+_GENERIC = frozenset(
+    {"", "application/octet-stream", "binary/octet-stream", "application/x-binary"}
+)
 
 
 def sniff(head: bytes) -> str | None:

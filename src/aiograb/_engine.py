@@ -15,6 +15,7 @@ SIGTERM) cancels the group, and the journal and manifest are still written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
@@ -169,10 +170,8 @@ class _Run:
                 self.journal.flush()
             if self._on_progress is not None:
                 self._on_progress(self.progress)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), self._interval)
-            except TimeoutError:
-                pass
         self.peaks.sample()
 
 

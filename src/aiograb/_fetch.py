@@ -125,7 +125,6 @@ class Fetcher:
     async def fetch(self, request: Request, sink: SinkFactory, key: str) -> Outcome:
         outcome = Outcome(url=request.url, started=time.time())
         t0 = self._clock.now()
-        retry = self._policy.retry
         method = request.method.upper()
         try:
             url = parse_url(request.url)

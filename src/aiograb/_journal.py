@@ -113,7 +113,15 @@ class Journal:
         for r in rows:
             extra = json.dumps(r.extra, default=str) if r.extra else None
             (bad if r.error else good).append(
-                (r.key, r.url, r.line, "failed" if r.error else "pending", r.error, r.message, extra)
+                (
+                    r.key,
+                    r.url,
+                    r.line,
+                    "failed" if r.error else "pending",
+                    r.error,
+                    r.message,
+                    extra,
+                )
             )
         sql = (
             "INSERT OR IGNORE INTO items (key, url, line, state, error, message, extra)"

@@ -84,7 +84,8 @@ class ProgressDisplay:
 def format_summary(s: Summary) -> str:
     total = sum(s.counts.values())
     states = ", ".join(
-        f"{s.counts.get(k, 0):,} {k}" for k in ("ok", "failed", "skipped", "pending")
+        f"{s.counts.get(k, 0):,} {k}"
+        for k in ("ok", "failed", "skipped", "pending")
         if s.counts.get(k, 0) or k in ("ok", "failed")
     )
     head = "interrupted (run the same command again to resume)" if s.interrupted else "done"

@@ -11,6 +11,7 @@ response can write outside the output folder.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
@@ -141,10 +142,8 @@ class _FileWriter:
             os.close(self._fd)
             self._fd = -1
         if self._tmp:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._tmp)
-            except FileNotFoundError:
-                pass
             self._tmp = ""
 
 

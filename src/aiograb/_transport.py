@@ -151,7 +151,7 @@ class ThreadlessResolver(AbstractResolver):
             import aiodns
             import pycares
 
-            class _LoopDNSResolver(aiodns.DNSResolver):  # type: ignore[misc]
+            class _LoopDNSResolver(aiodns.DNSResolver):
                 def _make_channel(self, **kwargs: Any) -> tuple[bool, Any]:
                     def on_sock_state(fd: int, readable: bool, writable: bool) -> None:
                         self._sock_state_cb(fd, readable, writable)
@@ -214,22 +214,31 @@ class _Connector(aiohttp.TCPConnector):
         *args: Any,
         addr_infos: list[Any],
         req: Any,
-        timeout: aiohttp.ClientTimeout,
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's signature)
         client_error: type[Exception] = aiohttp.ClientConnectorError,
         **kwargs: Any,
     ) -> Any:
         if not _is_uvloop(self._loop) or self._local_addr_infos:
             return await super()._wrap_create_connection(
-                *args, addr_infos=addr_infos, req=req, timeout=timeout,
-                client_error=client_error, **kwargs,
+                *args,
+                addr_infos=addr_infos,
+                req=req,
+                timeout=timeout,
+                client_error=client_error,
+                **kwargs,
             )
         # Like happy eyeballs without the race: each address in turn.
         last: OSError | None = None
         for family, _type, proto, _name, address in addr_infos:
             try:
                 async with asyncio.timeout(timeout.sock_connect):
-                    return await self._loop.create_connection(
-                        *args, host=address[0], port=address[1], family=family, proto=proto,
+                    loop: Any = self._loop
+                    return await loop.create_connection(
+                        *args,
+                        host=address[0],
+                        port=address[1],
+                        family=family,
+                        proto=proto,
                         **kwargs,
                     )
             except OSError as exc:

@@ -14,7 +14,9 @@ __all__ = ["MAX_URL_LENGTH", "SUPPORTED_SCHEMES", "parse_url", "url_key"]
 SUPPORTED_SCHEMES = frozenset({"http", "https"})
 MAX_URL_LENGTH = 8192
 # A host after IDNA encoding: DNS labels, IPv4, or an IPv6 literal (yarl strips brackets).
-_HOST_RE = re.compile(r"^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?\.?)+$|^[0-9A-Fa-f:.%A-Za-z]*:[0-9A-Fa-f:.]*$")
+_HOST_RE = re.compile(
+    r"^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?\.?)+$|^[0-9A-Fa-f:.%A-Za-z]*:[0-9A-Fa-f:.]*$"
+)
 
 
 def parse_url(text: str) -> URL:

@@ -40,7 +40,7 @@ __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
 
-_GET_EXAMPLES = """\
+_GET_EXAMPLES = f"""\
 examples:
   aiograb get urls.txt -o images/
   aiograb get urls.csv --url-column image_url -o images/ -c 1000 --per-host 32 --retries 3
@@ -49,9 +49,9 @@ examples:
 
 Run the same command again after a crash or Ctrl-C: it resumes, and nothing
 already done is fetched again. Output: files under OUT/ab/<key>.<ext>,
-OUT/manifest.jsonl (one line per distinct URL) and the journal OUT/{journal}.
+OUT/manifest.jsonl (one line per distinct URL) and the journal OUT/{JOURNAL_NAME}.
 exit codes: 0 all ok, 1 some URLs failed, 2 usage/input error, 130 interrupted.
-""".format(journal=JOURNAL_NAME)
+"""
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 
@@ -74,32 +74,76 @@ def parse_header(text: str) -> tuple[str, str]:
 
 def _add_request_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("concurrency and politeness")
-    g.add_argument("-c", "--concurrency", type=int, default=DEFAULT_CONCURRENCY,
-                   help="requests in flight at once, over all hosts (default %(default)s)")
-    g.add_argument("--per-host", type=int, default=DEFAULT_PER_HOST,
-                   help="requests in flight per host; 0 = no limit (default %(default)s: polite to "
-                        "real sites; use 0 for your own servers)")
-    g.add_argument("--rate", type=float, default=0.0,
-                   help="requests per second per host; 0 = no limit (e.g. --rate 5)")
+    g.add_argument(
+        "-c",
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help="requests in flight at once, over all hosts (default %(default)s)",
+    )
+    g.add_argument(
+        "--per-host",
+        type=int,
+        default=DEFAULT_PER_HOST,
+        help="requests in flight per host; 0 = no limit (default %(default)s: polite to "
+        "real sites; use 0 for your own servers)",
+    )
+    g.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="requests per second per host; 0 = no limit (e.g. --rate 5)",
+    )
     g = p.add_argument_group("request policy")
-    g.add_argument("--retries", type=int, default=3,
-                   help="retries after connect errors, timeouts, resets, 408/429/5xx "
-                        "(exponential backoff with jitter; default %(default)s)")
-    g.add_argument("--timeout", type=float, default=30.0,
-                   help="deadline in seconds for one attempt, headers and body (default %(default)s)")
-    g.add_argument("--connect-timeout", type=float, default=10.0,
-                   help="seconds to establish a connection (default %(default)s)")
-    g.add_argument("--max-redirects", type=int, default=10,
-                   help="redirects to follow; loops are detected (default %(default)s)")
-    g.add_argument("--max-bytes", type=parse_size, default=0,
-                   help="abort bodies larger than this, e.g. 20M; 0 = no limit (default)")
-    g.add_argument("--accept", default="image",
-                   help="'image' (default: checked by Content-Type and magic bytes, so an HTML "
-                        "page is never saved as .jpg), 'any', or MIME types: image/png,image/jpeg")
-    g.add_argument("-H", "--header", type=parse_header, action="append", default=[],
-                   metavar="'NAME: VALUE'", help="extra request header (repeatable)")
-    g.add_argument("--user-agent", default=DEFAULT_USER_AGENT,
-                   help="User-Agent header (default names aiograb)")
+    g.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help="retries after connect errors, timeouts, resets, 408/429/5xx "
+        "(exponential backoff with jitter; default %(default)s)",
+    )
+    g.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="deadline in seconds for one attempt, headers and body (default %(default)s)",
+    )
+    g.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to establish a connection (default %(default)s)",
+    )
+    g.add_argument(
+        "--max-redirects",
+        type=int,
+        default=10,
+        help="redirects to follow; loops are detected (default %(default)s)",
+    )
+    g.add_argument(
+        "--max-bytes",
+        type=parse_size,
+        default=0,
+        help="abort bodies larger than this, e.g. 20M; 0 = no limit (default)",
+    )
+    g.add_argument(
+        "--accept",
+        default="image",
+        help="'image' (default: checked by Content-Type and magic bytes, so an HTML "
+        "page is never saved as .jpg), 'any', or MIME types: image/png,image/jpeg",
+    )
+    g.add_argument(
+        "-H",
+        "--header",
+        type=parse_header,
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="extra request header (repeatable)",
+    )
+    g.add_argument(
+        "--user-agent", default=DEFAULT_USER_AGENT, help="User-Agent header (default names aiograb)"
+    )
 
 
 def _policy(args: argparse.Namespace) -> tuple[Limits, RequestPolicy]:
@@ -120,60 +164,104 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aiograb",
         description="Download and crawl images (and any files) at very high concurrency "
-                    "from one event-loop thread.",
+        "from one event-loop thread.",
         epilog="Run 'aiograb COMMAND --help' for a command's options. "
-               "Try 'aiograb demo' first: it needs no network.",
+        "Try 'aiograb demo' first: it needs no network.",
     )
     parser.add_argument("--version", action="version", version=f"aiograb {__about__.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     fmt = argparse.RawDescriptionHelpFormatter
 
-    p = sub.add_parser("get", help="download a list of URLs to files plus a manifest",
-                       description="Download every URL of a list (txt, csv, tsv, jsonl, parquet, "
-                                   "optionally .gz, or - for stdin) into a folder.",
-                       epilog=_GET_EXAMPLES, formatter_class=fmt)
+    p = sub.add_parser(
+        "get",
+        help="download a list of URLs to files plus a manifest",
+        description="Download every URL of a list (txt, csv, tsv, jsonl, parquet, "
+        "optionally .gz, or - for stdin) into a folder.",
+        epilog=_GET_EXAMPLES,
+        formatter_class=fmt,
+    )
     p.add_argument("input", help="URL list file, or - for stdin")
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder")
     g = p.add_argument_group("input")
-    g.add_argument("--url-column", help="column/key holding the URLs (csv, tsv, jsonl, parquet; "
-                                        "default: url, then image_url, then the only column)")
-    g.add_argument("--input-format", choices=("txt", "csv", "tsv", "jsonl", "parquet"),
-                   help="force the input format (default: from the extension)")
-    g.add_argument("--save-columns", default="",
-                   help="comma-separated extra columns to carry into the manifest, e.g. caption")
-    g.add_argument("--retry-failed", action="store_true",
-                   help="also retry rows that failed in earlier runs")
+    g.add_argument(
+        "--url-column",
+        help="column/key holding the URLs (csv, tsv, jsonl, parquet; "
+        "default: url, then image_url, then the only column)",
+    )
+    g.add_argument(
+        "--input-format",
+        choices=("txt", "csv", "tsv", "jsonl", "parquet"),
+        help="force the input format (default: from the extension)",
+    )
+    g.add_argument(
+        "--save-columns",
+        default="",
+        help="comma-separated extra columns to carry into the manifest, e.g. caption",
+    )
+    g.add_argument(
+        "--retry-failed", action="store_true", help="also retry rows that failed in earlier runs"
+    )
     _add_request_options(p)
     _add_output_options(p)
     p.set_defaults(func=cmd_get)
 
-    p = sub.add_parser("serve", help="run the local test image server (tests, demo, bench)",
-                       description="Serve deterministic images and fault routes on loopback. "
-                                   "See the README for its routes.",
-                       epilog="example:\n  aiograb serve --port 8080 --latency-ms 100",
-                       formatter_class=fmt)
+    p = sub.add_parser(
+        "serve",
+        help="run the local test image server (tests, demo, bench)",
+        description="Serve deterministic images and fault routes on loopback. "
+        "See the README for its routes.",
+        epilog="example:\n  aiograb serve --port 8080 --latency-ms 100",
+        formatter_class=fmt,
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
-    p.add_argument("--port", type=int, default=8080, help="port; 0 picks a free one (default %(default)s)")
-    p.add_argument("--latency-ms", type=float, default=0.0,
-                   help="delay before every response, in ms (default 0)")
-    p.add_argument("--bandwidth-kbps", type=float, default=0.0,
-                   help="pace every body at this many KB/s; 0 = unlimited (default)")
+    p.add_argument(
+        "--port", type=int, default=8080, help="port; 0 picks a free one (default %(default)s)"
+    )
+    p.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="delay before every response, in ms (default 0)",
+    )
+    p.add_argument(
+        "--bandwidth-kbps",
+        type=float,
+        default=0.0,
+        help="pace every body at this many KB/s; 0 = unlimited (default)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the generated images (default 0)")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("demo", help="start the local server and download thousands of images",
-                       description="Start the local image server in a subprocess with ~100 ms "
-                                   "latency and download its images at high concurrency. "
-                                   "Needs no network.",
-                       epilog="example:\n  aiograb demo -n 5000 -c 1000", formatter_class=fmt)
+    p = sub.add_parser(
+        "demo",
+        help="start the local server and download thousands of images",
+        description="Start the local image server in a subprocess with ~100 ms "
+        "latency and download its images at high concurrency. "
+        "Needs no network.",
+        epilog="example:\n  aiograb demo -n 5000 -c 1000",
+        formatter_class=fmt,
+    )
     p.add_argument("-n", type=int, default=3000, help="images to download (default %(default)s)")
-    p.add_argument("-c", "--concurrency", type=int, default=500,
-                   help="requests in flight (default %(default)s)")
-    p.add_argument("--latency-ms", type=float, default=100.0,
-                   help="server latency per response (default %(default)s)")
-    p.add_argument("-o", "--out", type=Path, default=Path("aiograb-demo"),
-                   help="output folder, emptied first if it holds an earlier demo "
-                        "(default %(default)s)")
+    p.add_argument(
+        "-c",
+        "--concurrency",
+        type=int,
+        default=500,
+        help="requests in flight (default %(default)s)",
+    )
+    p.add_argument(
+        "--latency-ms",
+        type=float,
+        default=100.0,
+        help="server latency per response (default %(default)s)",
+    )
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=Path("aiograb-demo"),
+        help="output folder, emptied first if it holds an earlier demo (default %(default)s)",
+    )
     _add_output_options(p)
     p.set_defaults(func=cmd_demo)
     return parser
@@ -182,8 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_output_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("display")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar, summary only")
-    g.add_argument("--summary-json", type=Path, metavar="FILE",
-                   help="also write the summary as JSON to FILE")
+    g.add_argument(
+        "--summary-json", type=Path, metavar="FILE", help="also write the summary as JSON to FILE"
+    )
     g.add_argument("--no-uvloop", action="store_true", help="use asyncio's default loop")
 
 
@@ -208,8 +297,13 @@ def _summary_dict(summary: Summary) -> dict[str, Any]:
     }
 
 
-def _run_download(args: argparse.Namespace, rows: Any, limits: Limits, policy: RequestPolicy,
-                  retry_failed: bool = False) -> int:
+def _run_download(
+    args: argparse.Namespace,
+    rows: Any,
+    limits: Limits,
+    policy: RequestPolicy,
+    retry_failed: bool = False,
+) -> int:
     from ._api import download_async
 
     display = ProgressDisplay(enabled=not args.quiet and sys.stderr.isatty())
@@ -225,9 +319,15 @@ def _run_download(args: argparse.Namespace, rows: Any, limits: Limits, policy: R
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal, sig)
         with display:
-            return await download_async(rows, args.out, limits=limits, policy=policy,
-                                        retry_failed=retry_failed, stop=stop,
-                                        on_progress=display.update)
+            return await download_async(
+                rows,
+                args.out,
+                limits=limits,
+                policy=policy,
+                retry_failed=retry_failed,
+                stop=stop,
+                on_progress=display.update,
+            )
 
     summary = run_loop(main(), use_uvloop=not args.no_uvloop)
     print(format_summary(summary), flush=True)
@@ -241,16 +341,22 @@ def cmd_get(args: argparse.Namespace) -> int:
 
     limits, policy = _policy(args)
     extra = [c.strip() for c in args.save_columns.split(",") if c.strip()]
-    rows = open_source(args.input, url_column=args.url_column, extra_columns=extra,
-                       fmt=args.input_format)
+    rows = open_source(
+        args.input, url_column=args.url_column, extra_columns=extra, fmt=args.input_format
+    )
     return _run_download(args, rows, limits, policy, retry_failed=args.retry_failed)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .testing import ServerConfig, serve
 
-    serve(args.host, args.port, ServerConfig(latency_ms=args.latency_ms,
-                                             bandwidth_kbps=args.bandwidth_kbps, seed=args.seed))
+    serve(
+        args.host,
+        args.port,
+        ServerConfig(
+            latency_ms=args.latency_ms, bandwidth_kbps=args.bandwidth_kbps, seed=args.seed
+        ),
+    )
     return EXIT_OK
 
 
@@ -265,9 +371,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     exts = ("jpg", "png", "webp", "gif")
     limits = Limits(concurrency=args.concurrency, per_host=0)
     with ServerProcess(ServerConfig(latency_ms=args.latency_ms)) as server:
-        print(f"local image server: {server.base_url} ({args.latency_ms:g} ms latency per "
-              f"response); downloading {args.n} images, {args.concurrency} in flight, "
-              "on one event-loop thread", flush=True)
+        print(
+            f"local image server: {server.base_url} ({args.latency_ms:g} ms latency per "
+            f"response); downloading {args.n} images, {args.concurrency} in flight, "
+            "on one event-loop thread",
+            flush=True,
+        )
         urls = (f"{server.base_url}/img/{i}.{exts[i % 4]}" for i in range(args.n))
         code = _run_download(args, urls, limits, RequestPolicy())
     print(f"files: {out}/  manifest: {out / 'manifest.jsonl'}")
@@ -288,8 +397,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line, the traceback only on request
         if os.environ.get("AIOGRAB_DEBUG"):
             raise
-        print(f"aiograb: internal error: {type(exc).__name__}: {exc} "
-              "(set AIOGRAB_DEBUG=1 for a traceback)", file=sys.stderr)
+        print(
+            f"aiograb: internal error: {type(exc).__name__}: {exc} "
+            "(set AIOGRAB_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
     return code
 
