@@ -80,7 +80,9 @@ def map_errors(url: str) -> Iterator[None]:
     except TimeoutError as exc:
         raise Timeout("deadline exceeded (--timeout)", url=url) from exc
     except aiohttp.ClientPayloadError as exc:
-        if _caused_by(exc, ConnectionResetError):
+        # aiohttp keeps the connection error only in the message when the peer
+        # reset the connection mid-body (a clean close leaves it out).
+        if _caused_by(exc, ConnectionResetError) or "ConnectionResetError" in str(exc):
             raise ConnectionReset("connection reset while reading the body", url=url) from exc
         raise Truncated(f"body ended early: {_root_message(exc)}", url=url) from exc
     except aiohttp.ServerDisconnectedError as exc:
