@@ -18,7 +18,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __about__
 from ._config import (
@@ -160,8 +160,15 @@ def _policy(args: argparse.Namespace) -> tuple[Limits, RequestPolicy]:
     return limits, policy
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line plus a hint, not the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="aiograb",
         description="Download and crawl images (and any files) at very high concurrency "
         "from one event-loop thread.",
@@ -169,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Try 'aiograb demo' first: it needs no network.",
     )
     parser.add_argument("--version", action="version", version=f"aiograb {__about__.__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
     fmt = argparse.RawDescriptionHelpFormatter
 
     p = sub.add_parser(
