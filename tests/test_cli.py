@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import aiograb_cli, manifest
 
 from aiograb.testing import RunningServer, ServerConfig, ServerProcess, image_bytes
+from conftest import aiograb_cli, manifest
 
 
 def write_urls(path: Path, urls: list[str]) -> Path:

@@ -7,12 +7,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import by_url, closed_port, manifest, run
 
 from aiograb import FakeClock, Limits, RequestPolicy, RetryPolicy, Summary, Timeouts
 from aiograb._engine import run_get
 from aiograb._sources import InputRow
 from aiograb.testing import RunningServer, file_bytes, flaky_image_index, image_bytes
+from conftest import by_url, closed_port, manifest, run
 
 FAST = RequestPolicy(retry=RetryPolicy(retries=0), timeouts=Timeouts(total=5, connect=2))
 
@@ -146,7 +146,8 @@ def test_retries_with_backoff_then_success(server: RunningServer, tmp_path: Path
     assert summary.retries == 2
     backoffs = [s for s in clock.slept if s > 0]
     assert len(backoffs) == 2
-    assert backoffs[0] <= 10 and backoffs[1] <= 20  # full jitter under the exponential cap
+    assert backoffs[0] <= 10
+    assert backoffs[1] <= 20
 
 
 def test_no_retry_for_404_and_retry_budget_for_500(server: RunningServer, tmp_path: Path) -> None:

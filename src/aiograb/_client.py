@@ -14,6 +14,7 @@ limits) with ``aiograb get``; only the sink differs (memory, not files).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json as jsonlib
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -124,16 +125,14 @@ class Client:
         ends_at = None if deadline is None else loop.time() + deadline
 
         async def produce() -> None:
-            try:
-                if isinstance(requests, AsyncIterable):
-                    async for item in requests:
-                        await todo.put(Request(item) if isinstance(item, str) else item)
-                else:
-                    for item in requests:
-                        await todo.put(Request(item) if isinstance(item, str) else item)
-            finally:
-                for _ in range(n):
-                    await todo.put(None)
+            if isinstance(requests, AsyncIterable):
+                async for item in requests:
+                    await todo.put(Request(item) if isinstance(item, str) else item)
+            else:
+                for item in requests:
+                    await todo.put(Request(item) if isinstance(item, str) else item)
+            for _ in range(n):  # one end-of-input marker per worker
+                await todo.put(None)
 
         async def work() -> None:
             while (req := await todo.get()) is not None:
@@ -149,19 +148,30 @@ class Client:
                 await results.put(result)
 
         async def run() -> None:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(produce())
-                for _ in range(n):
-                    tg.create_task(work())
-            await results.put(None)
-
-        async with asyncio.TaskGroup() as outer:
-            runner = outer.create_task(run())
+            failure: BaseException | None = None
             try:
-                while (result := await results.get()) is not None:
-                    yield result
-            finally:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(produce())
+                    for _ in range(n):
+                        tg.create_task(work())
+            except ExceptionGroup as group:  # the caller's iterable raised: hand it over as is
+                failure = group.exceptions[0]
+            await results.put(None)
+            if failure is not None:
+                raise failure
+
+        # Not a TaskGroup around the yield: a consumer that stops early closes this
+        # generator, and the runner is then cancelled and awaited here, never orphaned.
+        runner = asyncio.create_task(run())
+        try:
+            while (result := await results.get()) is not None:
+                yield result
+            await runner
+        finally:
+            if not runner.done():
                 runner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await runner
 
     @property
     def retries(self) -> int:

@@ -1,0 +1,53 @@
+"""The local test server and its deterministic images, used by tests, the demo and benchmarks.
+
+A real aiohttp server on loopback with images, latency, bandwidth limits and
+faults (resets, truncation, stalls, redirects, wrong types); the routes are
+listed in :mod:`aiograb.testing._server`. Example::
+
+    from aiograb.testing import ServerConfig, image_bytes, serve_in_thread
+
+    with serve_in_thread(ServerConfig(latency_ms=10)) as server:
+        body = urllib.request.urlopen(server.url("/img/3.png")).read()
+        assert body == image_bytes(3, "png")
+"""
+
+from aiograb.testing._images import (
+    EXTENSIONS,
+    POOL_SIZE,
+    SIZES,
+    content_type,
+    file_bytes,
+    image_bytes,
+    warm_cache,
+)
+from aiograb.testing._routes import flaky_image_index
+from aiograb.testing._server import (
+    RunningServer,
+    ServerProcess,
+    make_app,
+    open_server,
+    serve,
+    serve_in_thread,
+)
+from aiograb.testing._state import DEFAULT_CONFIG, MAX_RECORDED, RecordedRequest, ServerConfig
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "EXTENSIONS",
+    "MAX_RECORDED",
+    "POOL_SIZE",
+    "SIZES",
+    "RecordedRequest",
+    "RunningServer",
+    "ServerConfig",
+    "ServerProcess",
+    "content_type",
+    "file_bytes",
+    "flaky_image_index",
+    "image_bytes",
+    "make_app",
+    "open_server",
+    "serve",
+    "serve_in_thread",
+    "warm_cache",
+]
