@@ -276,3 +276,18 @@ def test_extra_columns_reach_the_manifest(server: RunningServer, tmp_path: Path)
     rows = [InputRow(line=1, url=server.url("/img/1.png"), extra={"caption": "a cat"})]
     run(run_get(rows, tmp_path, policy=FAST))
     assert manifest(tmp_path)[0]["extra"] == {"caption": "a cat"}
+
+
+def test_a_busy_host_does_not_hold_up_the_others(server: RunningServer, tmp_path: Path) -> None:
+    """Rows for a host at its limit wait aside; workers serve other hosts meanwhile."""
+    port = server.base_url.rsplit(":", 1)[1]
+    slow = [server.url(f"/img/{i}.png?latency_ms=150") for i in range(5)]  # host 127.0.0.1
+    fast = [f"http://localhost:{port}/img/{i}.jpg" for i in range(20)]  # another host name
+    get(slow + fast, tmp_path, limits=Limits(concurrency=4, per_host=1))
+    rows = by_url(tmp_path)
+    assert all(r["state"] == "ok" for r in rows.values())
+    fast_done = max(rows[u]["started"] + rows[u]["elapsed"] for u in fast)
+    slow_last_start = max(rows[u]["started"] for u in slow)
+    # Without parking, three of four workers would wait on the slow host's single slot
+    # and the fast host's rows would only start once the slow ones were all under way.
+    assert fast_done < slow_last_start

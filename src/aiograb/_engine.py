@@ -17,9 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
+
+from yarl import URL
 
 from ._clock import Clock, LoopClock
 from ._config import Limits, RequestPolicy
@@ -40,6 +43,7 @@ INGEST_CHUNK = 2000
 PENDING_CHUNK = 500
 FLUSH_ROWS = 1000
 FLUSH_SECONDS = 0.5
+PARK_PER_WORKER = 4
 
 
 class _Stopped(Exception):
@@ -68,6 +72,44 @@ _ROW_ERRORS = {
 }
 
 
+def _host(key: str) -> str:
+    # ``key`` is a normalised URL (already encoded): the same host Politeness sees.
+    return URL(key, encoded=True).host or ""
+
+
+class _Parking:
+    """Rows waiting for a busy or paused host, per host, bounded in total."""
+
+    def __init__(self, limit: int) -> None:
+        self._rows: dict[str, deque[PendingRow]] = {}
+        self._limit = limit
+        self.size = 0
+
+    def park(self, host: str, row: PendingRow) -> bool:
+        if self.size >= self._limit:
+            return False
+        self._rows.setdefault(host, deque()).append(row)
+        self.size += 1
+        return True
+
+    def pop(self, host: str) -> PendingRow | None:
+        rows = self._rows.get(host)
+        if not rows:
+            return None
+        row = rows.popleft()
+        if not rows:
+            del self._rows[host]
+        self.size -= 1
+        return row
+
+    def pop_any(self) -> tuple[str, PendingRow] | None:
+        for host in self._rows:
+            row = self.pop(host)
+            assert row is not None
+            return host, row
+        return None
+
+
 class _Run:
     def __init__(
         self,
@@ -86,6 +128,7 @@ class _Run:
         self._sink = sink
         self.fetcher = fetcher
         self._workers = limits.concurrency
+        self._parking = _Parking(PARK_PER_WORKER * limits.concurrency)
         self._retry_failed = retry_failed
         self._on_progress = on_progress
         self._interval = progress_interval
@@ -148,20 +191,40 @@ class _Run:
             await queue.put(None)
 
     async def _work(self, queue: asyncio.Queue[PendingRow | None]) -> None:
-        fetch, journal, progress, sink = self.fetcher.fetch, self.journal, self.progress, self._sink
+        parking, politeness = self._parking, self.fetcher.politeness
         while (row := await queue.get()) is not None:
-            key = url_key(row.key)
-            outcome = await fetch(Request(row.url), sink, key)
-            if outcome.ok:
-                progress.ok += 1
-                progress.bytes += outcome.stored.size if outcome.stored else 0
-            else:
-                progress.failed += 1
-                progress.errors[outcome.error_code or "unknown"] += 1
-                sink.remove_stale(key)
-            journal.record(row.id, outcome)
-            if journal.buffered >= FLUSH_ROWS:
-                journal.flush()
+            host = _host(row.key)
+            # A row for a host that is busy or paused waits aside, so this worker can
+            # serve other hosts meanwhile (bounded: past the limit, the worker waits).
+            if not politeness.available(host) and parking.park(host, row):
+                continue
+            await self._fetch_host(host, row)
+        # End of input: finish the rows still parked, each worker taking its share.
+        while (item := parking.pop_any()) is not None:
+            await self._fetch_host(*item)
+
+    async def _fetch_host(self, host: str, row: PendingRow) -> None:
+        """Fetch a row, then keep serving rows parked for the same host while it has room."""
+        parking, politeness = self._parking, self.fetcher.politeness
+        next_row: PendingRow | None = row
+        while next_row is not None:
+            await self._fetch_row(next_row)
+            next_row = parking.pop(host) if politeness.available(host) else None
+
+    async def _fetch_row(self, row: PendingRow) -> None:
+        journal, progress, sink = self.journal, self.progress, self._sink
+        key = url_key(row.key)
+        outcome = await self.fetcher.fetch(Request(row.url), sink, key)
+        if outcome.ok:
+            progress.ok += 1
+            progress.bytes += outcome.stored.size if outcome.stored else 0
+        else:
+            progress.failed += 1
+            progress.errors[outcome.error_code or "unknown"] += 1
+            sink.remove_stale(key)
+        journal.record(row.id, outcome)
+        if journal.buffered >= FLUSH_ROWS:
+            journal.flush()
 
     async def _tick(self, done: asyncio.Event) -> None:
         while not done.is_set():

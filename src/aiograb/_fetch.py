@@ -114,7 +114,7 @@ class Fetcher:
         rng: random.Random | None = None,
     ) -> None:
         self._transport = transport
-        self._politeness = politeness
+        self.politeness = politeness
         self._policy = policy
         self._accept = AcceptPolicy(policy.accept)
         self._clock = clock
@@ -177,7 +177,7 @@ class Fetcher:
         for _hop in range(self._policy.max_redirects + 1):
             host = url.host or ""
             async with (
-                self._politeness.slot(host),
+                self.politeness.slot(host),
                 self._transport.send(
                     method, url, headers=headers, body=body, timeouts=self._policy.timeouts
                 ) as resp,
@@ -226,7 +226,7 @@ class Fetcher:
         if resp.status in (429, 503):
             retry_after = parse_retry_after(resp.headers.get("Retry-After"), time.time())
             if retry_after is not None and retry_after > 0:
-                self._politeness.pause(host, min(retry_after, self._policy.retry.max_retry_after))
+                self.politeness.pause(host, min(retry_after, self._policy.retry.max_retry_after))
         return HTTPStatusError(resp.status, url=url, retry_after=retry_after)
 
     async def _read_body(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ._clock import Clock
 from ._config import Limits
@@ -24,7 +24,6 @@ class _Slot:
     users: int = 0
     next_start: float = 0.0
     paused_until: float = 0.0
-    pauses: list[float] = field(default_factory=list)
 
 
 class Politeness:
@@ -51,6 +50,16 @@ class Politeness:
         if until > slot.paused_until:
             slot.paused_until = until
             self.pauses += 1
+
+    def available(self, host: str) -> bool:
+        """Whether a request to ``host`` could start right now without waiting."""
+        slot = self._slots.get(host)
+        if slot is None:
+            return True
+        if slot.semaphore is not None and slot.semaphore.locked():
+            return False
+        now = self._clock.now()
+        return slot.paused_until <= now and slot.next_start <= now
 
     def paused_for(self, host: str) -> float:
         """Seconds until ``host`` may be asked again (0 when it may be now)."""
