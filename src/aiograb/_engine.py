@@ -16,60 +16,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from yarl import URL
 
 from ._clock import Clock, LoopClock
 from ._config import Limits, RequestPolicy
-from ._exceptions import InvalidURL
 from ._fetch import Fetcher, Request
-from ._journal import JOURNAL_NAME, Journal, NewRow, PendingRow
+from ._journal import PendingRow
 from ._politeness import Politeness
-from ._sinks import FileSink
+from ._runstate import MANIFEST_NAME, OutcomeHook, RunState
 from ._sources import InputRow
-from ._stats import Progress, ResourcePeaks, Summary, peak_rss_mb
+from ._stats import Progress, Summary
 from ._transport import AiohttpTransport, Transport
-from ._urls import parse_url, url_key
+from ._urls import url_key
 
 __all__ = ["MANIFEST_NAME", "run_get"]
 
-MANIFEST_NAME = "manifest.jsonl"
-INGEST_CHUNK = 2000
-PENDING_CHUNK = 500
-FLUSH_ROWS = 1000
-FLUSH_SECONDS = 0.5
 PARK_PER_WORKER = 4
 
 
 class _Stopped(Exception):
     """Raised inside the task group to stop a run on request."""
-
-
-def _to_journal(rows: Iterable[InputRow]) -> Iterator[NewRow]:
-    for row in rows:
-        if row.error is not None:
-            yield NewRow(
-                f"line:{row.line}", row.url, row.line, row.error, _ROW_ERRORS[row.error], row.extra
-            )
-            continue
-        try:
-            url = parse_url(row.url)
-        except InvalidURL as exc:
-            yield NewRow(f"line:{row.line}", row.url, row.line, exc.code, str(exc), row.extra)
-            continue
-        yield NewRow(str(url), row.url, row.line, extra=row.extra)
-
-
-_ROW_ERRORS = {
-    "invalid_encoding": "input row is not valid UTF-8",
-    "invalid_row": "input row is not valid (bad JSON, or no URL field)",
-    "missing_url": "input row has no URL",
-}
 
 
 def _host(key: str) -> str:
@@ -112,33 +82,13 @@ class _Parking:
 
 class _Run:
     def __init__(
-        self,
-        rows: Iterable[InputRow],
-        journal: Journal,
-        sink: FileSink,
-        fetcher: Fetcher,
-        limits: Limits,
-        *,
-        retry_failed: bool,
-        on_progress: Callable[[Progress], None] | None,
-        progress_interval: float,
+        self, state: RunState, fetcher: Fetcher, limits: Limits, progress_interval: float
     ) -> None:
-        self._rows = _to_journal(rows)
-        self.journal = journal
-        self._sink = sink
+        self.state = state
         self.fetcher = fetcher
         self._workers = limits.concurrency
         self._parking = _Parking(PARK_PER_WORKER * limits.concurrency)
-        self._retry_failed = retry_failed
-        self._on_progress = on_progress
         self._interval = progress_interval
-        self.progress = Progress()
-        self.peaks = ResourcePeaks()
-        counts = journal.counts()
-        self.progress.total = sum(counts.values())
-        self.progress.already_done = counts.get("ok", 0) + (
-            0 if retry_failed else counts.get("failed", 0)
-        )
 
     async def run(self, stop: asyncio.Event | None) -> bool:
         """Run to completion; return True when stopped early."""
@@ -170,23 +120,10 @@ class _Run:
             raise _Stopped
 
     async def _produce(self, queue: asyncio.Queue[PendingRow | None]) -> None:
-        cursor = 0
-        while True:
-            batch = self.journal.pending(cursor, PENDING_CHUNK, retry_failed=self._retry_failed)
-            if batch:
-                cursor = batch[-1].id
-                for row in batch:
-                    await queue.put(row)
-                continue
-            if self.progress.input_done:
-                break
-            chunk = list(islice(self._rows, INGEST_CHUNK))
-            if len(chunk) < INGEST_CHUNK:
-                self.progress.input_done = True
-            new_pending, new_failed = self.journal.add(chunk)
-            self.progress.total += new_pending + new_failed
-            self.progress.failed += new_failed
-            await asyncio.sleep(0)  # let workers run between chunks
+        for n, row in enumerate(self.state.pending()):
+            await queue.put(row)
+            if n % 1000 == 999:
+                await asyncio.sleep(0)  # reading input never starves the workers
         for _ in range(self._workers):
             await queue.put(None)
 
@@ -208,34 +145,16 @@ class _Run:
         parking, politeness = self._parking, self.fetcher.politeness
         next_row: PendingRow | None = row
         while next_row is not None:
-            await self._fetch_row(next_row)
+            key = url_key(next_row.key)
+            outcome = await self.fetcher.fetch(Request(next_row.url), self.state.sink, key)
+            self.state.record(next_row, outcome, key)
             next_row = parking.pop(host) if politeness.available(host) else None
-
-    async def _fetch_row(self, row: PendingRow) -> None:
-        journal, progress, sink = self.journal, self.progress, self._sink
-        key = url_key(row.key)
-        outcome = await self.fetcher.fetch(Request(row.url), sink, key)
-        if outcome.ok:
-            progress.ok += 1
-            progress.bytes += outcome.stored.size if outcome.stored else 0
-        else:
-            progress.failed += 1
-            progress.errors[outcome.error_code or "unknown"] += 1
-            sink.remove_stale(key)
-        journal.record(row.id, outcome)
-        if journal.buffered >= FLUSH_ROWS:
-            journal.flush()
 
     async def _tick(self, done: asyncio.Event) -> None:
         while not done.is_set():
-            self.peaks.sample()
-            if time.monotonic() - self.journal.last_commit >= FLUSH_SECONDS:
-                self.journal.flush()
-            if self._on_progress is not None:
-                self._on_progress(self.progress)
+            self.state.tick()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), self._interval)
-        self.peaks.sample()
 
 
 async def run_get(
@@ -249,57 +168,25 @@ async def run_get(
     clock: Clock | None = None,
     stop: asyncio.Event | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    on_outcome: OutcomeHook | None = None,
     progress_interval: float = 0.2,
 ) -> Summary:
     """Download every URL of ``rows`` into ``out_dir``; resume what a journal there holds."""
     limits = limits or Limits()
     policy = policy or RequestPolicy()
-    out = Path(out_dir)
-    sink = FileSink(out)
-    sink.prepare()
-    journal = Journal(out / JOURNAL_NAME)
+    state = RunState(
+        rows, out_dir, retry_failed=retry_failed, on_progress=on_progress, on_outcome=on_outcome
+    )
     clock = clock or LoopClock()
     own_transport = transport is None
     transport = transport or AiohttpTransport(limits)
     fetcher = Fetcher(transport, Politeness(limits, clock), policy, clock)
-    run = _Run(
-        rows,
-        journal,
-        sink,
-        fetcher,
-        limits,
-        retry_failed=retry_failed,
-        on_progress=on_progress,
-        progress_interval=progress_interval,
-    )
-    t0 = time.monotonic()
+    run = _Run(state, fetcher, limits, progress_interval)
     interrupted = True  # until the run returns normally
     try:
         interrupted = await run.run(stop)
     finally:
-        run.peaks.sample()
-        elapsed = time.monotonic() - t0
-        journal.flush()
-        journal.write_manifest(out / MANIFEST_NAME)
-        counts, errors = journal.counts(), journal.error_counts()
-        journal.close()
+        summary = state.close(interrupted=interrupted, retries=fetcher.retries)
         if own_transport:
             await transport.aclose()
-        if on_progress is not None:
-            on_progress(run.progress)
-    return Summary(
-        out_dir=out,
-        manifest=out / MANIFEST_NAME,
-        journal=out / JOURNAL_NAME,
-        counts=counts,
-        errors=errors,
-        fetched=run.progress.done,
-        ok=run.progress.ok,
-        failed=run.progress.failed,
-        bytes=run.progress.bytes,
-        elapsed=elapsed,
-        retries=fetcher.retries,
-        peak_threads=run.peaks.threads,
-        peak_rss_mb=peak_rss_mb(),
-        interrupted=interrupted,
-    )
+    return summary

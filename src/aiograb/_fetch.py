@@ -9,6 +9,7 @@ from __future__ import annotations
 import email.utils
 import json as jsonlib
 import random
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from ._exceptions import (
 )
 from ._politeness import Politeness
 from ._sinks import BodyWriter, Stored
-from ._transport import ResponseStream, Transport
+from ._transport import Transport
 from ._urls import parse_url
 
 __all__ = ["Fetcher", "Outcome", "Request"]
@@ -75,6 +76,12 @@ class Outcome:
     started: float = 0.0  # wall clock (time.time())
     elapsed: float = 0.0  # seconds, all attempts and waits
     headers: Mapping[str, str] = field(default_factory=dict)
+    info: dict[str, Any] | None = None  # what later processing learnt (width, height, ...)
+    # perf_counter() instants of the last attempt, and the thread it ran on (timelines).
+    t_start: float = 0.0
+    t_first_byte: float = 0.0
+    t_end: float = 0.0
+    thread: int = 0
 
     @property
     def error_code(self) -> str | None:
@@ -101,6 +108,121 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+class BodyReader:
+    """Checks and stores a body as it streams: limits, accept policy, sink. Sans-IO.
+
+    Call ``feed`` with each chunk and ``finish`` at the end; on any error the
+    writer is aborted, so nothing partial is ever left behind.
+    """
+
+    __slots__ = ("_accept", "_ctype", "_head", "_limit", "_mime", "_size", "_url", "_writer")
+
+    def __init__(
+        self,
+        accept: AcceptPolicy,
+        limit: int,
+        headers: Mapping[str, str],
+        writer: BodyWriter,
+        url: str,
+    ) -> None:
+        self._accept, self._limit, self._writer, self._url = accept, limit, writer, url
+        self._ctype = headers.get("Content-Type")
+        self._head = b""
+        self._mime: str | None = None
+        self._size = 0
+        accept.check_header(self._ctype, url)
+        length = headers.get("Content-Length")
+        if limit and length is not None and length.isdigit() and int(length) > limit:
+            raise TooLarge(f"Content-Length {length} > --max-bytes {limit}", url=url)
+
+    def feed(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._limit and self._size > self._limit:
+            raise TooLarge(f"body exceeds --max-bytes {self._limit}", url=self._url)
+        if self._mime is None:
+            self._head += chunk
+            if len(self._head) < SNIFF_BYTES:
+                return
+            self._mime = self._accept.check_body(self._head, self._ctype, self._url)
+            chunk, self._head = self._head, b""
+        self._writer.write(chunk)
+
+    def finish(self) -> tuple[Stored, str]:
+        if self._mime is None:  # the whole body was shorter than SNIFF_BYTES
+            self._mime = self._accept.check_body(self._head, self._ctype, self._url)
+            if self._head:
+                self._writer.write(self._head)
+        return self._writer.commit(self._mime), self._mime
+
+    def abort(self) -> None:
+        self._writer.abort()
+
+
+class FetchRules:
+    """The request policy as pure decisions, shared by the async and blocking engines."""
+
+    def __init__(self, policy: RequestPolicy, rng: random.Random | None = None) -> None:
+        self.policy = policy
+        self.accept = AcceptPolicy(policy.accept)
+        self._rng = rng or random.Random()
+        self.headers = {"User-Agent": policy.user_agent, **policy.headers}
+
+    def request_headers(self, request: Request) -> tuple[bytes | None, dict[str, str]]:
+        body, body_headers = request.body()
+        return body, {**self.headers, **body_headers, **(request.headers or {})}
+
+    def retry_wait(self, exc: RequestError, method: str, attempts: int) -> float | None:
+        """Seconds to wait before the next attempt, or None when the URL has failed."""
+        retry = self.policy.retry
+        if not exc.retryable or attempts > retry.retries:
+            return None
+        if method not in _IDEMPOTENT and exc.code not in ("connect_refused", "dns_error"):
+            return None
+        wait = retry.delay(attempts, self._rng.random())
+        if isinstance(exc, HTTPStatusError) and exc.retry_after is not None:
+            if exc.retry_after > retry.max_retry_after:
+                return None
+            wait = max(wait, exc.retry_after)
+        return wait
+
+    def redirect(
+        self, status: int, headers: Mapping[str, str], url: URL, seen: set[str], origin: str
+    ) -> URL | None:
+        """The next URL when this response is a redirect to follow, else None."""
+        if status not in _REDIRECTS or "Location" not in headers:
+            return None
+        location = headers["Location"]
+        try:
+            target = parse_url(str(url.join(URL(location))))
+        except (ValueError, InvalidURL) as exc:
+            raise RedirectError(
+                f"bad redirect to {location!r}: {exc}", url=origin, code="bad_redirect"
+            ) from exc
+        text = str(target)
+        if text in seen:
+            raise RedirectError(f"redirect loop back to {text}", url=origin, code="redirect_loop")
+        seen.add(text)
+        return target
+
+    @staticmethod
+    def redirect_method(status: int, method: str) -> str:
+        return "GET" if status == 303 or (status in (301, 302) and method == "POST") else method
+
+    def too_many_redirects(self, url: str) -> RedirectError:
+        return RedirectError(
+            f"more than {self.policy.max_redirects} redirects", url=url, code="too_many_redirects"
+        )
+
+    def status_error(self, status: int, headers: Mapping[str, str], url: str) -> HTTPStatusError:
+        retry_after = None
+        if status in (429, 503):
+            retry_after = parse_retry_after(headers.get("Retry-After"), time.time())
+        return HTTPStatusError(status, url=url, retry_after=retry_after)
+
+    def body_reader(self, headers: Mapping[str, str], writer: BodyWriter, url: str) -> BodyReader:
+        return BodyReader(self.accept, self.policy.max_bytes, headers, writer, url)
+
+
 class Fetcher:
     """Fetch URLs under one ``RequestPolicy``, sharing a transport and host slots."""
 
@@ -116,10 +238,8 @@ class Fetcher:
         self._transport = transport
         self.politeness = politeness
         self._policy = policy
-        self._accept = AcceptPolicy(policy.accept)
+        self._rules = FetchRules(policy, rng)
         self._clock = clock
-        self._rng = rng or random.Random()
-        self._headers = {"User-Agent": policy.user_agent, **policy.headers}
         self.retries = 0  # attempts beyond the first, over all URLs
 
     async def fetch(self, request: Request, sink: SinkFactory, key: str) -> Outcome:
@@ -131,8 +251,10 @@ class Fetcher:
         except InvalidURL as exc:
             outcome.error = exc
             return outcome
+        outcome.thread = threading.get_ident()
         while True:
             outcome.attempts += 1
+            outcome.t_start = time.perf_counter()
             try:
                 await self._attempt(method, url, request, sink, key, outcome)
                 outcome.ok = True
@@ -141,26 +263,14 @@ class Fetcher:
             except RequestError as exc:
                 exc.url = exc.url or request.url
                 outcome.error = exc
-                wait = self._retry_wait(exc, method, outcome.attempts)
+                wait = self._rules.retry_wait(exc, method, outcome.attempts)
                 if wait is None:
                     break
                 self.retries += 1
                 await self._clock.sleep(wait)
         outcome.elapsed = self._clock.now() - t0
+        outcome.t_end = time.perf_counter()
         return outcome
-
-    def _retry_wait(self, exc: RequestError, method: str, attempts: int) -> float | None:
-        retry = self._policy.retry
-        if not exc.retryable or attempts > retry.retries:
-            return None
-        if method not in _IDEMPOTENT and exc.code not in ("connect_refused", "dns_error"):
-            return None
-        wait = retry.delay(attempts, self._rng.random())
-        if isinstance(exc, HTTPStatusError) and exc.retry_after is not None:
-            if exc.retry_after > retry.max_retry_after:
-                return None
-            wait = max(wait, exc.retry_after)
-        return wait
 
     async def _attempt(
         self,
@@ -171,8 +281,8 @@ class Fetcher:
         key: str,
         outcome: Outcome,
     ) -> None:
-        body, body_headers = request.body()
-        headers = {**self._headers, **body_headers, **(request.headers or {})}
+        rules = self._rules
+        body, headers = rules.request_headers(request)
         seen = {str(url)}
         for _hop in range(self._policy.max_redirects + 1):
             host = url.host or ""
@@ -182,82 +292,28 @@ class Fetcher:
                     method, url, headers=headers, body=body, timeouts=self._policy.timeouts
                 ) as resp,
             ):
+                outcome.t_first_byte = time.perf_counter()
                 outcome.status = resp.status
                 outcome.final_url = resp.url
-                if resp.status in _REDIRECTS and "Location" in resp.headers:
-                    url = self._next_hop(url, resp.headers["Location"], seen, request.url)
-                    if resp.status == 303 or (resp.status in (301, 302) and method == "POST"):
-                        method, body = "GET", None
+                target = rules.redirect(resp.status, resp.headers, url, seen, request.url)
+                if target is not None:
+                    url, method = target, rules.redirect_method(resp.status, method)
+                    body = None if method == "GET" else body
                     continue
                 if not 200 <= resp.status < 300:
-                    raise self._status_error(resp, host, request.url)
+                    error = rules.status_error(resp.status, resp.headers, request.url)
+                    if error.retry_after:
+                        retry = self._policy.retry
+                        self.politeness.pause(host, min(error.retry_after, retry.max_retry_after))
+                    raise error
                 outcome.headers = resp.headers
-                outcome.stored, outcome.content_type = await self._read_body(
-                    resp, sink.open(key), request.url
-                )
+                reader = rules.body_reader(resp.headers, sink.open(key), request.url)
+                try:
+                    while chunk := await resp.read_chunk():
+                        reader.feed(chunk)
+                    outcome.stored, outcome.content_type = reader.finish()
+                except BaseException:
+                    reader.abort()
+                    raise
                 return
-        raise RedirectError(
-            f"more than {self._policy.max_redirects} redirects",
-            url=request.url,
-            code="too_many_redirects",
-        )
-
-    def _next_hop(self, url: URL, location: str, seen: set[str], origin: str) -> URL:
-        try:
-            target = url.join(URL(location))
-        except ValueError as exc:
-            raise RedirectError(
-                f"bad redirect Location {location!r}", url=origin, code="bad_redirect"
-            ) from exc
-        try:
-            target = parse_url(str(target))
-        except InvalidURL as exc:
-            raise RedirectError(
-                f"redirect to a URL we refuse: {exc}", url=origin, code="bad_redirect"
-            ) from exc
-        text = str(target)
-        if text in seen:
-            raise RedirectError(f"redirect loop back to {text}", url=origin, code="redirect_loop")
-        seen.add(text)
-        return target
-
-    def _status_error(self, resp: ResponseStream, host: str, url: str) -> HTTPStatusError:
-        retry_after = None
-        if resp.status in (429, 503):
-            retry_after = parse_retry_after(resp.headers.get("Retry-After"), time.time())
-            if retry_after is not None and retry_after > 0:
-                self.politeness.pause(host, min(retry_after, self._policy.retry.max_retry_after))
-        return HTTPStatusError(resp.status, url=url, retry_after=retry_after)
-
-    async def _read_body(
-        self, resp: ResponseStream, writer: BodyWriter, url: str
-    ) -> tuple[Stored, str]:
-        limit = self._policy.max_bytes
-        ctype = resp.headers.get("Content-Type")
-        self._accept.check_header(ctype, url)
-        length = resp.headers.get("Content-Length")
-        if limit and length is not None and length.isdigit() and int(length) > limit:
-            raise TooLarge(f"Content-Length {length} > --max-bytes {limit}", url=url)
-        try:
-            head = b""
-            mime: str | None = None
-            size = 0
-            while True:
-                chunk = await resp.read_chunk()
-                if chunk:
-                    size += len(chunk)
-                    if limit and size > limit:
-                        raise TooLarge(f"body exceeds --max-bytes {limit}", url=url)
-                if mime is None:
-                    head += chunk
-                    if chunk and len(head) < SNIFF_BYTES:
-                        continue
-                    mime = self._accept.check_body(head, ctype, url)
-                    chunk = head
-                if not chunk:
-                    break
-                writer.write(chunk)
-            return writer.commit(mime), mime
-        except BaseException:
-            writer.abort()
-            raise
+        raise rules.too_many_redirects(request.url)

@@ -46,7 +46,11 @@ CREATE TABLE IF NOT EXISTS items (
     started REAL,
     elapsed REAL,
     final_url TEXT,
-    extra TEXT
+    extra TEXT,                      -- input columns carried along (JSON)
+    kind TEXT NOT NULL DEFAULT 'file', -- file | page | image (crawl)
+    depth INTEGER,                   -- crawl depth
+    found_on INTEGER,                -- id of the page row this URL was found on
+    info TEXT                        -- what processing learnt (JSON: width, height, ...)
 );
 CREATE INDEX IF NOT EXISTS items_state ON items(state, id);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,10 +79,13 @@ MANIFEST_FIELDS = (
 class NewRow:
     key: str
     url: str
-    line: int
+    line: int | None
     error: str | None = None
     message: str | None = None
     extra: Mapping[str, Any] | None = None
+    kind: str = "file"
+    depth: int | None = None
+    found_on: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +174,7 @@ class Journal:
                 outcome.started,
                 round(outcome.elapsed, 6),
                 outcome.final_url,
+                json.dumps(outcome.info) if outcome.info else None,
                 row_id,
             )
         )
@@ -184,7 +192,7 @@ class Journal:
         self._db.execute("BEGIN")
         self._db.executemany(
             "UPDATE items SET state=?, path=?, bytes=?, sha256=?, content_type=?, status=?,"
-            " error=?, message=?, attempts=attempts+?, started=?, elapsed=?, final_url=?"
+            " error=?, message=?, attempts=attempts+?, started=?, elapsed=?, final_url=?, info=?"
             " WHERE id=?",
             updates,
         )
@@ -204,12 +212,26 @@ class Journal:
         return {error: n for error, n in cur}
 
     def rows(self) -> Iterator[dict[str, Any]]:
-        """Every row in input order, as manifest records."""
-        cur = self._db.execute(f"SELECT {', '.join(MANIFEST_FIELDS)} FROM items ORDER BY id")
+        """Every row in input order, as manifest records.
+
+        The crawl fields (kind, depth, found_on) appear only when set beyond the
+        defaults; what processing learnt (``info``: width, height, ...) is merged in.
+        """
+        columns = ", ".join(MANIFEST_FIELDS)
+        cur = self._db.execute(
+            f"SELECT {columns}, kind, depth, found_on, info FROM items"
+            " ORDER BY line IS NULL, line, id"
+        )
+        n = len(MANIFEST_FIELDS)
         for values in cur:
-            record = dict(zip(MANIFEST_FIELDS, values, strict=True))
+            record = dict(zip(MANIFEST_FIELDS, values[:n], strict=True))
             if record["extra"] is not None:
                 record["extra"] = json.loads(record["extra"])
+            kind, depth, found_on, info = values[n:]
+            if kind != "file":
+                record.update(kind=kind, depth=depth, found_on=found_on)
+            if info is not None:
+                record.update(json.loads(info))
             yield record
 
     def write_manifest(self, path: str | os.PathLike[str]) -> int:
