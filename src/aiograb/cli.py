@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __about__
+from ._blocking import ENGINES
 from ._config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_PER_HOST,
@@ -210,6 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--retry-failed", action="store_true", help="also retry rows that failed in earlier runs"
     )
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="async",
+        help="async (default): one event-loop thread; threads: a pool of -c threads with "
+        "blocking urllib3; sync: one request at a time (for comparison, see 'aiograb bench')",
+    )
     _add_request_options(p)
     _add_output_options(p)
     p.set_defaults(func=cmd_get)
@@ -312,10 +320,29 @@ def _run_download(
     limits: Limits,
     policy: RequestPolicy,
     retry_failed: bool = False,
+    engine: str = "async",
 ) -> int:
-    from ._api import download_async
-
     display = ProgressDisplay(enabled=not args.quiet and sys.stderr.isatty())
+    with display:
+        if engine == "async":
+            summary = _run_async(args, rows, limits, policy, retry_failed, display)
+        else:
+            summary = _run_blocking(args, rows, limits, policy, retry_failed, display, engine)
+    print(format_summary(summary), flush=True)
+    if args.summary_json:
+        args.summary_json.write_text(json.dumps(_summary_dict(summary), indent=2) + "\n")
+    return summary.exit_code
+
+
+def _run_async(
+    args: argparse.Namespace,
+    rows: Any,
+    limits: Limits,
+    policy: RequestPolicy,
+    retry_failed: bool,
+    display: ProgressDisplay,
+) -> Summary:
+    from ._api import download_async
 
     async def main() -> Summary:
         stop = asyncio.Event()
@@ -327,22 +354,50 @@ def _run_download(
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal, sig)
-        with display:
-            return await download_async(
-                rows,
-                args.out,
-                limits=limits,
-                policy=policy,
-                retry_failed=retry_failed,
-                stop=stop,
-                on_progress=display.update,
-            )
+        return await download_async(
+            rows,
+            args.out,
+            limits=limits,
+            policy=policy,
+            retry_failed=retry_failed,
+            stop=stop,
+            on_progress=display.update,
+        )
 
-    summary = run_loop(main(), use_uvloop=not args.no_uvloop)
-    print(format_summary(summary), flush=True)
-    if args.summary_json:
-        args.summary_json.write_text(json.dumps(_summary_dict(summary), indent=2) + "\n")
-    return summary.exit_code
+    return run_loop(main(), use_uvloop=not args.no_uvloop)
+
+
+def _run_blocking(
+    args: argparse.Namespace,
+    rows: Any,
+    limits: Limits,
+    policy: RequestPolicy,
+    retry_failed: bool,
+    display: ProgressDisplay,
+    engine: str,
+) -> Summary:
+    import threading
+
+    from ._blocking import run_get_blocking
+
+    stop = threading.Event()
+
+    def on_signal(sig: int, _frame: object) -> None:
+        signal.signal(sig, signal.SIG_DFL if sig == signal.SIGTERM else signal.default_int_handler)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    return run_get_blocking(
+        rows,
+        args.out,
+        engine=engine,
+        limits=limits,
+        policy=policy,
+        retry_failed=retry_failed,
+        stop=stop,
+        on_progress=display.update,
+    )
 
 
 def cmd_get(args: argparse.Namespace) -> int:
@@ -353,7 +408,9 @@ def cmd_get(args: argparse.Namespace) -> int:
     rows = open_source(
         args.input, url_column=args.url_column, extra_columns=extra, fmt=args.input_format
     )
-    return _run_download(args, rows, limits, policy, retry_failed=args.retry_failed)
+    return _run_download(
+        args, rows, limits, policy, retry_failed=args.retry_failed, engine=args.engine
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
