@@ -38,6 +38,8 @@ def test_public_api_is_what_we_mean_to_export() -> None:
         "Timeout", "ConnectionReset", "Truncated", "ProtocolError", "HTTPStatusError",
         "RedirectError", "ContentError", "TooLarge", "NotAccepted", "WriteError",
         "DeadlineExceeded", "UsageError", "InputError",
+        # the image pipeline
+        "ImagePipeline", "ImageOptions", "ImageError",
     }  # fmt: skip
     assert set(aiograb.__all__) == expected
     for name in expected:

@@ -28,6 +28,7 @@ from ._exceptions import (
     ContentError,
     DeadlineExceeded,
     HTTPStatusError,
+    ImageError,
     InputError,
     InvalidURL,
     NotAccepted,
@@ -42,6 +43,8 @@ from ._exceptions import (
     WriteError,
 )
 from ._fetch import Request
+from ._imagework import ImageOptions
+from ._pipeline import ImagePipeline
 from ._sources import InputRow, open_source
 from ._stats import Progress, Summary
 from ._transport import AiohttpTransport, ResponseStream, Transport
@@ -60,6 +63,9 @@ __all__ = [
     "DeadlineExceeded",
     "FakeClock",
     "HTTPStatusError",
+    "ImageError",
+    "ImageOptions",
+    "ImagePipeline",
     "InputError",
     "InputRow",
     "InvalidURL",

@@ -7,12 +7,16 @@ import os
 import signal
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._config import Limits, RequestPolicy
 from ._engine import run_get
 from ._loop import run_loop
 from ._sources import InputRow, open_source
 from ._stats import Progress, Summary
+
+if TYPE_CHECKING:
+    from ._pipeline import ImagePipeline
 
 __all__ = ["download", "download_async"]
 
@@ -26,12 +30,15 @@ async def download_async(
     retry_failed: bool = False,
     stop: asyncio.Event | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    pipeline: ImagePipeline | None = None,
 ) -> Summary:
     """Download ``urls`` (an iterable of URLs or input rows, or a path to a URL list).
 
     Resumable: run it again with the same ``out_dir`` and only what is not
     done yet is fetched. Per-URL failures are rows of the manifest, not
     exceptions; ``UsageError`` is raised only for unusable input or options.
+    With a ``pipeline`` (``ImagePipeline``), images are verified, filtered,
+    resized and deduplicated in worker processes and stored as files or shards.
     """
     rows: Iterable[InputRow]
     if isinstance(urls, str | os.PathLike):
@@ -49,6 +56,7 @@ async def download_async(
         retry_failed=retry_failed,
         stop=stop,
         on_progress=on_progress,
+        processor=pipeline,
     )
 
 
@@ -59,6 +67,7 @@ def download(
     limits: Limits | None = None,
     policy: RequestPolicy | None = None,
     retry_failed: bool = False,
+    pipeline: ImagePipeline | None = None,
 ) -> Summary:
     """Blocking ``download_async`` on a fresh event loop (uvloop when installed).
 
@@ -82,7 +91,13 @@ def download(
                 pass
         try:
             return await download_async(
-                urls, out_dir, limits=limits, policy=policy, retry_failed=retry_failed, stop=stop
+                urls,
+                out_dir,
+                limits=limits,
+                policy=policy,
+                retry_failed=retry_failed,
+                stop=stop,
+                pipeline=pipeline,
             )
         finally:
             for sig in installed:

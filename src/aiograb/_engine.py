@@ -18,13 +18,15 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Protocol
 
 from yarl import URL
 
 from ._clock import Clock, LoopClock
 from ._config import Limits, RequestPolicy
-from ._fetch import Fetcher, Request
+from ._fetch import Fetcher, Outcome, Request, SinkFactory
 from ._journal import PendingRow
 from ._politeness import Politeness
 from ._runstate import MANIFEST_NAME, OutcomeHook, RunState
@@ -33,9 +35,32 @@ from ._stats import Progress, Summary
 from ._transport import AiohttpTransport, Transport
 from ._urls import url_key
 
-__all__ = ["MANIFEST_NAME", "run_get"]
+__all__ = ["MANIFEST_NAME", "Processor", "Stage", "run_get"]
 
 PARK_PER_WORKER = 4
+
+
+class Stage(Protocol):
+    """Work between "body complete" and "recorded" (the image pipeline), for one run.
+
+    The engine fetches into ``sink``, calls ``await admit()`` before each
+    fetch (a stage whose backlog is full makes downloading wait), and hands
+    every outcome, ok or not, to ``process``, which must record it through
+    ``RunState.record`` (at once, or later, e.g. when its shard is complete).
+    """
+
+    @property
+    def sink(self) -> SinkFactory: ...
+
+    async def admit(self) -> None: ...
+
+    async def process(self, row: PendingRow, outcome: Outcome, key: str) -> None: ...
+
+
+class Processor(Protocol):
+    """Opens a ``Stage`` for one run; leaving the context records every held outcome."""
+
+    def open(self, state: RunState) -> AbstractAsyncContextManager[Stage]: ...
 
 
 class _Stopped(Exception):
@@ -82,9 +107,15 @@ class _Parking:
 
 class _Run:
     def __init__(
-        self, state: RunState, fetcher: Fetcher, limits: Limits, progress_interval: float
+        self,
+        state: RunState,
+        fetcher: Fetcher,
+        limits: Limits,
+        progress_interval: float,
+        stage: Stage | None = None,
     ) -> None:
         self.state = state
+        self.stage = stage
         self.fetcher = fetcher
         self._workers = limits.concurrency
         self._parking = _Parking(PARK_PER_WORKER * limits.concurrency)
@@ -146,8 +177,13 @@ class _Run:
         next_row: PendingRow | None = row
         while next_row is not None:
             key = url_key(next_row.key)
-            outcome = await self.fetcher.fetch(Request(next_row.url), self.state.sink, key)
-            self.state.record(next_row, outcome, key)
+            if (stage := self.stage) is None:
+                outcome = await self.fetcher.fetch(Request(next_row.url), self.state.sink, key)
+                self.state.record(next_row, outcome, key)
+            else:
+                await stage.admit()
+                outcome = await self.fetcher.fetch(Request(next_row.url), stage.sink, key)
+                await stage.process(next_row, outcome, key)
             next_row = parking.pop(host) if politeness.available(host) else None
 
     async def _tick(self, done: asyncio.Event) -> None:
@@ -170,8 +206,13 @@ async def run_get(
     on_progress: Callable[[Progress], None] | None = None,
     on_outcome: OutcomeHook | None = None,
     progress_interval: float = 0.2,
+    processor: Processor | None = None,
 ) -> Summary:
-    """Download every URL of ``rows`` into ``out_dir``; resume what a journal there holds."""
+    """Download every URL of ``rows`` into ``out_dir``; resume what a journal there holds.
+
+    With a ``processor`` (the image pipeline), each body goes through its stage
+    before it is stored and recorded.
+    """
     limits = limits or Limits()
     policy = policy or RequestPolicy()
     state = RunState(
@@ -181,10 +222,14 @@ async def run_get(
     own_transport = transport is None
     transport = transport or AiohttpTransport(limits)
     fetcher = Fetcher(transport, Politeness(limits, clock), policy, clock)
-    run = _Run(state, fetcher, limits, progress_interval)
     interrupted = True  # until the run returns normally
     try:
-        interrupted = await run.run(stop)
+        if processor is None:
+            interrupted = await _Run(state, fetcher, limits, progress_interval).run(stop)
+        else:
+            async with processor.open(state) as stage:
+                run = _Run(state, fetcher, limits, progress_interval, stage)
+                interrupted = await run.run(stop)
     finally:
         summary = state.close(interrupted=interrupted, retries=fetcher.retries)
         if own_transport:

@@ -21,7 +21,10 @@ the engine. Usage errors are separate: they end a whole run before it starts.
     │   ├── ContentError              the body is not what was asked for
     │   │   ├── TooLarge              too_large
     │   │   ├── NotAccepted           not_image, unaccepted_type, empty_body
-    │   │   └── WriteError            write_error (disk full, permissions)
+    │   │   ├── WriteError            write_error (disk full, permissions)
+    │   │   └── ImageError            corrupt_image, too_many_pixels, too_small,
+    │   │                             bad_aspect_ratio, not_raster, unsupported_image,
+    │   │                             worker_crashed, worker_timeout (image pipeline)
     │   └── DeadlineExceeded          deadline_exceeded (the caller's overall deadline)
     └── UsageError                    bad options or unusable input; CLI exit code 2
         └── InputError                missing file, unknown column, unreadable format
@@ -36,6 +39,7 @@ __all__ = [
     "ContentError",
     "DeadlineExceeded",
     "HTTPStatusError",
+    "ImageError",
     "InputError",
     "InvalidURL",
     "NotAccepted",
@@ -128,6 +132,12 @@ class NotAccepted(ContentError):
 
 class WriteError(ContentError):
     code = "write_error"
+
+
+class ImageError(ContentError):
+    """The image pipeline refused or could not process a body; ``code`` says why."""
+
+    code = "image_error"
 
 
 class DeadlineExceeded(RequestError):

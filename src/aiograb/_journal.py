@@ -23,7 +23,7 @@ from typing import Any
 
 from ._fetch import Outcome
 
-__all__ = ["JOURNAL_NAME", "Journal", "NewRow", "PendingRow"]
+__all__ = ["JOURNAL_NAME", "DoneRow", "Journal", "NewRow", "PendingRow"]
 
 JOURNAL_NAME = "aiograb-journal.sqlite"
 SCHEMA_VERSION = 1
@@ -93,6 +93,16 @@ class PendingRow:
     id: int
     key: str
     url: str
+
+
+@dataclass(frozen=True, slots=True)
+class DoneRow:
+    id: int
+    key: str
+    sha256: str | None
+    path: str | None
+    bytes: int
+    info: dict[str, Any]
 
 
 class Journal:
@@ -233,6 +243,21 @@ class Journal:
             if info is not None:
                 record.update(json.loads(info))
             yield record
+
+    def lookup(self, row_id: int) -> tuple[str, str, dict[str, Any] | None]:
+        """``(key, url, extra)`` of one row: its normal form, its URL as given, and the
+        input columns carried along (``--save-columns``)."""
+        found = self._db.execute("SELECT key, url, extra FROM items WHERE id=?", (row_id,))
+        key, url, extra = found.fetchone()
+        return key, url, json.loads(extra) if extra else None
+
+    def done(self) -> Iterator[DoneRow]:
+        """Every committed ok row, in id order: for the image pipeline's resume indexes."""
+        cur = self._db.execute(
+            "SELECT id, key, sha256, path, bytes, info FROM items WHERE state='ok' ORDER BY id"
+        )
+        for row_id, key, sha256, path, size, info in cur:
+            yield DoneRow(row_id, key, sha256, path, size or 0, json.loads(info) if info else {})
 
     def write_manifest(self, path: str | os.PathLike[str]) -> int:
         """Rewrite ``manifest.jsonl`` from the journal, atomically. Returns the row count."""

@@ -105,7 +105,9 @@ class RunState:
             progress.total += new_pending + new_failed
             progress.failed += new_failed
 
-    def record(self, row: PendingRow, outcome: Outcome, key: str) -> None:
+    def record(self, row: PendingRow, outcome: Outcome, key: str, *, flush: bool = True) -> None:
+        """Count and journal an outcome. ``flush=False`` leaves the commit to the caller
+        (who records a batch, e.g. a shard's rows, in one transaction)."""
         progress = self.progress
         if outcome.ok:
             progress.ok += 1
@@ -115,7 +117,7 @@ class RunState:
             progress.errors[outcome.error_code or "unknown"] += 1
             self.sink.remove_stale(key)
         self.journal.record(row.id, outcome)
-        if self.journal.buffered >= FLUSH_ROWS:
+        if flush and self.journal.buffered >= FLUSH_ROWS:
             self.journal.flush()
         if self._on_outcome is not None:
             self._on_outcome(row, outcome)

@@ -32,6 +32,7 @@ from ._config import (
     Timeouts,
 )
 from ._exceptions import UsageError
+from ._imagecli import IMAGE_EXAMPLES, add_image_options, add_manifest_command, pipeline_from_args
 from ._journal import JOURNAL_NAME
 from ._loop import run_loop
 from ._progress import ProgressDisplay, format_summary
@@ -187,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="download a list of URLs to files plus a manifest",
         description="Download every URL of a list (txt, csv, tsv, jsonl, parquet, "
         "optionally .gz, or - for stdin) into a folder.",
-        epilog=_GET_EXAMPLES,
+        epilog=_GET_EXAMPLES + "\n" + IMAGE_EXAMPLES,
         formatter_class=fmt,
     )
     p.add_argument("input", help="URL list file, or - for stdin")
@@ -219,8 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
         "blocking urllib3; sync: one request at a time (for comparison, see 'aiograb bench')",
     )
     _add_request_options(p)
+    add_image_options(p)
     _add_output_options(p)
     p.set_defaults(func=cmd_get)
+    add_manifest_command(sub)
 
     p = sub.add_parser(
         "serve",
@@ -321,11 +324,12 @@ def _run_download(
     policy: RequestPolicy,
     retry_failed: bool = False,
     engine: str = "async",
+    pipeline: Any = None,
 ) -> int:
     display = ProgressDisplay(enabled=not args.quiet and sys.stderr.isatty())
     with display:
         if engine == "async":
-            summary = _run_async(args, rows, limits, policy, retry_failed, display)
+            summary = _run_async(args, rows, limits, policy, retry_failed, display, pipeline)
         else:
             summary = _run_blocking(args, rows, limits, policy, retry_failed, display, engine)
     print(format_summary(summary), flush=True)
@@ -341,6 +345,7 @@ def _run_async(
     policy: RequestPolicy,
     retry_failed: bool,
     display: ProgressDisplay,
+    pipeline: Any = None,
 ) -> Summary:
     from ._api import download_async
 
@@ -362,6 +367,7 @@ def _run_async(
             retry_failed=retry_failed,
             stop=stop,
             on_progress=display.update,
+            pipeline=pipeline,
         )
 
     return run_loop(main(), use_uvloop=not args.no_uvloop)
@@ -405,11 +411,20 @@ def cmd_get(args: argparse.Namespace) -> int:
 
     limits, policy = _policy(args)
     extra = [c.strip() for c in args.save_columns.split(",") if c.strip()]
+    pipeline = pipeline_from_args(args, extra)
+    if args.caption_column and args.caption_column not in extra:
+        extra.append(args.caption_column)
     rows = open_source(
         args.input, url_column=args.url_column, extra_columns=extra, fmt=args.input_format
     )
     return _run_download(
-        args, rows, limits, policy, retry_failed=args.retry_failed, engine=args.engine
+        args,
+        rows,
+        limits,
+        policy,
+        retry_failed=args.retry_failed,
+        engine=args.engine,
+        pipeline=pipeline,
     )
 
 

@@ -1,0 +1,271 @@
+"""A process pool driven from the event loop: no threads in the parent.
+
+``concurrent.futures.ProcessPoolExecutor`` would add a management thread and a
+queue-feeder thread to the parent, and a worker that dies (a decoder segfault)
+breaks the whole executor and every item in flight with it. Here each worker
+is a child process (``python -c``) joined to the parent by one socketpair; the
+parent talks to it with asyncio streams on the loop it already runs:
+
+    loop ──frame──> worker k (one request at a time) ──frame──> loop
+
+A frame is a 4-byte big-endian length and a pickle of plain data (dicts,
+bytes, str). Because a worker holds one request at a time, a worker that dies
+fails exactly that request (``worker_crashed``) and is replaced; the others
+go on. A request that runs past ``timeout`` kills its worker
+(``worker_timeout``). Workers ignore SIGINT (the parent decides when to stop)
+and exit when their socket closes, so a parent killed with -9 leaves no
+orphans behind.
+
+The child loads this file and the handler module by path (``handler`` names a
+``.py`` file with ``handle(request: dict) -> dict``), not the aiograb package:
+this module imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import os
+import pickle
+import signal
+import socket
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["PoolStatistics", "WorkerPool"]
+
+_LEN = struct.Struct(">I")
+_BOOT = (
+    "import importlib.util as u, sys\n"
+    "s = u.spec_from_file_location('_aiograb_workers', sys.argv[1])\n"
+    "m = u.module_from_spec(s); sys.modules[s.name] = m; s.loader.exec_module(m)\n"
+    "m.child_main(sys.argv[2], int(sys.argv[3]))\n"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStatistics:
+    workers: int
+    requests: int
+    crashed: int
+    timed_out: int
+    started: int  # processes started, replacements included
+
+
+class _WorkerGone(Exception):
+    pass
+
+
+class _Worker:
+    """One child process and the parent's end of its socket."""
+
+    def __init__(self, handler: str, env: dict[str, str] | None) -> None:
+        parent, child = socket.socketpair()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", _BOOT, __file__, handler, str(child.fileno())],
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        except BaseException:
+            parent.close()
+            raise
+        finally:
+            child.close()
+        self._sock = parent
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def call(self, payload: bytes) -> bytes:
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_unix_connection(sock=self._sock)
+        assert self._reader is not None
+        try:
+            self._writer.write(_LEN.pack(len(payload)))
+            self._writer.write(payload)
+            await self._writer.drain()
+            head = await self._reader.readexactly(_LEN.size)
+            return await self._reader.readexactly(_LEN.unpack(head)[0])
+        except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError) as exc:
+            raise _WorkerGone from exc
+
+    def exit_reason(self) -> str:
+        code = self.proc.poll()
+        if code is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = self.proc.wait(timeout=1.0)
+        if code is not None and code < 0:
+            with contextlib.suppress(ValueError):
+                return f"worker process killed by {signal.Signals(-code).name}"
+        return f"worker process exited (status {code})"
+
+    def close(self, *, kill: bool = False) -> None:
+        """Close the socket: the worker sees EOF and exits."""
+        # shutdown() now: a transport's close() only takes effect on the next loop turn.
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        if self._writer is not None:
+            self._writer.close()
+        else:
+            self._sock.close()
+        if kill and self.proc.poll() is None:
+            self.proc.kill()
+
+    def reap(self, timeout: float) -> None:
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class WorkerPool:
+    """N worker processes running ``handler``'s ``handle``; use as an async context manager.
+
+    >>> async with WorkerPool("/path/to/handler.py", workers=2) as pool:
+    ...     result = await pool.call({"data": b"..."})
+
+    ``call`` waits for an idle worker (backpressure: at most ``workers``
+    requests are in the pool) and never raises for a failed request: a dead
+    or stuck worker gives ``{"ok": False, "code": "worker_crashed" |
+    "worker_timeout", "message": ...}``. Only cancellation propagates.
+    """
+
+    def __init__(
+        self,
+        handler: str | os.PathLike[str],
+        *,
+        workers: int,
+        timeout: float = 120.0,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        self._handler = os.fspath(handler)
+        self._n = workers
+        self._timeout = timeout
+        self._env = env
+        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
+        self._all: set[_Worker] = set()
+        self._requests = self._crashed = self._timed_out = self._started = 0
+        self._closed = False
+
+    async def __aenter__(self) -> WorkerPool:
+        for _ in range(self._n):
+            self._idle.put_nowait(self._spawn())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def _spawn(self) -> _Worker:
+        worker = _Worker(self._handler, self._env)
+        self._all.add(worker)
+        self._started += 1
+        return worker
+
+    def _retire(self, worker: _Worker) -> None:
+        worker.close(kill=True)
+        worker.reap(5.0)
+        self._all.discard(worker)
+
+    async def call(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self._closed:
+            raise RuntimeError("the pool is closed")
+        payload = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+        worker = await self._idle.get()
+        self._requests += 1
+        replace = True
+        try:
+            async with asyncio.timeout(self._timeout):
+                answer = await worker.call(payload)
+            replace = False
+        except _WorkerGone:
+            self._crashed += 1
+            message = worker.exit_reason()
+            return {"ok": False, "code": "worker_crashed", "message": message}
+        except TimeoutError:
+            self._timed_out += 1
+            return {
+                "ok": False,
+                "code": "worker_timeout",
+                "message": f"no answer from the worker in {self._timeout:g} s",
+            }
+        finally:
+            # A worker whose request did not finish cleanly (crash, time-out, cancellation)
+            # is in an unknown state: replace it rather than reuse it.
+            if replace:
+                self._retire(worker)
+                worker = self._spawn()
+            if self._closed:
+                self._retire(worker)
+            else:
+                self._idle.put_nowait(worker)
+        result: dict[str, Any] = pickle.loads(answer)
+        return result
+
+    def statistics(self) -> PoolStatistics:
+        return PoolStatistics(
+            workers=self._n,
+            requests=self._requests,
+            crashed=self._crashed,
+            timed_out=self._timed_out,
+            started=self._started,
+        )
+
+    def close(self) -> None:
+        """Stop every worker: close the sockets, then reap (kill what lingers)."""
+        self._closed = True
+        workers = list(self._all)
+        for worker in workers:
+            worker.close()
+        for worker in workers:
+            worker.reap(5.0)
+        self._all.clear()
+
+
+# -- the child side ----------------------------------------------------------
+
+
+def _recv_exactly(sock: socket.socket, n: int) -> bytes | None:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(min(n - len(buf), 1 << 20))
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+def _load_handler(path: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    spec = importlib.util.spec_from_file_location("_aiograb_handler", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    handle: Callable[[dict[str, Any]], dict[str, Any]] = module.handle
+    return handle
+
+
+def child_main(handler: str, fd: int) -> None:
+    """Serve requests on socket ``fd`` until it closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    handle = _load_handler(handler)
+    sock = socket.socket(fileno=fd)
+    with sock:
+        while True:
+            head = _recv_exactly(sock, _LEN.size)
+            if head is None:
+                return
+            body = _recv_exactly(sock, _LEN.unpack(head)[0])
+            if body is None:
+                return
+            answer = pickle.dumps(handle(pickle.loads(body)), protocol=pickle.HIGHEST_PROTOCOL)
+            sock.sendall(_LEN.pack(len(answer)) + answer)
