@@ -47,7 +47,8 @@ _PIL_FORMAT = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
 _SOURCE_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "MPO": "jpg"}
 # Raster formats we decode; trying only these keeps Pillow's rarer parsers off untrusted bytes.
 _FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "ICO", "MPO", "AVIF")
-_IMAGE_MAGIC = (b"\xff\xd8", b"\x89PNG", b"GIF8", b"RIFF", b"BM", b"II*\x00", b"MM\x00*")
+# Images in formats we do not decode (HEIC/AVIF are "ftyp" boxes at offset 4): JPEG XL.
+_OTHER_IMAGE_MAGIC = (b"\xff\x0a", b"\x00\x00\x00\x0cJXL ")
 # JPEG: decode at 1/2, 1/4 or 1/8 scale in the DCT domain while the result stays at least
 # this many times the target size, then finish with a Lanczos resize (exact enough: see
 # BENCHMARKS.md, "draft" vs full decode).
@@ -130,7 +131,7 @@ def _open(data: bytes | str, opts: ImageOptions) -> Image.Image:
         head = _head(data)
         if b"<svg" in head.lower() or head.lstrip().startswith((b"<?xml", b"<")):
             raise ImageFailure("not_raster", "not a raster image (SVG, HTML or XML)") from None
-        if head.startswith(_IMAGE_MAGIC) or head[4:8] == b"ftyp":
+        if head[4:8] == b"ftyp" or head.startswith(_OTHER_IMAGE_MAGIC):
             raise ImageFailure("unsupported_image", "image format not supported") from None
         raise ImageFailure("corrupt_image", "not a decodable image") from None
     except Image.DecompressionBombError as exc:
