@@ -109,7 +109,9 @@ def test_unusual_modes_end_as_rgb(make: object, source_mode: str) -> None:
 
 def test_sixteen_bit_grey_is_scaled_not_clipped() -> None:
     data = encode(Image.new("I;16", (64, 64), 32768), "PNG")
-    img = decoded(process(data, ImageOptions(resize="keep-ratio", image_size=32, encode="png")).data)
+    img = decoded(
+        process(data, ImageOptions(resize="keep-ratio", image_size=32, encode="png")).data
+    )
     assert 120 <= img.getpixel((10, 10))[0] <= 135  # half of 65535 -> about 128, not 255
 
 

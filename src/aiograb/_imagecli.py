@@ -111,16 +111,15 @@ def pipeline_from_args(args: argparse.Namespace, extra: list[str]) -> ImagePipel
             "the image pipeline (--verify, --resize, --format ...) needs --engine async"
         )
     try:
+        given = {
+            name: value
+            for name in (
+                "max_pixels", "min_size", "max_aspect_ratio", "resize", "image_size", "quality"
+            )
+            if (value := getattr(args, name)) is not None
+        }  # fmt: skip
         options = ImageOptions(
-            verify=args.verify,
-            max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
-            min_size=args.min_size or 0,
-            max_aspect_ratio=args.max_aspect_ratio or 0.0,
-            resize=args.resize or "no",
-            image_size=args.image_size or 256,
-            encode=args.encode,
-            quality=args.quality or 95,
-            skip_reencode=args.skip_reencode,
+            verify=args.verify, encode=args.encode, skip_reencode=args.skip_reencode, **given
         )
         return ImagePipeline(
             options,

@@ -195,8 +195,8 @@ class _ImageStage:
         self._sink = StagingSink(state.out)
         self.pool: WorkerPool | None = None
         self._request_options = pipeline.options.to_dict()
-        self._backlog = 0
-        self._room = asyncio.Event()
+        self._backlog = 0  # bodies downloaded and not yet processed
+        self._room = asyncio.Condition()
         self._content: dict[str, _Entry | _Failed | asyncio.Future[_Entry | _Failed | None]] = {}
         self._phash = _PhashIndex(pipeline.phash_distance)
         self._shards = pipeline.output != "files"
@@ -244,9 +244,16 @@ class _ImageStage:
         self._output.close()
 
     async def admit(self) -> None:
-        while self._backlog >= self._p.backlog:
-            self._room.clear()
-            await self._room.wait()
+        limit = self._p.backlog
+        if self._backlog >= limit:
+            async with self._room:
+                await self._room.wait_for(lambda: self._backlog < limit)
+
+    async def _release(self) -> None:
+        self._backlog -= 1
+        async with self._room:
+            # One finished item lets one new fetch start, not every waiting worker at once.
+            self._room.notify(1)
 
     async def process(self, row: PendingRow, outcome: Outcome, key: str) -> None:
         staged = outcome.stored
@@ -259,9 +266,8 @@ class _ImageStage:
         except RequestError as exc:  # e.g. write_error storing the result
             self._fail(row, outcome, key, exc)
         finally:
-            self._backlog -= 1
-            self._room.set()
             discard(staged.path)
+            await self._release()
 
     def _fail(self, row: PendingRow, outcome: Outcome, key: str, exc: RequestError) -> None:
         exc.url = exc.url or row.url
