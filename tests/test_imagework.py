@@ -61,12 +61,12 @@ def test_resize_modes_give_the_right_size_and_mode(
     assert (result.info["original_width"], result.info["original_height"]) == (640, 480)
 
 
-def test_border_pads_with_black_and_keeps_the_picture_centred() -> None:
-    white = encode(Image.new("RGB", (400, 200), (255, 255, 255)), "PNG")
-    img = decoded(process(white, ImageOptions(resize="border", image_size=100, encode="png")).data)
+def test_border_pads_with_white_and_keeps_the_picture_centred() -> None:
+    black = encode(Image.new("RGB", (400, 200), (0, 0, 0)), "PNG")
+    img = decoded(process(black, ImageOptions(resize="border", image_size=100, encode="png")).data)
     assert img.size == (100, 100)
-    assert img.getpixel((50, 5)) == (0, 0, 0)  # the border, above the picture
-    assert img.getpixel((50, 50)) == (255, 255, 255)
+    assert img.getpixel((50, 5)) == (255, 255, 255)  # the border, above the picture
+    assert img.getpixel((50, 50)) == (0, 0, 0)
 
 
 def test_jpeg_draft_path_matches_a_full_decode_closely() -> None:
