@@ -151,7 +151,8 @@ class WorkerPool:
         self._n = workers
         self._timeout = timeout
         self._env = env
-        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
+        # None stands for a worker to start on first use (one retired by a cancellation).
+        self._idle: asyncio.Queue[_Worker | None] = asyncio.Queue()
         self._all: set[_Worker] = set()
         self._requests = self._crashed = self._timed_out = self._started = 0
         self._closed = False
@@ -180,12 +181,21 @@ class WorkerPool:
             raise RuntimeError("the pool is closed")
         payload = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
         worker = await self._idle.get()
+        if worker is None:
+            worker = self._spawn()
         self._requests += 1
         replace = True
         try:
             async with asyncio.timeout(self._timeout):
                 answer = await worker.call(payload)
             replace = False
+        except asyncio.CancelledError:
+            # Usually the run is stopping: retire the worker, start a new one only if needed.
+            self._retire(worker)
+            self._idle.put_nowait(None)
+            replace = False
+            worker = None
+            raise
         except _WorkerGone:
             self._crashed += 1
             message = worker.exit_reason()
@@ -200,13 +210,14 @@ class WorkerPool:
         finally:
             # A worker whose request did not finish cleanly (crash, time-out, cancellation)
             # is in an unknown state: replace it rather than reuse it.
-            if replace:
-                self._retire(worker)
-                worker = self._spawn()
-            if self._closed:
-                self._retire(worker)
-            else:
-                self._idle.put_nowait(worker)
+            if worker is not None:
+                if replace:
+                    self._retire(worker)
+                    worker = self._spawn()
+                if self._closed:
+                    self._retire(worker)
+                else:
+                    self._idle.put_nowait(worker)
         result: dict[str, Any] = pickle.loads(answer)
         return result
 
