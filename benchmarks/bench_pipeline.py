@@ -73,17 +73,19 @@ def tree_rss_mb(root: int) -> float:
     return total / 2**20
 
 
-def run_child(cmd: list[str], out: Path, env: dict[str, str]) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    peak = 0.0
-    while proc.poll() is None:
-        peak = max(peak, tree_rss_mb(proc.pid))
-        time.sleep(0.05)
-    wall = time.perf_counter() - t0
-    stdout, stderr = proc.communicate()
+def run_child(cmd: list[str], log: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Run ``cmd`` (its output to ``log``: a pipe left unread could block it)."""
+    with log.open("wb") as fh:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+        peak = 0.0
+        while proc.poll() is None:
+            peak = max(peak, tree_rss_mb(proc.pid))
+            time.sleep(0.05)
+        wall = time.perf_counter() - t0
     if proc.returncode not in (0, 1):
-        raise RuntimeError(f"{cmd[:3]} exited {proc.returncode}: {stderr.decode()[-2000:]}")
+        tail = log.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"{cmd[:3]} exited {proc.returncode}: {tail}")
     return {"wall": wall, "peak_tree_rss_mb": peak, "exit": proc.returncode}
 
 
@@ -152,7 +154,7 @@ def main() -> None:
         urls.write_text("".join(f"{srv.base_url}/img/{i}.jpg{query}\n" for i in range(args.n)))
         # Warm the server's picture cache so that no run pays for drawing.
         warm = Path(tmp) / "warm"
-        run_child(loop_commands("no-cpu-stage", urls, warm, args), warm, env)
+        run_child(loop_commands("no-cpu-stage", urls, warm, args), Path(tmp) / "warm.log", env)
         subprocess.run(["rm", "-rf", str(warm)], check=True)
         for r in range(args.rounds):
             order = sides if r % 2 == 0 else sides[::-1]
@@ -160,7 +162,7 @@ def main() -> None:
             for side in order:
                 out = Path(tmp) / f"{side}-{r}"
                 os.sync()
-                m = run_child(commands(side, urls, out, args), out, env)
+                m = run_child(commands(side, urls, out, args), Path(tmp) / f"{side}.log", env)
                 m["items"] = count_samples(out) if dataset else count_files(out)
                 m["items_per_s"] = m["items"] / m["wall"]
                 result[side] = m

@@ -93,6 +93,7 @@ def test_cli_verify_and_manifest_export_to_parquet(server: RunningServer, tmp_pa
     out = tmp_path / "out"
     got = aiograb_cli("get", url_file, "-o", out, "--per-host", "0", "-q", "--verify")
     assert got.returncode == 1, got.stderr  # one URL failed
+    assert "peak: 1 OS thread" in got.stdout  # the worker processes add no thread here
     done = aiograb_cli("manifest", out, "--to", tmp_path / "m.parquet")
     assert done.returncode == 0, done.stderr
     table = pq.read_table(tmp_path / "m.parquet")
