@@ -232,6 +232,22 @@ def test_bad_images_end_as_precise_rows_and_the_run_goes_on(tmp_path: Path) -> N
     assert not list((tmp_path / ".aiograb-tmp").iterdir())
 
 
+def test_big_bodies_go_to_the_pool_as_files(server: RunningServer, tmp_path: Path) -> None:
+    # Bodies over 1 MiB are staged in a temp file; the worker reads that file.
+    urls = [server.url(f"/img/{i}.jpg?size=large") for i in (1, 2)]
+    get(urls, tmp_path / "resized", ImagePipeline(RESIZE, workers=2))
+    for row in manifest(tmp_path / "resized"):
+        img = Image.open(tmp_path / "resized" / row["path"])
+        assert (min(img.size), row["state"]) == (64, "ok")
+        assert row["original_width"] > 1000
+    # Verify only: the staged file itself is renamed into place, byte for byte.
+    get(urls[:1], tmp_path / "kept", ImagePipeline(ImageOptions(verify=True), workers=1))
+    row = manifest(tmp_path / "kept")[0]
+    assert (tmp_path / "kept" / row["path"]).read_bytes() == image_bytes(1, "jpg", size="large")
+    for out in ("resized", "kept"):
+        assert not list((tmp_path / out / ".aiograb-tmp").iterdir())
+
+
 def test_same_bytes_from_two_urls_are_stored_once(server: RunningServer, tmp_path: Path) -> None:
     # Indices n and n + 64 serve the very same bytes.
     urls = [server.url(f"/img/{i}.jpg") for i in (1, 65, 129, 2)]
