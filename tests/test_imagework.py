@@ -57,7 +57,7 @@ def test_resize_modes_give_the_right_size_and_mode(
     assert img.size == expected
     assert img.mode == "RGB"
     assert img.format == "JPEG"
-    assert result.info["width"], result.info["height"] == expected
+    assert (result.info["width"], result.info["height"]) == expected
     assert (result.info["original_width"], result.info["original_height"]) == (640, 480)
 
 

@@ -2,15 +2,17 @@
 
 ::
 
-    engine worker ── admit() ── fetch into StagingSink ── process():
-        content dedup (sha256 of the body) ── WorkerPool (verify, filter, resize,
-        encode, phash; _imagework.py in child processes) ── perceptual dedup ──
-        output (files | WebDataset tar shards | Parquet shards) ── journal
+    engine worker ── admit() ── fetch into StagingSink ── process() ── queue ──>
+    2 x workers consumers: content dedup (sha256 of the body) ── WorkerPool
+        (verify, filter, resize, encode, phash: _imagework.py in child processes)
+        ── perceptual dedup ── output (files | WebDataset | Parquet) ── journal
 
 The event loop never decodes an image: it only moves bytes (or, for bodies
-over 1 MiB, a temp-file path) to a worker process and back. Backpressure: at
-most ``backlog`` bodies wait for or sit in the pool; past that ``admit()``
-holds new fetches back, so downloading slows down instead of memory growing.
+over 1 MiB, a temp-file path) to a worker process and back. An engine worker
+hands its body over and fetches on, so processing never holds a download
+slot. Backpressure: once ``backlog`` bodies wait for or sit in the pool,
+``admit()`` holds new fetches back (one new fetch per finished item), so
+downloading slows down instead of memory growing.
 
 Dedup. ``content``: a body whose sha256 was seen before is not processed or
 stored again; its row points at the first one's file or shard
@@ -174,11 +176,18 @@ class ImagePipeline:
     async def open(self, state: RunState) -> AsyncIterator[Stage]:
         stage = _ImageStage(self, state)
         pool = WorkerPool(self.handler, workers=self.workers, timeout=self.worker_timeout)
+        consumers = 2 * self.workers  # enough to keep every worker fed while results return
         try:
             if self.needs_pool:
                 await pool.__aenter__()
                 stage.pool = pool
-            yield stage
+            async with asyncio.TaskGroup() as tg:
+                for _ in range(consumers):
+                    tg.create_task(stage.consume())
+                yield stage
+                # Normal end: finish what is queued. (On an exception the group cancels
+                # the consumers; their rows stay pending and are fetched again.)
+                stage.drain(consumers)
         finally:
             try:
                 stage.close()
@@ -197,6 +206,9 @@ class _ImageStage:
         self._request_options = pipeline.options.to_dict()
         self._backlog = 0  # bodies downloaded and not yet processed
         self._room = asyncio.Condition()
+        # Bounded by admit(): at most ``backlog`` plus the fetches already in flight.
+        self._queue: asyncio.Queue[tuple[PendingRow, Outcome, str, Stored] | None]
+        self._queue = asyncio.Queue()
         self._content: dict[str, _Entry | _Failed | asyncio.Future[_Entry | _Failed | None]] = {}
         self._phash = _PhashIndex(pipeline.phash_distance)
         self._shards = pipeline.output != "files"
@@ -249,25 +261,34 @@ class _ImageStage:
             async with self._room:
                 await self._room.wait_for(lambda: self._backlog < limit)
 
+    async def process(self, row: PendingRow, outcome: Outcome, key: str) -> None:
+        """Queue a body for the CPU stage and return: the engine worker fetches on."""
+        if not outcome.ok or outcome.stored is None:
+            self._state.record(row, outcome, key)
+            return
+        self._backlog += 1
+        self._queue.put_nowait((row, outcome, key, outcome.stored))
+
+    def drain(self, consumers: int) -> None:
+        for _ in range(consumers):
+            self._queue.put_nowait(None)
+
+    async def consume(self) -> None:
+        while (item := await self._queue.get()) is not None:
+            row, outcome, key, staged = item
+            try:
+                await self._process(row, outcome, key, staged)
+            except RequestError as exc:  # e.g. write_error storing the result
+                self._fail(row, outcome, key, exc)
+            finally:
+                discard(staged.path)
+                await self._release()
+
     async def _release(self) -> None:
         self._backlog -= 1
         async with self._room:
             # One finished item lets one new fetch start, not every waiting worker at once.
             self._room.notify(1)
-
-    async def process(self, row: PendingRow, outcome: Outcome, key: str) -> None:
-        staged = outcome.stored
-        if not outcome.ok or staged is None:
-            self._state.record(row, outcome, key)
-            return
-        self._backlog += 1
-        try:
-            await self._process(row, outcome, key, staged)
-        except RequestError as exc:  # e.g. write_error storing the result
-            self._fail(row, outcome, key, exc)
-        finally:
-            discard(staged.path)
-            await self._release()
 
     def _fail(self, row: PendingRow, outcome: Outcome, key: str, exc: RequestError) -> None:
         exc.url = exc.url or row.url
