@@ -6,6 +6,9 @@ Two ways in:
 - ``aiograb.download(urls, "out/")`` — files plus a manifest, resumable;
 - ``async with aiograb.open_client() as c: async for r in c.fetch_all(reqs)``
   — bounded, retried, deadline-aware HTTP fan-out, responses in memory.
+
+``download(..., pipeline=ImagePipeline(ImageOptions(resize="keep-ratio"), output="webdataset"))``
+verifies, resizes and deduplicates images in worker processes on the way.
 """
 
 from .__about__ import __version__
