@@ -24,6 +24,7 @@ from . import __about__
 from ._blocking import ENGINES
 from ._config import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_BYTES,
     DEFAULT_PER_HOST,
     DEFAULT_USER_AGENT,
     Limits,
@@ -124,8 +125,9 @@ def _add_request_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--max-bytes",
         type=parse_size,
-        default=0,
-        help="abort bodies larger than this, e.g. 20M; 0 = no limit (default)",
+        default=DEFAULT_MAX_BYTES,
+        help="abort bodies larger than this, early (Content-Length) or while streaming, "
+        "as too_large; e.g. 20M; 0 = no limit (default 100M)",
     )
     g.add_argument(
         "--accept",
@@ -436,7 +438,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         shutil.rmtree(out)
     exts = ("jpg", "png", "webp", "gif")
     limits = Limits(concurrency=args.concurrency, per_host=0)
-    with ServerProcess(ServerConfig(latency_ms=args.latency_ms)) as server:
+    with ServerProcess(ServerConfig(latency_ms=args.latency_ms), warm=True) as server:
         print(
             f"local image server: {server.base_url} ({args.latency_ms:g} ms latency per "
             f"response); downloading {args.n} images, {args.concurrency} in flight, "
