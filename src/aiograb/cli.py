@@ -323,8 +323,9 @@ def _run_download(
     policy: RequestPolicy,
     retry_failed: bool = False,
     engine: str = "async",
+    expected: int | None = None,
 ) -> int:
-    display = ProgressDisplay(enabled=not args.quiet and sys.stderr.isatty())
+    display = ProgressDisplay(enabled=not args.quiet and sys.stderr.isatty(), expected=expected)
     with display:
         if engine == "async":
             summary = _run_async(args, rows, limits, policy, retry_failed, display)
@@ -410,9 +411,30 @@ def cmd_get(args: argparse.Namespace) -> int:
     rows = open_source(
         args.input, url_column=args.url_column, extra_columns=extra, fmt=args.input_format
     )
+    expected = None if args.quiet or not sys.stderr.isatty() else estimate_rows(args.input)
     return _run_download(
-        args, rows, limits, policy, retry_failed=args.retry_failed, engine=args.engine
+        args,
+        rows,
+        limits,
+        policy,
+        retry_failed=args.retry_failed,
+        engine=args.engine,
+        expected=expected,
     )
+
+
+def estimate_rows(source: str) -> int | None:
+    """Lines in a plain text input (for the progress bar's ETA), or None when it would cost."""
+    path = Path(source)
+    if source == "-" or path.suffix in (".gz", ".parquet", ".pq") or not path.is_file():
+        return None
+    if path.stat().st_size > 2 << 30:
+        return None
+    lines = 0
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            lines += block.count(b"\n")
+    return lines
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -446,7 +468,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             flush=True,
         )
         urls = (f"{server.base_url}/img/{i}.{exts[i % 4]}" for i in range(args.n))
-        code = _run_download(args, urls, limits, RequestPolicy())
+        code = _run_download(args, urls, limits, RequestPolicy(), expected=args.n)
     print(f"files: {out}/  manifest: {out / 'manifest.jsonl'}")
     return code
 
