@@ -102,3 +102,29 @@ def test_closing_the_pool_ends_every_worker(handler: Path) -> None:
 
     for pid in run(main()):
         assert not os.path.exists(f"/proc/{pid}") or "Z" in Path(f"/proc/{pid}/stat").read_text()
+
+
+def test_a_request_queued_behind_a_crash_goes_to_another_worker(handler: Path) -> None:
+    async def main() -> None:
+        async with WorkerPool(handler, workers=1, depth=2) as pool:
+            crash, behind = await asyncio.gather(pool.call({"crash": 1}), pool.call({"x": 5}))
+            assert crash["code"] == "worker_crashed"
+            assert behind["echo"] == 5  # it never reached the dead worker: not a crash
+            stats = pool.statistics()
+            assert (stats.crashed, stats.started) == (1, 2)
+
+    run(main())
+
+
+def test_the_time_limit_counts_from_when_the_worker_can_start(handler: Path) -> None:
+    async def main() -> None:
+        async with WorkerPool(handler, workers=1, depth=2, timeout=0.6) as pool:
+            # The second waits 0.4 s behind the first, then works 0.4 s: 0.8 s in all.
+            first, second = await asyncio.gather(
+                pool.call({"sleep": 0.4}), pool.call({"sleep": 0.4, "x": 2})
+            )
+            assert first["ok"]
+            assert second["echo"] == 2
+            assert pool.statistics().timed_out == 0
+
+    run(main())

@@ -9,9 +9,11 @@ parent talks to it with asyncio streams on the loop it already runs:
     loop ──frame──> worker k (one request at a time) ──frame──> loop
 
 A frame is a 4-byte big-endian length and a pickle of plain data (dicts,
-bytes, str). Because a worker holds one request at a time, a worker that dies
-fails exactly that request (``worker_crashed``) and is replaced; the others
-go on. A request that runs past ``timeout`` kills its worker
+bytes, str). A worker holds at most ``depth`` (2) requests and answers them in
+order, so a worker that dies fails exactly the request it was working on
+(``worker_crashed``) and is replaced; a request queued behind it goes to
+another worker, and the others go on. A request that runs past ``timeout``
+(counted from when the worker could start on it) kills its worker
 (``worker_timeout``). Workers ignore SIGINT (the parent decides when to stop)
 and exit when their socket closes, so a parent killed with -9 leaves no
 orphans behind.
@@ -58,11 +60,22 @@ class PoolStatistics:
 
 
 class _WorkerGone(Exception):
-    pass
+    """The worker died; ``culprit``: the request it died on (else it never got there)."""
+
+    def __init__(self, culprit: bool) -> None:
+        super().__init__("worker gone")
+        self.culprit = culprit
 
 
 class _Worker:
-    """One child process and the parent's end of its socket."""
+    """One child process and the parent's end of its socket.
+
+    Requests are pipelined (the pool gives each worker ``depth`` of them): they
+    queue in the socket and the worker answers them in order, so it never
+    waits for the loop between two images. Each caller reads its own answer in
+    turn; when the worker dies, the caller at the head of the line is the one
+    whose request killed it, and those behind it never reached it.
+    """
 
     def __init__(self, handler: str, env: dict[str, str] | None) -> None:
         parent, child = socket.socketpair()
@@ -81,19 +94,51 @@ class _Worker:
         self._sock = parent
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._opening = asyncio.Lock()
+        self._tail: asyncio.Future[None] | None = None  # done when the last caller has read
+        self.dead = False  # out of step or gone: no more requests
+        self.replaced = False
+        self._blamed = False
 
-    async def call(self, payload: bytes) -> bytes:
-        if self._writer is None:
-            self._reader, self._writer = await asyncio.open_unix_connection(sock=self._sock)
+    async def _streams(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        async with self._opening:
+            if self._writer is None:
+                self._reader, self._writer = await asyncio.open_unix_connection(sock=self._sock)
         assert self._reader is not None
+        return self._reader, self._writer
+
+    async def call(self, payload: bytes, limit: float) -> bytes:
+        prev, mine = self._tail, asyncio.get_running_loop().create_future()
+        self._tail = mine
         try:
-            self._writer.write(_LEN.pack(len(payload)))
-            self._writer.write(payload)
-            await self._writer.drain()
-            head = await self._reader.readexactly(_LEN.size)
-            return await self._reader.readexactly(_LEN.unpack(head)[0])
-        except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError) as exc:
-            raise _WorkerGone from exc
+            reader, writer = await self._streams()
+            if self.dead:
+                raise _WorkerGone(culprit=False)
+            try:  # one frame per request: no await between the two writes
+                writer.write(_LEN.pack(len(payload)))
+                writer.write(payload)
+                await writer.drain()
+            except ConnectionError as exc:  # not delivered: another worker can take it
+                self.dead = True
+                raise _WorkerGone(culprit=False) from exc
+            if prev is not None:
+                await prev  # answers come in order: the one before ours first
+            if self.dead:
+                raise _WorkerGone(culprit=False)
+            try:
+                # The clock starts when the worker can start on this request.
+                async with asyncio.timeout(limit):
+                    head = await reader.readexactly(_LEN.size)
+                    return await reader.readexactly(_LEN.unpack(head)[0])
+            except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                culprit, self._blamed, self.dead = not self._blamed, True, True
+                raise _WorkerGone(culprit) from exc
+        except BaseException:
+            self.dead = True  # a time-out or cancellation leaves the stream out of step
+            raise
+        finally:
+            if not mine.done():
+                mine.set_result(None)
 
     def exit_reason(self) -> str:
         code = self.proc.poll()
@@ -131,10 +176,12 @@ class WorkerPool:
     >>> async with WorkerPool("/path/to/handler.py", workers=2) as pool:
     ...     result = await pool.call({"data": b"..."})
 
-    ``call`` waits for an idle worker (backpressure: at most ``workers``
-    requests are in the pool) and never raises for a failed request: a dead
+    ``call`` waits for room (backpressure: at most ``workers * depth``
+    requests are in the pool; ``depth`` 2 keeps a worker busy while the loop
+    gets round to its answer) and never raises for a failed request: a dead
     or stuck worker gives ``{"ok": False, "code": "worker_crashed" |
-    "worker_timeout", "message": ...}``. Only cancellation propagates.
+    "worker_timeout", "message": ...}``; requests queued behind a crash are
+    sent to another worker. Only cancellation propagates.
     """
 
     def __init__(
@@ -143,83 +190,84 @@ class WorkerPool:
         *,
         workers: int,
         timeout: float = 120.0,
+        depth: int = 2,
         env: dict[str, str] | None = None,
     ) -> None:
-        if workers < 1:
-            raise ValueError("workers must be >= 1")
+        if workers < 1 or depth < 1:
+            raise ValueError("workers and depth must be >= 1")
         self._handler = os.fspath(handler)
         self._n = workers
+        self._depth = depth
         self._timeout = timeout
         self._env = env
-        # None stands for a worker to start on first use (one retired by a cancellation).
-        self._idle: asyncio.Queue[_Worker | None] = asyncio.Queue()
+        # One entry per request a worker may hold; entries of dead workers are skipped.
+        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._all: set[_Worker] = set()
         self._requests = self._crashed = self._timed_out = self._started = 0
         self._closed = False
 
     async def __aenter__(self) -> WorkerPool:
         for _ in range(self._n):
-            self._idle.put_nowait(self._spawn())
+            self._spawn()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self.close()
 
-    def _spawn(self) -> _Worker:
+    def _spawn(self) -> None:
         worker = _Worker(self._handler, self._env)
         self._all.add(worker)
         self._started += 1
-        return worker
+        for _ in range(self._depth):
+            self._idle.put_nowait(worker)
 
-    def _retire(self, worker: _Worker) -> None:
+    def _replace(self, worker: _Worker) -> None:
+        """Retire a worker that died or fell out of step, and start another (once)."""
+        worker.dead = True
+        if worker.replaced:
+            return
+        worker.replaced = True
         worker.close(kill=True)
         worker.reap(5.0)
         self._all.discard(worker)
+        if not self._closed:
+            self._spawn()
 
     async def call(self, request: dict[str, Any]) -> dict[str, Any]:
         if self._closed:
             raise RuntimeError("the pool is closed")
         payload = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
-        worker = await self._idle.get()
-        if worker is None:
-            worker = self._spawn()
         self._requests += 1
-        replace = True
-        try:
-            async with asyncio.timeout(self._timeout):
-                answer = await worker.call(payload)
-            replace = False
-        except asyncio.CancelledError:
-            # Usually the run is stopping: retire the worker, start a new one only if needed.
-            self._retire(worker)
-            self._idle.put_nowait(None)
-            replace = False
-            worker = None
-            raise
-        except _WorkerGone:
-            self._crashed += 1
-            message = worker.exit_reason()
-            return {"ok": False, "code": "worker_crashed", "message": message}
-        except TimeoutError:
-            self._timed_out += 1
-            return {
-                "ok": False,
-                "code": "worker_timeout",
-                "message": f"no answer from the worker in {self._timeout:g} s",
-            }
-        finally:
-            # A worker whose request did not finish cleanly (crash, time-out, cancellation)
-            # is in an unknown state: replace it rather than reuse it.
-            if worker is not None:
-                if replace:
-                    self._retire(worker)
-                    worker = self._spawn()
-                if self._closed:
-                    self._retire(worker)
-                else:
-                    self._idle.put_nowait(worker)
-        result: dict[str, Any] = pickle.loads(answer)
-        return result
+        for _ in range(3):  # a request that never reached a live worker is tried again
+            worker = await self._idle.get()
+            while worker.dead:  # a stale entry of a retired worker
+                worker = await self._idle.get()
+            try:
+                answer = await worker.call(payload, self._timeout)
+            except _WorkerGone as gone:
+                message = worker.exit_reason() if gone.culprit else ""
+                self._replace(worker)
+                if gone.culprit:
+                    self._crashed += 1
+                    return {"ok": False, "code": "worker_crashed", "message": message}
+                continue
+            except TimeoutError:
+                self._replace(worker)
+                self._timed_out += 1
+                return {
+                    "ok": False,
+                    "code": "worker_timeout",
+                    "message": f"no answer from the worker in {self._timeout:g} s",
+                }
+            except BaseException:
+                self._replace(worker)
+                raise
+            if not self._closed:
+                self._idle.put_nowait(worker)
+            result: dict[str, Any] = pickle.loads(answer)
+            return result
+        self._crashed += 1
+        return {"ok": False, "code": "worker_crashed", "message": "workers kept dying"}
 
     def statistics(self) -> PoolStatistics:
         return PoolStatistics(
