@@ -314,11 +314,13 @@ def _load_handler(path: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
 
 
 def child_main(handler: str, fd: int) -> None:
-    """Serve requests on socket ``fd`` until it closes."""
+    """Serve requests on socket ``fd`` until it closes (or the parent goes away)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     handle = _load_handler(handler)
     sock = socket.socket(fileno=fd)
-    with sock:
+    # A parent that stops (or is killed) with an answer unread resets the socket:
+    # that is an ordinary end for a worker, not an error to print.
+    with sock, contextlib.suppress(ConnectionError):
         while True:
             head = _recv_exactly(sock, _LEN.size)
             if head is None:
