@@ -26,7 +26,7 @@ from .._loop import run_loop
 from .._sources import InputRow
 from .._stats import Summary
 from ._cpu import Processor, make_processor
-from ._measure import peak_rss_mb
+from ._measure import peak_rss_mb, peak_vm_mb
 from ._workloads import RunSpec
 
 __all__ = ["main", "run_spec"]
@@ -114,6 +114,7 @@ def run_spec(spec: RunSpec) -> dict[str, Any]:
         "pid": os.getpid(),
         "run_cpu_s": _cpu_now() - cpu0,
         "peak_rss_mb": peak_rss_mb(os.getpid()),
+        "peak_vm_mb": peak_vm_mb(os.getpid()),
         "ok": summary.ok,
         "failed": summary.failed,
         "errors": summary.errors,

@@ -79,10 +79,10 @@ class BenchConfig:
     out: Path = DEFAULT_OUT
     latencies_ms: tuple[float, ...] = (0.0, 50.0, 200.0)
     concurrencies: tuple[int, ...] = (1, 10, 100, 1000)
-    n: int = 5000
+    n: int = 3000
     engines: tuple[str, ...] = ENGINES
     # A sweep run predicted to take longer than this is capped in N (rate extrapolated).
-    run_seconds: float = 3.0
+    run_seconds: float = 2.5
     timeline: TimelineSpec | None = field(default_factory=TimelineSpec)
     cpu: CpuSpec | None = field(default_factory=CpuSpec)
     peers: bool = False

@@ -19,7 +19,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ProcessStats", "cpu_seconds", "measure_process", "peak_rss_mb"]
+__all__ = [
+    "ProcessStats",
+    "cpu_seconds",
+    "measure_process",
+    "peak_rss_mb",
+    "peak_vm_mb",
+]
 
 POLL_S = 0.02
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -34,6 +40,7 @@ class ProcessStats:
     user_s: float
     sys_s: float
     peak_rss_mb: float
+    peak_vm_mb: float
     peak_threads: int
     stderr: str
 
@@ -49,16 +56,25 @@ def _threads(pid: int) -> int:
         return 0
 
 
-def peak_rss_mb(pid: int) -> float:
-    """``VmHWM`` of a running process in MB (0.0 when unknown)."""
+def _status_mb(pid: int, field: str) -> float:
     try:
         with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1]) / 1024
     except (OSError, ValueError, IndexError):
         pass
     return 0.0
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory (``VmHWM``) of a running process in MB (0.0 when unknown)."""
+    return _status_mb(pid, "VmHWM:")
+
+
+def peak_vm_mb(pid: int) -> float:
+    """Peak virtual memory (``VmPeak``: address space reserved, e.g. thread stacks) in MB."""
+    return _status_mb(pid, "VmPeak:")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -80,7 +96,7 @@ def measure_process(
         proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, cwd=cwd, env=env
         )
-        peak_threads, peak_rss = 0, 0.0
+        peak_threads, peak_rss, peak_vm = 0, 0.0, 0.0
         deadline = t0 + timeout
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -88,6 +104,7 @@ def measure_process(
                 break
             peak_threads = max(peak_threads, _threads(proc.pid))
             peak_rss = max(peak_rss, peak_rss_mb(proc.pid))
+            peak_vm = max(peak_vm, peak_vm_mb(proc.pid))
             if time.perf_counter() > deadline:
                 proc.kill()
                 pid, status, usage = os.wait4(proc.pid, 0)
@@ -105,6 +122,7 @@ def measure_process(
         user_s=usage.ru_utime,
         sys_s=usage.ru_stime,
         peak_rss_mb=peak_rss,
+        peak_vm_mb=peak_vm,
         peak_threads=peak_threads,
         stderr=stderr,
     )

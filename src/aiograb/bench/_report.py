@@ -120,7 +120,13 @@ def _sweep(results: dict[str, Any]) -> list[Block]:
             r["peak_rss_mb"], n, errors, note,
         ])  # fmt: skip
     mem = [
-        [m["engine"], m["latency_ms"], m["concurrency"], m["kb_per_request"]]
+        [
+            m["engine"],
+            m["latency_ms"],
+            m["concurrency"],
+            m["kb_per_request"],
+            m["vm_kb_per_request"] / 1024,
+        ]
         for m in results["memory_per_inflight"]
     ]
     return [
@@ -151,9 +157,11 @@ def _sweep(results: dict[str, Any]) -> list[Block]:
         _H("Memory per request in flight", 3),
         _P(
             "(peak RSS at C − peak RSS at the smallest C) / (C − smallest C), in KB: what one "
-            "more request in flight costs the client."
+            "more request in flight costs the client in resident memory; and the same for "
+            "virtual memory (address space reserved, e.g. a thread's stack), in MB. RSS counts "
+            "only touched pages, so a thread's mostly unused 8 MB stack shows in the second."
         ),
-        _Table(["engine", "latency ms", "C", "KB per request in flight"], mem),
+        _Table(["engine", "latency ms", "C", "RSS KB per request", "virtual MB per request"], mem),
     ]
 
 

@@ -236,6 +236,7 @@ def _row(
         "cpu_ms_per_file": round(run_cpu * 1000 / ok, 4) if ok else None,
         "peak_threads": max(stats.peak_threads, int(inside.get("peak_threads", 0))),
         "peak_rss_mb": round(max(stats.peak_rss_mb, float(inside.get("peak_rss_mb", 0))), 2),
+        "peak_vm_mb": round(max(stats.peak_vm_mb, float(inside.get("peak_vm_mb", 0))), 2),
         "server_cpu_s": round(server_cpu, 4),
         "loop_lag_ms": _lag_stats(inside.get("lag_ms")),
         "exit_code": stats.exit_code,
