@@ -22,7 +22,7 @@ from aiograb.bench._peers import find_peers
 from aiograb.bench._results import acceptance, memory_per_inflight
 from aiograb.bench._suite import _Runner
 from aiograb.bench._timeline import max_in_flight, timeline_from_raw
-from aiograb.testing import ServerConfig, ServerProcess
+from aiograb.testing import RunningServer, ServerConfig, ServerProcess
 from conftest import aiograb_cli
 
 REPORT_FILES = (
@@ -277,3 +277,16 @@ def test_peers_fetch_the_same_workload(tmp_path: Path) -> None:
             assert row["failed"] == 0
             assert row["error"] is None
             assert row["peak_rss_mb"] > 0
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
+def test_server_listen_backlog_fits_a_burst_of_a_thousand_connects(
+    server: RunningServer,
+) -> None:
+    # For a listening socket, ss shows the accept backlog in Send-Q. With aiohttp's
+    # default (128), -c 1000 overflows it and dropped SYNs cost clients 1 s each.
+    out = subprocess.run(
+        ["ss", "-Hltn", f"sport = :{server.port}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    assert int(out[2]) == min(4096, somaxconn) >= 1000
