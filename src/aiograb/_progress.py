@@ -24,8 +24,9 @@ __all__ = ["ProgressDisplay", "format_summary"]
 class ProgressDisplay:
     """A progress bar refreshed from the event loop (rich's own refresh thread stays off)."""
 
-    def __init__(self, *, enabled: bool) -> None:
+    def __init__(self, *, enabled: bool, expected: int | None = None) -> None:
         self.enabled = enabled
+        self.expected = expected  # an estimate of the input's rows, for the ETA
         self._bar: RichProgress | None = None
         self._task: TaskID | None = None
         self._t0 = time.monotonic()
@@ -73,7 +74,7 @@ class ProgressDisplay:
         self._bar.update(
             self._task,
             completed=p.already_done + p.done,
-            total=p.total if p.input_done else None,
+            total=p.total if p.input_done else max(p.total, self.expected or 0) or None,
             ok=f"{p.ok:,}",
             failed=f"{p.failed:,}",
             rate=f"{files_s:,.0f} files/s {mb_s:,.1f} MB/s",

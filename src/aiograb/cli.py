@@ -24,6 +24,7 @@ from . import __about__
 from ._blocking import ENGINES
 from ._config import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_BYTES,
     DEFAULT_PER_HOST,
     DEFAULT_USER_AGENT,
     Limits,
@@ -124,8 +125,9 @@ def _add_request_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--max-bytes",
         type=parse_size,
-        default=0,
-        help="abort bodies larger than this, e.g. 20M; 0 = no limit (default)",
+        default=DEFAULT_MAX_BYTES,
+        help="abort bodies larger than this, early (Content-Length) or while streaming, "
+        "as too_large; e.g. 20M; 0 = no limit (default 100M)",
     )
     g.add_argument(
         "--accept",
@@ -381,8 +383,9 @@ def _run_download(
     policy: RequestPolicy,
     retry_failed: bool = False,
     engine: str = "async",
+    expected: int | None = None,
 ) -> int:
-    display = ProgressDisplay(enabled=not args.quiet and sys.stderr.isatty())
+    display = ProgressDisplay(enabled=not args.quiet and sys.stderr.isatty(), expected=expected)
     with display:
         if engine == "async":
             summary = _run_async(args, rows, limits, policy, retry_failed, display)
@@ -468,9 +471,30 @@ def cmd_get(args: argparse.Namespace) -> int:
     rows = open_source(
         args.input, url_column=args.url_column, extra_columns=extra, fmt=args.input_format
     )
+    expected = None if args.quiet or not sys.stderr.isatty() else estimate_rows(args.input)
     return _run_download(
-        args, rows, limits, policy, retry_failed=args.retry_failed, engine=args.engine
+        args,
+        rows,
+        limits,
+        policy,
+        retry_failed=args.retry_failed,
+        engine=args.engine,
+        expected=expected,
     )
+
+
+def estimate_rows(source: str) -> int | None:
+    """Lines in a plain text input (for the progress bar's ETA), or None when it would cost."""
+    path = Path(source)
+    if source == "-" or path.suffix in (".gz", ".parquet", ".pq") or not path.is_file():
+        return None
+    if path.stat().st_size > 2 << 30:
+        return None
+    lines = 0
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            lines += block.count(b"\n")
+    return lines
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -496,7 +520,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         shutil.rmtree(out)
     exts = ("jpg", "png", "webp", "gif")
     limits = Limits(concurrency=args.concurrency, per_host=0)
-    with ServerProcess(ServerConfig(latency_ms=args.latency_ms)) as server:
+    with ServerProcess(ServerConfig(latency_ms=args.latency_ms), warm=True) as server:
         print(
             f"local image server: {server.base_url} ({args.latency_ms:g} ms latency per "
             f"response); downloading {args.n} images, {args.concurrency} in flight, "
@@ -504,7 +528,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             flush=True,
         )
         urls = (f"{server.base_url}/img/{i}.{exts[i % 4]}" for i in range(args.n))
-        code = _run_download(args, urls, limits, RequestPolicy())
+        code = _run_download(args, urls, limits, RequestPolicy(), expected=args.n)
     print(f"files: {out}/  manifest: {out / 'manifest.jsonl'}")
     return code
 
