@@ -117,7 +117,7 @@ def _sweep(results: dict[str, Any]) -> list[Block]:
         rows.append([
             r["engine"], r["latency_ms"], r["concurrency"], r["files_per_s"],
             r["latency_bound_files_per_s"], r["cpu_ms_per_file"], r["peak_threads"],
-            r["peak_rss_mb"], n, errors, note,
+            r["peak_rss_mb"], (r.get("loop_lag_ms") or {}).get("p99"), n, errors, note,
         ])  # fmt: skip
     mem = [
         [
@@ -136,7 +136,8 @@ def _sweep(results: dict[str, Any]) -> list[Block]:
             "and manifest included, interpreter start-up not). The latency bound C/L is the "
             "most any client can do with C requests in flight. CPU is the client process "
             "tree's user+system time during the run; peak RSS and OS threads are the client "
-            "process's. The sync engine runs once per latency (concurrency does not apply)."
+            "process's. Loop lag is how late a 10 ms timer on the async engine's loop fired. "
+            "The sync engine runs once per latency (concurrency does not apply)."
         ),
         _Table(
             [
@@ -148,6 +149,7 @@ def _sweep(results: dict[str, Any]) -> list[Block]:
                 "CPU ms/file",
                 "peak threads",
                 "peak RSS MB",
+                "loop lag p99 ms",
                 "N",
                 "errors",
                 "note",
