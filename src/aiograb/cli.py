@@ -343,6 +343,12 @@ def _add_bench_parser(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     p.add_argument(
         "--peers", action="store_true", help="also run curl --parallel and aria2c if on PATH"
     )
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        help="where the clients write their files (default /dev/shm, tmpfs, so the disk "
+        "does not blur the network; give a folder on your disk to include it)",
+    )
     p.set_defaults(func=cmd_bench)
 
 
@@ -543,6 +549,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "n": args.n,
         "engines": args.engines,
         "peers": args.peers or None,
+        "workdir": args.workdir,
     }
     make = bench.quick_config if args.quick else bench.standard_config
     config = make(out=args.out, **{k: v for k, v in changes.items() if v is not None})

@@ -22,6 +22,7 @@ __all__ = [
     "CpuSpec",
     "TimelineSpec",
     "capped_n",
+    "default_workdir",
     "quick_config",
     "standard_config",
 ]
@@ -31,6 +32,12 @@ DEFAULT_OUT = Path("bench-report")
 # how long a run would take (and cap its N): loopback round trip, parsing, the journal.
 REQUEST_OVERHEAD_S = 0.002
 MIN_CAPPED_N = 10
+
+
+def default_workdir() -> Path | None:
+    """``/dev/shm`` when it is a writable directory (Linux tmpfs), else None."""
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
 
 
 def _check(ok: bool, message: str) -> None:
@@ -88,6 +95,9 @@ class BenchConfig:
     peers: bool = False
     quick: bool = False
     child_timeout_s: float = 300.0
+    # Where the clients write their files: tmpfs by default, so a slow or busy disk
+    # does not blur how the engines wait for the network (None: the system temp dir).
+    workdir: Path | None = field(default_factory=lambda: default_workdir())
 
     def __post_init__(self) -> None:
         _check(bool(self.latencies_ms), "give at least one latency")
@@ -101,6 +111,8 @@ class BenchConfig:
         _check(not unknown, f"unknown engine(s): {', '.join(unknown)} (use {', '.join(ENGINES)})")
         _check(bool(self.engines), "give at least one engine")
         _check(self.run_seconds > 0, "run seconds must be > 0")
+        if self.workdir is not None:
+            _check(self.workdir.is_dir(), f"workdir {self.workdir} is not a directory")
 
 
 def standard_config(**changes: Any) -> BenchConfig:

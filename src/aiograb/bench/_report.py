@@ -245,10 +245,11 @@ def _method(results: dict[str, Any]) -> list[Block]:
             "The local test server (aiograb.testing) runs in its own process and answers every "
             "image after the requested latency; each run of each engine is a fresh child process "
             "(python -m aiograb.bench._child) that fetches the images into a temporary folder "
-            "with the real journal, sinks and manifest. CPU time and peak RSS come from wait4's "
-            "rusage of the child (its process tree, not the server); OS threads are polled from "
-            "/proc every 20 ms; the server's CPU is recorded per run. Runs whose predicted time "
-            "exceeds the per-run budget are capped in N and their rate extrapolated. Within a "
+            f"under {results['config'].get('workdir') or 'the system temp dir'} "
+            "with the real journal, sinks and manifest. CPU time comes from the child's rusage "
+            "(its process tree, not the server); peak RSS (VmHWM), virtual memory (VmPeak) and "
+            "OS threads from /proc; the server's CPU is recorded per run. Runs whose predicted "
+            "time exceeds the per-run budget are capped in N and their rate extrapolated. Within a "
             "sweep point the engines take turns going first. " + peer_text
         ),
     ]

@@ -63,6 +63,7 @@ def machine_info() -> dict[str, Any]:
 def _config_json(config: BenchConfig) -> dict[str, Any]:
     data = dataclasses.asdict(config)
     data["out"] = str(config.out)
+    data["workdir"] = str(config.workdir) if config.workdir is not None else None
     return data
 
 

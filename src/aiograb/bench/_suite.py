@@ -303,10 +303,10 @@ def run_bench(config: BenchConfig, *, log: Log = print) -> dict[str, Any]:
     t0 = time.perf_counter()
     server_config = ServerConfig(record=False)
     with (
-        tempfile.TemporaryDirectory(prefix="aiograb-bench-") as tmp,
+        tempfile.TemporaryDirectory(prefix="aiograb-bench-", dir=config.workdir) as tmp,
         ServerProcess(server_config, warm=True) as server,
     ):
-        log(f"local server {server.base_url} (pid {server.pid}), measuring...")
+        log(f"local server {server.base_url} (pid {server.pid}); clients write under {tmp}")
         runner = _Runner(config, server, Path(tmp), log)
         results["sweep"] = runner.sweep()
         if config.timeline is not None:
