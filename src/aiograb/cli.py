@@ -292,7 +292,7 @@ examples:
   aiograb bench                      # the standard suite, ~1-2 minutes, writes bench-report/
   aiograb bench --quick              # ~15 s, for CI and a first look
   aiograb bench --latency-ms 0,50,200 --concurrency 1,10,100,1000,5000 --n 5000 --out report/
-  aiograb bench --peers              # also run curl --parallel / aria2c found on PATH
+  aiograb bench --peers              # also run curl --parallel, aria2c, img2dataset on PATH
 
 Open OUT/report.html (self-contained) or OUT/report.md; every raw number is in
 OUT/results.json. Needs matplotlib: pip install 'aiograb[bench]'.
@@ -341,7 +341,9 @@ def _add_bench_parser(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
         "--out", type=Path, default=DEFAULT_OUT, help="report folder (default %(default)s)"
     )
     p.add_argument(
-        "--peers", action="store_true", help="also run curl --parallel and aria2c if on PATH"
+        "--peers",
+        action="store_true",
+        help="also run curl --parallel, aria2c and img2dataset when found on PATH",
     )
     p.add_argument(
         "--workdir",

@@ -1,5 +1,5 @@
 """Other downloaders found on PATH, run on the same workload as the engines
-(``aiograb bench --peers``): ``curl --parallel`` and ``aria2c``.
+(``aiograb bench --peers``): ``curl --parallel``, ``aria2c`` and ``img2dataset``.
 
 Each peer is a command line over a URL list; files that arrived are counted in
 its output folder afterwards. They are measured from outside like the engines
@@ -45,17 +45,30 @@ class Peer:
                 "--auto-file-renaming=false", "--allow-overwrite=true",
                 "--console-log-level=error", "--summary-interval=0", "--quiet=true",
             ]  # fmt: skip
+        if self.name == "img2dataset":
+            listing.write_text("".join(u + "\n" for u in urls), encoding="utf-8")
+            return [
+                path, f"--url_list={listing}", "--input_format=txt",
+                f"--output_folder={out}", "--output_format=files",
+                f"--thread_count={concurrency}", "--processes_count=1",
+                "--resize_mode=no", "--disable_all_reencoding=True", "--retries=0",
+                "--timeout=30", "--enable_wandb=False", "--distributor=multiprocessing",
+                f"--number_sample_per_shard={max(1, len(urls))}",
+            ]  # fmt: skip
         raise ValueError(f"unknown peer {self.name!r}")
 
     def count_ok(self, out: Path) -> int:
-        """Complete files in ``out`` (non-empty, no partial-download marker beside them)."""
-        names = {p.name for p in out.iterdir()}
+        """Complete images under ``out`` (non-empty, no aria2 partial-download marker)."""
         return sum(
             1
-            for p in out.iterdir()
-            if p.is_file() and p.suffix == ".jpg" and p.stat().st_size > 0
-            and f"{p.name}.aria2" not in names
+            for p in out.rglob("*.jpg")
+            if p.is_file() and p.stat().st_size > 0
+            and not p.with_name(p.name + ".aria2").exists()
         )  # fmt: skip
+
+    def env(self) -> dict[str, str]:
+        """Extra environment: keep img2dataset's albumentations from checking for updates."""
+        return {"NO_ALBUMENTATIONS_UPDATE": "1"} if self.name == "img2dataset" else {}
 
     def note(self, concurrency: int) -> str | None:
         if self.name == "curl" and concurrency > CURL_MAX_PARALLEL:
@@ -63,7 +76,7 @@ class Peer:
         return None
 
 
-PEERS = (Peer("curl", "curl"), Peer("aria2c", "aria2c"))
+PEERS = (Peer("curl", "curl"), Peer("aria2c", "aria2c"), Peer("img2dataset", "img2dataset"))
 
 
 def find_peers() -> list[Peer]:

@@ -189,7 +189,8 @@ class _Runner:
         out.mkdir()
         cmd = peer.command(list(self.workload(n, latency).urls()), out, c)
         server0 = cpu_seconds(self.server.pid)
-        stats = measure_process(cmd, timeout=self.config.child_timeout_s, env=self.env)
+        env = {**self.env, **peer.env()}
+        stats = measure_process(cmd, timeout=self.config.child_timeout_s, env=env)
         server_cpu = cpu_seconds(self.server.pid) - server0
         ok = peer.count_ok(out)
         shutil.rmtree(out, ignore_errors=True)
