@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -78,7 +79,7 @@ def main() -> None:
     args = parser.parse_args()
     latencies = [float(x) for x in args.latency_ms.split(",")]
     config = standard_config(n=args.n, latencies_ms=tuple(latencies))
-    results: dict[str, Any] = {"latencies": {}}
+    results: dict[str, Any] = {"latencies": {}, "load_average_start": os.getloadavg()}
     with (
         tempfile.TemporaryDirectory(prefix="aiograb-why-") as tmp,
         ServerProcess(ServerConfig(record=False), warm=True) as server,
@@ -88,6 +89,8 @@ def main() -> None:
         for r in range(args.rounds):
             for lat in latencies:
                 per[lat].append(one_round(runner, lat, r))
+    results["load_average_end"] = os.getloadavg()
+    print(f"load average: start {results['load_average_start']}, end {results['load_average_end']}")
     for lat, rounds in per.items():
         summary = summarise(rounds)
         results["latencies"][str(lat)] = {"summary": summary, "rounds": rounds}
