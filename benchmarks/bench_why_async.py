@@ -81,7 +81,7 @@ def main() -> None:
     config = standard_config(n=args.n, latencies_ms=tuple(latencies))
     results: dict[str, Any] = {"latencies": {}, "load_average_start": os.getloadavg()}
     with (
-        tempfile.TemporaryDirectory(prefix="aiograb-why-") as tmp,
+        tempfile.TemporaryDirectory(prefix="aiograb-why-", dir=config.workdir) as tmp,
         ServerProcess(ServerConfig(record=False), warm=True) as server,
     ):
         runner = _Runner(config, server, Path(tmp), print)
