@@ -74,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency-ms", default="200,1000")
-    parser.add_argument("--n", type=int, default=3000)
+    parser.add_argument("--n", type=int, default=10000)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     latencies = [float(x) for x in args.latency_ms.split(",")]

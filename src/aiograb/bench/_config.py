@@ -86,7 +86,7 @@ class BenchConfig:
     out: Path = DEFAULT_OUT
     latencies_ms: tuple[float, ...] = (0.0, 50.0, 200.0)
     concurrencies: tuple[int, ...] = (1, 10, 100, 1000)
-    n: int = 3000
+    n: int = 5000
     engines: tuple[str, ...] = ENGINES
     # A sweep run predicted to take longer than this is capped in N (rate extrapolated).
     run_seconds: float = 2.5
