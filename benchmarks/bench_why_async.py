@@ -6,7 +6,8 @@ engine configuration runs once as its own child process (the same runs as
 per latency: medians over rounds and the min–max spread of
 
 - async(C=1000) / threads(C=100) files/s           (expected >= 5 at 200 ms)
-- async / threads RSS per request in flight at C=1000, against C=1   (expected <= 0.10)
+- async / threads RSS per request in flight at C=1000, against C=1   (expected <= 0.10),
+  and the same for virtual memory (address space: thread stacks)
 - async peak OS threads at C=1000                   (expected <= 2)
 - sync files/s x latency                            (expected ≈ 1)
 
@@ -38,6 +39,8 @@ def one_round(runner: _Runner, latency: float, order: int) -> dict[str, Any]:
     a, t100, t1000 = rows["async", 1000], rows["threads", 100], rows["threads", 1000]
     a_mem = (a["peak_rss_mb"] - rows["async", 1]["peak_rss_mb"]) * 1024 / 999
     t_mem = (t1000["peak_rss_mb"] - rows["threads", 1]["peak_rss_mb"]) * 1024 / 999
+    a_vm = (a["peak_vm_mb"] - rows["async", 1]["peak_vm_mb"]) * 1024 / 999
+    t_vm = (t1000["peak_vm_mb"] - rows["threads", 1]["peak_vm_mb"]) * 1024 / 999
     return {
         "latency_ms": latency,
         "async_1000_fps": a["files_per_s"],
@@ -47,6 +50,9 @@ def one_round(runner: _Runner, latency: float, order: int) -> dict[str, Any]:
         "async_kb_per_request": a_mem,
         "threads_kb_per_request": t_mem,
         "mem_ratio": a_mem / t_mem if t_mem > 0 else float("nan"),
+        "async_vm_kb_per_request": a_vm,
+        "threads_vm_kb_per_request": t_vm,
+        "vm_ratio": a_vm / t_vm if t_vm > 0 else float("nan"),
         "async_peak_threads": a["peak_threads"],
         "threads_1000_peak_threads": t1000["peak_threads"],
         "async_cpu_ms_per_file": a["cpu_ms_per_file"],
