@@ -307,7 +307,7 @@ _STYLE = """
 body{font:15px/1.45 system-ui,sans-serif;max-width:1180px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:0.6em 0 1.2em;font-size:13px}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-td:first-child,th:first-child{text-align:left}
+td:first-child,th:first-child,td:last-child,th:last-child{text-align:left}
 th{background:#f3f3f3}
 figure{margin:1.2em 0}
 figure img{max-width:100%;border:1px solid #ddd}
