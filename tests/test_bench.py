@@ -95,7 +95,8 @@ def test_quick_bench_timelines_overlap_on_one_thread_only_for_async(
             assert tl["threads"] == ["main"]
             assert max_in_flight((r[0], r[2]) for r in tl["requests"]) == 1
         else:
-            assert len(threads) == tl["concurrency"] > 1
+            # The pool starts a thread per task while none is idle: up to C of them.
+            assert 1 < len(threads) <= tl["concurrency"]
             assert max(per_thread) == 1
             assert tl["max_in_flight"] > 1
 
