@@ -67,11 +67,6 @@ class _Stopped(Exception):
     """Raised inside the task group to stop a run on request."""
 
 
-def _host(key: str) -> str:
-    # ``key`` is a normalised URL (already encoded): the same host Politeness sees.
-    return URL(key, encoded=True).host or ""
-
-
 class _Parking:
     """Rows waiting for a busy or paused host, per host, bounded in total."""
 
@@ -161,7 +156,7 @@ class _Run:
     async def _work(self, queue: asyncio.Queue[PendingRow | None]) -> None:
         parking, politeness = self._parking, self.fetcher.politeness
         while (row := await queue.get()) is not None:
-            host = _host(row.key)
+            host = URL(row.key, encoded=True).host or ""  # the key is the normalised URL
             # A row for a host that is busy or paused waits aside, so this worker can
             # serve other hosts meanwhile (bounded: past the limit, the worker waits).
             if not politeness.available(host) and parking.park(host, row):
@@ -177,12 +172,15 @@ class _Run:
         next_row: PendingRow | None = row
         while next_row is not None:
             key = url_key(next_row.key)
+            url = URL(next_row.key, encoded=True)  # checked and normalised at ingest
             if (stage := self.stage) is None:
-                outcome = await self.fetcher.fetch(Request(next_row.url), self.state.sink, key)
+                outcome = await self.fetcher.fetch(
+                    Request(next_row.url), self.state.sink, key, url=url
+                )
                 self.state.record(next_row, outcome, key)
             else:
                 await stage.admit()
-                outcome = await self.fetcher.fetch(Request(next_row.url), stage.sink, key)
+                outcome = await self.fetcher.fetch(Request(next_row.url), stage.sink, key, url=url)
                 await stage.process(next_row, outcome, key)
             next_row = parking.pop(host) if politeness.available(host) else None
 

@@ -34,6 +34,7 @@ from ._urls import parse_url
 
 __all__ = ["Fetcher", "Outcome", "Request"]
 
+SMALL_BODY = 256 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 _NO_BODY = object()
@@ -115,7 +116,17 @@ class BodyReader:
     writer is aborted, so nothing partial is ever left behind.
     """
 
-    __slots__ = ("_accept", "_ctype", "_head", "_limit", "_mime", "_size", "_url", "_writer")
+    __slots__ = (
+        "_accept",
+        "_ctype",
+        "_head",
+        "_limit",
+        "_mime",
+        "_size",
+        "_url",
+        "_writer",
+        "small",
+    )
 
     def __init__(
         self,
@@ -132,8 +143,12 @@ class BodyReader:
         self._size = 0
         accept.check_header(self._ctype, url)
         length = headers.get("Content-Length")
-        if limit and length is not None and length.isdigit() and int(length) > limit:
+        size = int(length) if length is not None and length.isdigit() else -1
+        if limit and size > limit:
             raise TooLarge(f"Content-Length {length} > --max-bytes {limit}", url=url)
+        # A body of known, small length can be read in one piece (Content-Encoding aside:
+        # a compressed body may inflate past what was announced).
+        self.small = 0 <= size <= SMALL_BODY and "Content-Encoding" not in headers
 
     def feed(self, chunk: bytes) -> None:
         self._size += len(chunk)
@@ -242,15 +257,19 @@ class Fetcher:
         self._clock = clock
         self.retries = 0  # attempts beyond the first, over all URLs
 
-    async def fetch(self, request: Request, sink: SinkFactory, key: str) -> Outcome:
+    async def fetch(
+        self, request: Request, sink: SinkFactory, key: str, *, url: URL | None = None
+    ) -> Outcome:
+        """Fetch ``request``; ``url`` is its already-checked URL when the caller has it."""
         outcome = Outcome(url=request.url, started=time.time())
         t0 = self._clock.now()
         method = request.method.upper()
-        try:
-            url = parse_url(request.url)
-        except InvalidURL as exc:
-            outcome.error = exc
-            return outcome
+        if url is None:
+            try:
+                url = parse_url(request.url)
+            except InvalidURL as exc:
+                outcome.error = exc
+                return outcome
         outcome.thread = threading.get_ident()
         while True:
             outcome.attempts += 1
@@ -286,34 +305,38 @@ class Fetcher:
         seen = {str(url)}
         for _hop in range(self._policy.max_redirects + 1):
             host = url.host or ""
-            async with (
-                self.politeness.slot(host),
-                self._transport.send(
+            slot = await self.politeness.acquire(host)
+            try:
+                async with self._transport.send(
                     method, url, headers=headers, body=body, timeouts=self._policy.timeouts
-                ) as resp,
-            ):
-                outcome.t_first_byte = time.perf_counter()
-                outcome.status = resp.status
-                outcome.final_url = resp.url
-                target = rules.redirect(resp.status, resp.headers, url, seen, request.url)
-                if target is not None:
-                    url, method = target, rules.redirect_method(resp.status, method)
-                    body = None if method == "GET" else body
-                    continue
-                if not 200 <= resp.status < 300:
-                    error = rules.status_error(resp.status, resp.headers, request.url)
-                    if error.retry_after:
-                        retry = self._policy.retry
-                        self.politeness.pause(host, min(error.retry_after, retry.max_retry_after))
-                    raise error
-                outcome.headers = resp.headers
-                reader = rules.body_reader(resp.headers, sink.open(key), request.url)
-                try:
-                    while chunk := await resp.read_chunk():
-                        reader.feed(chunk)
-                    outcome.stored, outcome.content_type = reader.finish()
-                except BaseException:
-                    reader.abort()
-                    raise
-                return
+                ) as resp:
+                    outcome.t_first_byte = time.perf_counter()
+                    outcome.status = resp.status
+                    outcome.final_url = resp.url
+                    target = rules.redirect(resp.status, resp.headers, url, seen, request.url)
+                    if target is not None:
+                        url, method = target, rules.redirect_method(resp.status, method)
+                        body = None if method == "GET" else body
+                        continue
+                    if not 200 <= resp.status < 300:
+                        error = rules.status_error(resp.status, resp.headers, request.url)
+                        if error.retry_after:
+                            pause = min(error.retry_after, self._policy.retry.max_retry_after)
+                            self.politeness.pause(host, pause)
+                        raise error
+                    outcome.headers = resp.headers
+                    reader = rules.body_reader(resp.headers, sink.open(key), request.url)
+                    try:
+                        if reader.small:  # one read, one feed: fewer awaits per file
+                            reader.feed(await resp.read_all())
+                        else:
+                            while chunk := await resp.read_chunk():
+                                reader.feed(chunk)
+                        outcome.stored, outcome.content_type = reader.finish()
+                    except BaseException:
+                        reader.abort()
+                        raise
+                    return
+            finally:
+                self.politeness.release(host, slot)
         raise rules.too_many_redirects(request.url)

@@ -181,7 +181,7 @@ class FilesOutput:
             rel = self._files.relative_path(sample.key, sample.ext)
             final = self._files.root / rel
             try:
-                self._files.ensure_dir(final.parent)
+                self._files.ensure_dir(str(final.parent))
                 os.replace(staged.path, final)
             except OSError as exc:
                 raise WriteError(f"cannot store {rel}: {exc.strerror or exc}") from exc
