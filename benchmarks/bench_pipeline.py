@@ -25,6 +25,11 @@ not saturated); the files/s of the two should differ by at most 10 %.
 
     .venv/bin/python benchmarks/bench_pipeline.py --mode dataset --n 5000 --rounds 3
     .venv/bin/python benchmarks/bench_pipeline.py --mode loop --n 10000 --rounds 3
+    .venv/bin/python benchmarks/bench_pipeline.py --mode baseline \
+        --baseline-python /work/main/.venv/bin/python --n 5000 --rounds 3
+
+``--mode baseline``: the loop mode's download without a CPU stage, this checkout vs
+another one (``--baseline-python``): the engine's hook for the stage must cost nothing.
 """
 
 from __future__ import annotations
@@ -124,8 +129,9 @@ def dataset_commands(side: str, urls: Path, out: Path, args: argparse.Namespace)
 
 
 def loop_commands(side: str, urls: Path, out: Path, args: argparse.Namespace) -> list[str]:
+    python = args.baseline_python if side == "baseline" else sys.executable
     cmd = [
-        sys.executable, "-m", "aiograb", "get", str(urls), "-o", str(out), "-q",
+        python, "-m", "aiograb", "get", str(urls), "-o", str(out), "-q",
         "-c", str(args.concurrency), "--per-host", "0", "--retries", "0",
     ]  # fmt: skip
     if side == "with-cpu-stage":
@@ -135,7 +141,12 @@ def loop_commands(side: str, urls: Path, out: Path, args: argparse.Namespace) ->
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--mode", choices=("dataset", "loop"), default="dataset")
+    p.add_argument("--mode", choices=("dataset", "loop", "baseline"), default="dataset")
+    p.add_argument(
+        "--baseline-python",
+        help="--mode baseline: the python of another checkout (e.g. main's .venv) whose "
+        "'aiograb get' without a CPU stage is compared with this one's",
+    )
     p.add_argument("--n", type=int, default=5000)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--concurrency", type=int, default=None)
@@ -149,6 +160,8 @@ def main() -> None:
     args.concurrency = args.concurrency or (64 if dataset else 50)
     latency = args.latency_ms if args.latency_ms is not None else (20.0 if dataset else 100.0)
     sides = ("aiograb", "img2dataset") if dataset else ("no-cpu-stage", "with-cpu-stage")
+    if args.mode == "baseline":
+        sides = ("no-cpu-stage", "baseline")
     commands = dataset_commands if dataset else loop_commands
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "disabled"}
     rounds: list[dict[str, Any]] = []
