@@ -11,6 +11,7 @@ i.e. images/s per core. Rounds alternate which side goes first; the ratio is per
 
     .venv/bin/python benchmarks/bench_resize.py \\
         --peer-python /work/venvs/img2dataset/bin/python --rounds 5 --json resize.json
+    .venv/bin/python benchmarks/bench_resize.py --filters 32   # aiograb's filter choices
 """
 
 from __future__ import annotations
@@ -99,6 +100,46 @@ def psnr_vs_reference(folder: Path, side: str, size: int) -> float:
     return sum(values) / len(values)
 
 
+def filters(count: int) -> None:
+    """aiograb's own fast-path choices: ms/image (CPU) and PSNR per downscale filter."""
+    import math
+
+    from PIL import Image, ImageChops, ImageStat
+
+    import aiograb._imagework as work
+    from aiograb.testing import image_bytes
+
+    bodies = [image_bytes(i, "jpg", size="medium") for i in range(count)]
+    refs = []
+    for body in bodies:
+        full = Image.open(io.BytesIO(body)).convert("RGB")
+        refs.append(
+            full.resize(work.target_size("keep-ratio", *full.size, 256), Image.Resampling.LANCZOS)
+        )
+    options = work.ImageOptions(resize="keep-ratio", image_size=256, encode="jpg", quality=90)
+    variants = [
+        ("LANCZOS", 1.0), ("BICUBIC", 1.0), ("BILINEAR", 1.0), ("BOX", 1.0), ("BOX", 1e9)
+    ]  # fmt: skip
+    for down, margin in variants:  # margin 1e9: the draft step never applies
+        work._DOWNSCALE, work._DRAFT_MARGIN = down, margin
+        outs = [work.process(b, options).data for b in bodies]
+        cpu0 = _cpu()
+        for _ in range(3):
+            for b in bodies:
+                work.process(b, options)
+        ms = (_cpu() - cpu0) / (3 * len(bodies)) * 1000
+        psnrs = []
+        for out, ref in zip(outs, refs, strict=True):
+            assert out is not None
+            img = Image.open(io.BytesIO(out)).convert("RGB")
+            mse = sum(ImageStat.Stat(ImageChops.difference(img, ref)).sum2) / (
+                3 * ref.width * ref.height
+            )
+            psnrs.append(10 * math.log10(255**2 / max(mse, 1e-9)))
+        draft = "with draft" if margin < 2 else "no draft"
+        print(f"{down:8s} {draft}: {ms:.2f} ms/image, PSNR {sum(psnrs) / len(psnrs):.1f} dB")
+
+
 def make_images(folder: Path, size_class: str, count: int) -> None:
     from aiograb.testing import image_bytes
 
@@ -128,7 +169,11 @@ def main() -> None:
     p.add_argument("--peer-python", default="/work/venvs/img2dataset/bin/python")
     p.add_argument("--classes", default="medium:64,large:16", help="size:count,...")
     p.add_argument("--json", type=Path)
+    p.add_argument("--filters", type=int, metavar="N", help="compare downscale filters on N images")
     args = p.parse_args()
+    if args.filters:
+        filters(args.filters)
+        return
     if args.child:
         child(args.child, args.dir, args.reps, args.size, args.quality, args.dump)
         return
