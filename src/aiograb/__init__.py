@@ -23,6 +23,7 @@ from ._config import (
 )
 from ._exceptions import (
     AiograbError,
+    BlockedAddress,
     ConnectError,
     ConnectionReset,
     ContentError,
@@ -52,6 +53,7 @@ __all__ = [
     "DEFAULT_USER_AGENT",
     "AiograbError",
     "AiohttpTransport",
+    "BlockedAddress",
     "Client",
     "Clock",
     "ConnectError",

@@ -145,10 +145,14 @@ class _Run:
         parking, politeness = self._parking, self.fetcher.politeness
         next_row: PendingRow | None = row
         while next_row is not None:
-            key = url_key(next_row.key)
-            outcome = await self.fetcher.fetch(Request(next_row.url), self.state.sink, key)
-            self.state.record(next_row, outcome, key)
+            await self._process(next_row)
             next_row = parking.pop(host) if politeness.available(host) else None
+
+    async def _process(self, row: PendingRow) -> None:
+        """Fetch one row and record its outcome (the crawl also parses pages here)."""
+        key = url_key(row.key)
+        outcome = await self.fetcher.fetch(Request(row.url), self.state.sink, key)
+        self.state.record(row, outcome, key)
 
     async def _tick(self, done: asyncio.Event) -> None:
         while not done.is_set():

@@ -34,6 +34,7 @@ class Politeness:
         self._interval = 1.0 / limits.rate if limits.rate > 0 else 0.0
         self._clock = clock
         self._slots: dict[str, _Slot] = {}
+        self._delays: dict[str, float] = {}  # per-host minimum interval (robots Crawl-delay)
         self.pauses = 0  # how many times a host asked us to wait
 
     def _slot(self, host: str) -> _Slot:
@@ -50,6 +51,13 @@ class Politeness:
         if until > slot.paused_until:
             slot.paused_until = until
             self.pauses += 1
+
+    def set_delay(self, host: str, seconds: float) -> None:
+        """Start requests to ``host`` at least ``seconds`` apart (e.g. a Crawl-delay)."""
+        if seconds > 0:
+            self._delays[host] = max(seconds, self._interval)
+        else:
+            self._delays.pop(host, None)
 
     def available(self, host: str) -> bool:
         """Whether a request to ``host`` could start right now without waiting."""
@@ -77,7 +85,7 @@ class Politeness:
             if slot.semaphore is not None:
                 await slot.semaphore.acquire()
             try:
-                await self._wait_turn(slot)
+                await self._wait_turn(slot, self._delays.get(host, self._interval))
                 yield
             finally:
                 if slot.semaphore is not None:
@@ -88,15 +96,15 @@ class Politeness:
             if slot.users == 0 and slot.paused_until <= now and slot.next_start <= now:
                 del self._slots[host]
 
-    async def _wait_turn(self, slot: _Slot) -> None:
+    async def _wait_turn(self, slot: _Slot, interval: float) -> None:
         while True:
             now = self._clock.now()
             wait = max(slot.paused_until, slot.next_start) - now
             if wait <= 0:
                 break
             await self._clock.sleep(wait)
-        if self._interval:
-            slot.next_start = max(now, slot.next_start) + self._interval
+        if interval:
+            slot.next_start = max(now, slot.next_start) + interval
 
     def __len__(self) -> int:
         return len(self._slots)
