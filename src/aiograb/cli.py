@@ -222,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_options(p)
     p.set_defaults(func=cmd_get)
 
+    from ._crawlcli import add_crawl_parser
+
+    add_crawl_parser(sub, fmt)
+
     p = sub.add_parser(
         "serve",
         help="run the local test image server (tests, demo, bench)",
