@@ -5,7 +5,8 @@ Two ways in:
 
 - ``aiograb.download(urls, "out/")`` — files plus a manifest, resumable;
 - ``async with aiograb.open_client() as c: async for r in c.fetch_all(reqs)``
-  — bounded, retried, deadline-aware HTTP fan-out, responses in memory.
+  — bounded, retried, deadline-aware HTTP fan-out, responses in memory;
+- ``aiograb.crawl("https://example.org/", "out/")`` — crawl pages, save every image.
 """
 
 from .__about__ import __version__
@@ -21,6 +22,9 @@ from ._config import (
     RetryPolicy,
     Timeouts,
 )
+from ._crawlapi import crawl, crawl_async
+from ._crawler import CrawlSummary
+from ._crawloptions import CrawlOptions
 from ._exceptions import (
     AiograbError,
     BlockedAddress,
@@ -59,6 +63,8 @@ __all__ = [
     "ConnectError",
     "ConnectionReset",
     "ContentError",
+    "CrawlOptions",
+    "CrawlSummary",
     "DeadlineExceeded",
     "FakeClock",
     "HTTPStatusError",
@@ -88,6 +94,8 @@ __all__ = [
     "UsageError",
     "WriteError",
     "__version__",
+    "crawl",
+    "crawl_async",
     "download",
     "download_async",
     "open_client",
