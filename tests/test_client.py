@@ -36,7 +36,8 @@ def test_public_api_is_what_we_mean_to_export() -> None:
         "Clock", "LoopClock", "FakeClock", "Transport", "ResponseStream", "AiohttpTransport",
         # the exception tree
         "AiograbError", "RequestError", "InvalidURL", "TransportError", "ConnectError",
-        "BlockedAddress", "Timeout", "ConnectionReset", "Truncated", "ProtocolError", "HTTPStatusError",
+        "BlockedAddress", "Timeout", "ConnectionReset", "Truncated", "ProtocolError",
+        "HTTPStatusError",
         "RedirectError", "ContentError", "TooLarge", "NotAccepted", "WriteError",
         "DeadlineExceeded", "UsageError", "InputError",
     }  # fmt: skip

@@ -383,6 +383,7 @@ async def run_crawl(
     )
     scope = Scope(options)
     state.progress.total += frontier.add_seeds(seed_rows(seeds, scope))
+    state.progress.total += frontier.reopen_depth(options.max_depth)
     clock = clock or LoopClock()
     own_transport = transport is None
     if transport is None:

@@ -195,6 +195,27 @@ class Frontier:
         self._db.execute("COMMIT")
         return added
 
+    def reopen_depth(self, max_depth: int) -> int:
+        """Let in again the links an earlier run left as too deep, now that ``--depth``
+        allows them (a crawl resumed with a larger depth). Returns how many."""
+        from yarl import URL
+
+        rows = self._db.execute(
+            "SELECT id, key FROM items WHERE state='skipped' AND error='depth_limit'"
+            " AND depth<=?",
+            (max_depth,),
+        ).fetchall()
+        if not rows:
+            return 0
+        self._db.execute("BEGIN")
+        for row_id, key in rows:
+            self._db.execute(
+                "UPDATE items SET state='pending', error=NULL, message=NULL WHERE id=?", (row_id,)
+            )
+            self._count_page(self._db, URL(key, encoded=True).host or "")
+        self._db.execute("COMMIT")
+        return len(rows)
+
     def skip(self, row_id: int, code: str, message: str) -> None:
         """Mark a row skipped now (e.g. disallowed by robots.txt when its turn came)."""
         self._db.execute(
