@@ -169,6 +169,8 @@ def test_traps_and_bad_links_end_as_rows_with_their_class(full: Crawled) -> None
         ("image", "failed", "blocked_address"),  # an <img> on the metadata address
     ]:
         assert expected in classes
+    huge = next(r for r in full.rows if r["url"].endswith("/site/huge.html"))
+    assert huge["message"] == "page larger than --max-page-bytes 10485760"
     paths = full.paths()
     assert sum(p.startswith("/site/cal/") for p in paths) <= 2 * 10
     assert sum(p.startswith("/site/session") for p in paths) <= 10

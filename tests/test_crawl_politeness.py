@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from aiograb import CrawlOptions, FakeClock, Limits, RequestPolicy, RetryPolicy, Timeouts
@@ -179,3 +180,19 @@ def test_allow_private(tmp_path: Path) -> None:
     result = crawl(site, tmp_path, CrawlOptions(scope="any", allow_private=True))
     assert result.kinds["page"] == {"ok": 2}
     assert f"localhost:{site.port}" in {host for host, _path in site.requests}
+
+
+def test_a_page_no_parser_copes_with_is_a_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RecursionError("too deep")
+
+    monkeypatch.setattr("aiograb._crawler.extract_html", broken)
+    site = Site(tree(2))
+    result = crawl(site, tmp_path)
+    row = by_url(tmp_path)[site.base + "/"]
+    assert row["state"] == "failed"
+    assert row["error"] == "parse_error"
+    assert "too deep" in row["message"]
+    assert result.exit_code == 1

@@ -182,6 +182,8 @@ def test_data_uris() -> None:
         ("http://a.org/%e2%82%ac/%2f", "http://a.org/%E2%82%AC/%2F"),
         ("  http://a.org/x\n.jpg ", "http://a.org/x.jpg"),
         ("http://a.org:8080/", "http://a.org:8080/"),
+        ("http://a.org?x=1/y", "http://a.org/?x=1/y"),
+        ("http://[::1]:8080", "http://[::1]:8080/"),
     ],
 )
 def test_normal_form(text: str, normal: str) -> None:
@@ -318,3 +320,20 @@ def test_crawl_delay_spaces_requests_to_one_host() -> None:
 
     t0 = clock.now()
     assert [t - t0 for t in run(main())] == [0.0, 2.0, 2.0, 4.0]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\x00\xff" * 5000,
+        b"<" * 10000,
+        b"<div>" * 5000 + b"<img src=deep.jpg>",
+        b'<img src="' + b"a" * 100_000 + b'">',
+        b"<img srcset=', , ,, 10w x'><a href><link rel><meta content><style>url(</style>",
+        "<img src='\ud800.jpg'>".encode("utf-8", "surrogatepass"),
+    ],
+)
+def test_hostile_markup_never_raises(body: bytes) -> None:
+    page = extract_html(body, "text/html; charset=utf-8", all_sizes=True, css=True)
+    assert isinstance(page.found, list)
+    assert all(f.url for f in page.found)

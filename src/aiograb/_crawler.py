@@ -34,7 +34,7 @@ from ._config import Limits, RequestPolicy
 from ._content import AcceptPolicy
 from ._crawloptions import CrawlOptions
 from ._engine import _Run
-from ._exceptions import InvalidURL, NotAccepted, RequestError
+from ._exceptions import ContentError, InvalidURL, NotAccepted, RequestError, TooLarge
 from ._extract import Found, extract_css, extract_html, extract_sitemap
 from ._fetch import Fetcher, Outcome, Request
 from ._frontier import Discovery, Frontier, LinkRow, data_key
@@ -193,9 +193,18 @@ class _Crawl(_Run):
         if outcome.ok and outcome.stored is not None:
             body = outcome.stored.body or b""
             outcome.stored = Stored(size=outcome.stored.size, sha256=outcome.stored.sha256)
-            found = self._discover(row, outcome, body)
+            try:
+                found = self._discover(row, outcome, body)
+            except Exception as exc:  # a document no parser copes with is a row, not a crash
+                outcome.ok, outcome.stored = False, None
+                outcome.error = ContentError(f"cannot parse: {exc!r}"[:300], code="parse_error")
             links = sum(1 for _t, kind, _a in found.edges if kind in ("page", "sitemap"))
             outcome.info = {"links": links, "images": len(found.edges) - links}
+        elif isinstance(outcome.error, TooLarge):
+            limit = self.options.max_page_bytes
+            outcome.error = TooLarge(
+                f"{row.kind} larger than --max-page-bytes {limit}", url=row.url
+            )
         elif isinstance(outcome.error, NotAccepted):
             ctype = outcome.headers.get("Content-Type", "none")
             found.skip = (_NOT_WHAT[row.kind], f"not followed: Content-Type {ctype}")

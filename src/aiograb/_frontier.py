@@ -201,8 +201,7 @@ class Frontier:
         from yarl import URL
 
         rows = self._db.execute(
-            "SELECT id, key FROM items WHERE state='skipped' AND error='depth_limit'"
-            " AND depth<=?",
+            "SELECT id, key FROM items WHERE state='skipped' AND error='depth_limit' AND depth<=?",
             (max_depth,),
         ).fetchall()
         if not rows:

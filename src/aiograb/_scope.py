@@ -37,12 +37,12 @@ def normalize_url(text: str, base: URL | None = None) -> str:
             text = str(base.join(URL(text)))
         except (ValueError, TypeError) as exc:
             raise InvalidURL(f"malformed URL: {exc}", url=text[:200]) from exc
-    url = parse_url(text)
-    if not url.raw_path:
-        url = url.with_path("/")
-    out = str(url)
-    if out.endswith(url.raw_host or "\0") or "/" not in out.split("://", 1)[1]:
-        out = out.replace("?", "/?", 1) if url.raw_query_string else out + "/"
+    out = str(parse_url(text))
+    # yarl leaves an empty path empty ("http://a.org?q"); the normal form has "/".
+    scheme, rest = out.split("://", 1)
+    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    if cut == len(rest) or rest[cut] == "?":
+        out = f"{scheme}://{rest[:cut]}/{rest[cut:]}"
     return out
 
 
