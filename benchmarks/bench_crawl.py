@@ -18,6 +18,10 @@ over the same span, and what arrived: pages parsed and image files on disk.
 then the median over rounds.
 
     python benchmarks/bench_crawl.py --pages 2000 --latency-ms 50 -c 256 --rounds 3
+
+``--memory N`` instead crawls an N-page site with aiograb alone (``--pages-only``,
+so the frontier and the graph grow but no image is written; no latency), sampling
+its RSS every second, to show that memory does not grow with the site.
 """
 
 from __future__ import annotations
@@ -136,7 +140,10 @@ def main() -> int:
     p.add_argument("--tmp", default=None, help="folder for the outputs (e.g. /dev/shm)")
     p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument("--json", type=Path, help="write every measurement here")
+    p.add_argument("--memory", type=int, metavar="N", help="RSS over an N-page crawl, aiograb only")
     args = p.parse_args()
+    if args.memory:
+        return memory(args)
     if not Path(args.scrapy_python).exists():
         print(
             f"no Scrapy interpreter at {args.scrapy_python}: python3 -m venv /work/venvs/scrapy"
@@ -171,6 +178,60 @@ def main() -> int:
                     flush=True,
                 )
     report(runs, args)
+    return 0
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _pages_done(journal: Path) -> int:
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=0.2) as db:
+            row = db.execute("SELECT count(*) FROM items WHERE kind='page' AND state='ok'")
+            return int(row.fetchone()[0])
+    except sqlite3.Error:
+        return -1
+
+
+def memory(args: argparse.Namespace) -> int:
+    n = args.memory
+    config = ServerConfig(latency_ms=0, site_pages=n, record=False)
+    samples: list[tuple[float, float, int]] = []
+    with ServerProcess(config) as server, tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        out = Path(tmp) / "out"
+        cmd = [sys.executable, "-m", "aiograb", "crawl", server.url("/plain/p/0.html")]
+        cmd += ["-o", str(out), "--pages-only", "--depth", "64", "--per-host", "0", "-q"]
+        cmd += ["-c", str(args.concurrency)]
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        while proc.poll() is None and time.perf_counter() - t0 < args.timeout:
+            time.sleep(1.0)
+            try:
+                rss = _rss_mb(proc.pid)
+            except OSError:
+                break
+            done = _pages_done(out / "aiograb-journal.sqlite")
+            samples.append((time.perf_counter() - t0, rss, done))
+            print(f"{samples[-1][0]:6.0f} s  {rss:6.1f} MB  {done:>8} pages", flush=True)
+        if proc.poll() is None:
+            proc.kill()
+        output = proc.communicate()[0].decode()
+        wall = time.perf_counter() - t0
+    print(output)
+    print(f"{n} pages in {wall:.0f} s; RSS by pages done:")
+    for frac in (0.1, 0.25, 0.5, 0.75, 1.0):
+        hit = next((s for s in samples if s[2] >= frac * n), samples[-1] if samples else None)
+        if hit:
+            print(f"  {frac:4.0%}: {hit[1]:6.1f} MB at {hit[0]:.0f} s ({hit[2]} pages)")
+    if args.json:
+        args.json.write_text(json.dumps({"pages": n, "wall": wall, "samples": samples}) + "\n")
     return 0
 
 
