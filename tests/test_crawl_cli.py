@@ -62,6 +62,7 @@ def test_usage_errors_are_one_line(tmp_path: Path, args: list[str], message: str
 def test_missing_seed_file_is_a_usage_error(tmp_path: Path) -> None:
     done = aiograb_cli("crawl", tmp_path / "nope.txt", "-o", tmp_path / "out")
     assert done.returncode == 2
+    assert "no such file, and not a URL" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
 

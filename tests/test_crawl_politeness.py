@@ -25,9 +25,13 @@ class Site:
         self.robots = robots
         self.requests: list[tuple[str, str]] = []  # (Host header, path)
         self.base = ""
+        self.busy: dict[str, int] = {}  # path -> how many times to answer 429 first
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append((request.headers.get("Host", ""), request.path))
+        if self.busy.get(request.path, 0) > 0:
+            self.busy[request.path] -= 1
+            return web.Response(status=429, headers={"Retry-After": "5"}, text="slow down")
         if request.path == "/robots.txt":
             status, body = self.robots
             return web.Response(status=status, text=body)
@@ -196,3 +200,22 @@ def test_a_page_no_parser_copes_with_is_a_row(
     assert row["error"] == "parse_error"
     assert "too deep" in row["message"]
     assert result.exit_code == 1
+
+
+def test_429_with_retry_after_pauses_the_host(tmp_path: Path) -> None:
+    site = Site(tree(2))
+    site.busy["/p1"] = 1
+    clock = FakeClock()
+    options = CrawlOptions()
+    policy = RequestPolicy(retry=RetryPolicy(retries=2), timeouts=Timeouts(total=5))
+
+    async def main() -> CrawlSummary:
+        async with serving(site):
+            return await run_crawl(
+                [site.base + "/"], tmp_path, options=options, policy=policy, clock=clock
+            )
+
+    result = run(main())
+    assert result.kinds["page"] == {"ok": 3}
+    assert by_url(tmp_path)[site.base + "/p1"]["attempts"] == 2
+    assert 5.0 in clock.slept  # the host was paused for its Retry-After

@@ -140,14 +140,18 @@ def add_crawl_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
 
 
 def _seeds(args: list[str]) -> Iterator[str]:
+    """Each argument is a seed URL, or a file (or - for stdin) listing seed URLs."""
+    from ._exceptions import InputError
     from ._sources import open_source
 
     for arg in args:
-        if "://" in arg or (":" in arg.split("/", 1)[0] and not Path(arg).exists()):
-            yield arg
-        else:
+        if arg == "-" or Path(arg).exists():
             for row in open_source(arg):
                 yield row.url
+        elif "://" in arg:
+            yield arg
+        else:
+            raise InputError(f"{arg}: no such file, and not a URL (http://... or https://...)")
 
 
 def cmd_crawl(args: argparse.Namespace) -> int:
@@ -214,11 +218,12 @@ def format_crawl_summary(result: Any) -> str:
     from ._progress import format_summary
 
     lines = [format_summary(result.summary)]
-    for kind in ("page", "image", "css", "sitemap"):
+    names = {"page": "pages", "image": "images", "css": "stylesheets", "sitemap": "sitemaps"}
+    for kind, name in names.items():
         states = result.kinds.get(kind)
         if states:
             text = ", ".join(f"{n:,} {s}" for s, n in sorted(states.items()))
-            lines.append(f"  {kind}s: {text}")
+            lines.append(f"  {name}: {text}")
     lines.append(f"  robots.txt: {result.robots} ({result.robots_fetched} fetched this run)")
     lines.append(f"  graph: {result.graph}")
     return "\n".join(lines)
