@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -260,3 +261,42 @@ def test_demo_runs_offline(tmp_path: Path) -> None:
     assert "300 ok" in done.stdout
     assert len(manifest(tmp_path / "demo")) == 300
     assert os.path.exists(tmp_path / "demo" / "manifest.jsonl")
+
+
+def test_progress_bar_on_a_terminal_and_not_when_quiet(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    urls = write_urls(
+        tmp_path / "u.txt", [server.url(f"/img/{i}.png?latency_ms=5") for i in range(300)]
+    )
+
+    def run_on_pty(*extra: str) -> str:
+        controller, terminal = os.openpty()
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "aiograb", "get", str(urls), "-o", str(tmp_path / "o"),
+                 "-c", "4", "--per-host", "0", *extra],
+                stdout=subprocess.PIPE, stderr=terminal, timeout=60, check=True,
+                env={**os.environ, "COLUMNS": "200"},
+            )  # fmt: skip
+            assert done.stdout
+            os.set_blocking(controller, False)
+            chunks = []
+            while True:
+                try:
+                    chunk = os.read(controller, 65536)
+                except (BlockingIOError, OSError):
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return b"".join(chunks).decode(errors="replace")
+        finally:
+            os.close(controller)
+            os.close(terminal)
+
+    shown = run_on_pty()
+    for part in ("300/300", "ok", "failed", "files/s", "MB/s", "ETA"):
+        assert part in shown, part
+    shutil.rmtree(tmp_path / "o")
+    assert run_on_pty("--quiet") == ""

@@ -15,6 +15,7 @@ from ._exceptions import UsageError
 __all__ = [
     "DEFAULT_ACCEPT",
     "DEFAULT_CONCURRENCY",
+    "DEFAULT_MAX_BYTES",
     "DEFAULT_PER_HOST",
     "DEFAULT_USER_AGENT",
     "Limits",
@@ -32,6 +33,9 @@ DEFAULT_USER_AGENT = (
     f"aiograb/{__about__.__version__} (+https://pypi.org/project/aiograb/; bulk image downloader)"
 )
 DEFAULT_ACCEPT = "image"
+# A body this large is almost never an image anyone wants, and in memory (the
+# client API) it would hurt: refuse it as ``too_large``. 0 lifts the limit.
+DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 
 
 def _check(ok: bool, message: str) -> None:
@@ -100,7 +104,7 @@ class RequestPolicy:
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_redirects: int = 10
-    max_bytes: int = 0  # 0 = unlimited
+    max_bytes: int = DEFAULT_MAX_BYTES  # 0 = unlimited
     accept: str = DEFAULT_ACCEPT  # "image", "any", or comma-separated MIME types
     headers: Mapping[str, str] = field(default_factory=dict)
     user_agent: str = DEFAULT_USER_AGENT

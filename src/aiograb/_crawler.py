@@ -172,12 +172,13 @@ class _Crawl(_Run):
 
     async def _process(self, row: PendingRow) -> None:
         try:
-            verdict = await self.robots.verdict(URL(row.key, encoded=True))
+            url = URL(row.key, encoded=True)  # checked and normalised when it was found
+            verdict = await self.robots.verdict(url)
             if verdict is not None:
                 self.frontier.skip(row.id, *verdict)
                 self.state.progress.total -= 1
             elif row.kind in EXPANDING:
-                await self._expand(row)
+                await self._expand(row, url)
             else:
                 await super()._process(row)
         finally:
@@ -185,10 +186,11 @@ class _Crawl(_Run):
                 self._open -= 1
                 self._changed.set()
 
-    async def _expand(self, row: PendingRow) -> None:
+    async def _expand(self, row: PendingRow, url: URL) -> None:
         key = url_key(row.key)
         fetcher = self.fetchers.by_kind[row.kind]
-        outcome = await fetcher.fetch(Request(row.url), MemorySink(hash_body=True), key)
+        sink = MemorySink(hash_body=True)
+        outcome = await fetcher.fetch(Request(row.url), sink, key, url=url)
         found = Discovery()
         if outcome.ok and outcome.stored is not None:
             body = outcome.stored.body or b""

@@ -42,11 +42,6 @@ class _Stopped(Exception):
     """Raised inside the task group to stop a run on request."""
 
 
-def _host(key: str) -> str:
-    # ``key`` is a normalised URL (already encoded): the same host Politeness sees.
-    return URL(key, encoded=True).host or ""
-
-
 class _Parking:
     """Rows waiting for a busy or paused host, per host, bounded in total."""
 
@@ -130,7 +125,7 @@ class _Run:
     async def _work(self, queue: asyncio.Queue[PendingRow | None]) -> None:
         parking, politeness = self._parking, self.fetcher.politeness
         while (row := await queue.get()) is not None:
-            host = _host(row.key)
+            host = URL(row.key, encoded=True).host or ""  # the key is the normalised URL
             # A row for a host that is busy or paused waits aside, so this worker can
             # serve other hosts meanwhile (bounded: past the limit, the worker waits).
             if not politeness.available(host) and parking.park(host, row):
@@ -151,7 +146,8 @@ class _Run:
     async def _process(self, row: PendingRow) -> None:
         """Fetch one row and record its outcome (the crawl also parses pages here)."""
         key = url_key(row.key)
-        outcome = await self.fetcher.fetch(Request(row.url), self.state.sink, key)
+        url = URL(row.key, encoded=True)  # checked and normalised at ingest
+        outcome = await self.fetcher.fetch(Request(row.url), self.state.sink, key, url=url)
         self.state.record(row, outcome, key)
 
     async def _tick(self, done: asyncio.Event) -> None:

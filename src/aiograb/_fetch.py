@@ -242,15 +242,19 @@ class Fetcher:
         self._clock = clock
         self.retries = 0  # attempts beyond the first, over all URLs
 
-    async def fetch(self, request: Request, sink: SinkFactory, key: str) -> Outcome:
+    async def fetch(
+        self, request: Request, sink: SinkFactory, key: str, *, url: URL | None = None
+    ) -> Outcome:
+        """Fetch ``request``; ``url`` is its already-checked URL when the caller has it."""
         outcome = Outcome(url=request.url, started=time.time())
         t0 = self._clock.now()
         method = request.method.upper()
-        try:
-            url = parse_url(request.url)
-        except InvalidURL as exc:
-            outcome.error = exc
-            return outcome
+        if url is None:
+            try:
+                url = parse_url(request.url)
+            except InvalidURL as exc:
+                outcome.error = exc
+                return outcome
         outcome.thread = threading.get_ident()
         while True:
             outcome.attempts += 1
@@ -286,34 +290,35 @@ class Fetcher:
         seen = {str(url)}
         for _hop in range(self._policy.max_redirects + 1):
             host = url.host or ""
-            async with (
-                self.politeness.slot(host),
-                self._transport.send(
+            slot = await self.politeness.acquire(host)
+            try:
+                async with self._transport.send(
                     method, url, headers=headers, body=body, timeouts=self._policy.timeouts
-                ) as resp,
-            ):
-                outcome.t_first_byte = time.perf_counter()
-                outcome.status = resp.status
-                outcome.final_url = resp.url
-                target = rules.redirect(resp.status, resp.headers, url, seen, request.url)
-                if target is not None:
-                    url, method = target, rules.redirect_method(resp.status, method)
-                    body = None if method == "GET" else body
-                    continue
-                if not 200 <= resp.status < 300:
-                    error = rules.status_error(resp.status, resp.headers, request.url)
-                    if error.retry_after:
-                        retry = self._policy.retry
-                        self.politeness.pause(host, min(error.retry_after, retry.max_retry_after))
-                    raise error
-                outcome.headers = resp.headers
-                reader = rules.body_reader(resp.headers, sink.open(key), request.url)
-                try:
-                    while chunk := await resp.read_chunk():
-                        reader.feed(chunk)
-                    outcome.stored, outcome.content_type = reader.finish()
-                except BaseException:
-                    reader.abort()
-                    raise
-                return
+                ) as resp:
+                    outcome.t_first_byte = time.perf_counter()
+                    outcome.status = resp.status
+                    outcome.final_url = resp.url
+                    target = rules.redirect(resp.status, resp.headers, url, seen, request.url)
+                    if target is not None:
+                        url, method = target, rules.redirect_method(resp.status, method)
+                        body = None if method == "GET" else body
+                        continue
+                    if not 200 <= resp.status < 300:
+                        error = rules.status_error(resp.status, resp.headers, request.url)
+                        if error.retry_after:
+                            pause = min(error.retry_after, self._policy.retry.max_retry_after)
+                            self.politeness.pause(host, pause)
+                        raise error
+                    outcome.headers = resp.headers
+                    reader = rules.body_reader(resp.headers, sink.open(key), request.url)
+                    try:
+                        while chunk := await resp.read_chunk():
+                            reader.feed(chunk)
+                        outcome.stored, outcome.content_type = reader.finish()
+                    except BaseException:
+                        reader.abort()
+                        raise
+                    return
+            finally:
+                self.politeness.release(host, slot)
         raise rules.too_many_redirects(request.url)

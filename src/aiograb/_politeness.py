@@ -79,6 +79,17 @@ class Politeness:
     @asynccontextmanager
     async def slot(self, host: str) -> AsyncIterator[None]:
         """Hold one of ``host``'s slots for the duration of a request."""
+        slot = await self.acquire(host)
+        try:
+            yield
+        finally:
+            self.release(host, slot)
+
+    async def acquire(self, host: str) -> _Slot | None:
+        """Wait for a slot of ``host``; pair with ``release``. (The engines' hot path.)"""
+        no_limit = not self._per_host and not self._interval and host not in self._slots
+        if no_limit and host not in self._delays:
+            return None  # no limits and no pause: nothing to hold
         slot = self._slot(host)
         slot.users += 1
         try:
@@ -86,15 +97,28 @@ class Politeness:
                 await slot.semaphore.acquire()
             try:
                 await self._wait_turn(slot, self._delays.get(host, self._interval))
-                yield
-            finally:
+            except BaseException:
                 if slot.semaphore is not None:
                     slot.semaphore.release()
-        finally:
-            slot.users -= 1
-            now = self._clock.now()
-            if slot.users == 0 and slot.paused_until <= now and slot.next_start <= now:
-                del self._slots[host]
+                raise
+        except BaseException:
+            self._forget(host, slot)
+            raise
+        return slot
+
+    def release(self, host: str, slot: _Slot | None) -> None:
+        if slot is None:
+            return
+        if slot.semaphore is not None:
+            slot.semaphore.release()
+        self._forget(host, slot)
+
+    def _forget(self, host: str, slot: _Slot) -> None:
+        slot.users -= 1
+        now = self._clock.now()
+        idle = slot.users == 0 and slot.paused_until <= now and slot.next_start <= now
+        if idle and self._slots.get(host) is slot:
+            del self._slots[host]
 
     async def _wait_turn(self, slot: _Slot, interval: float) -> None:
         while True:

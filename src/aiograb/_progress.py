@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.progress import Progress as RichProgress
+from typing import TYPE_CHECKING
 
 from ._stats import Progress, Summary
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
 
 __all__ = ["ProgressDisplay", "format_summary"]
 
@@ -24,8 +18,9 @@ __all__ = ["ProgressDisplay", "format_summary"]
 class ProgressDisplay:
     """A progress bar refreshed from the event loop (rich's own refresh thread stays off)."""
 
-    def __init__(self, *, enabled: bool) -> None:
+    def __init__(self, *, enabled: bool, expected: int | None = None) -> None:
         self.enabled = enabled
+        self.expected = expected  # an estimate of the input's rows, for the ETA
         self._bar: RichProgress | None = None
         self._task: TaskID | None = None
         self._t0 = time.monotonic()
@@ -34,6 +29,17 @@ class ProgressDisplay:
 
     def __enter__(self) -> ProgressDisplay:
         if self.enabled:
+            # Imported here: rich costs start-up time that a quiet run does not need.
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as RichProgress
+
             self._bar = RichProgress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
@@ -73,7 +79,7 @@ class ProgressDisplay:
         self._bar.update(
             self._task,
             completed=p.already_done + p.done,
-            total=p.total if p.input_done else None,
+            total=p.total if p.input_done else max(p.total, self.expected or 0) or None,
             ok=f"{p.ok:,}",
             failed=f"{p.failed:,}",
             rate=f"{files_s:,.0f} files/s {mb_s:,.1f} MB/s",

@@ -117,9 +117,10 @@ class _FileWriter:
 
     def commit(self, mime: str) -> Stored:
         rel = self._sink.relative_path(self._key, extension_for(mime))
-        final = self._sink.root / rel
+        folder = f"{self._sink.root_str}/{self._key[:2]}"
+        final = f"{self._sink.root_str}/{rel}"
         try:
-            self._sink.ensure_dir(final.parent)
+            self._sink.ensure_dir(folder)
             if self._fd < 0:
                 self._tmp = self._sink.tmp_path(self._key)
                 self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -152,8 +153,11 @@ class FileSink:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self.root_str = str(self.root)  # str paths on the hot path: pathlib costs per file
         self._tmp_dir = self.root / TMP_DIR
-        self._dirs: set[Path] = set()
+        self._tmp_prefix = f"{self._tmp_dir}/"
+        self._pid = os.getpid()
+        self._dirs: set[str] = set()
         self._seq = 0
 
     def prepare(self) -> int:
@@ -171,20 +175,20 @@ class FileSink:
 
     def tmp_path(self, key: str) -> str:
         self._seq += 1
-        return os.path.join(self._tmp_dir, f"{key}.{os.getpid()}.{self._seq}.part")
+        return f"{self._tmp_prefix}{key}.{self._pid}.{self._seq}.part"
 
     @staticmethod
     def relative_path(key: str, ext: str) -> str:
         return f"{key[:2]}/{key}.{ext}"
 
-    def ensure_dir(self, path: Path) -> None:
+    def ensure_dir(self, path: str) -> None:
         if path not in self._dirs:
-            path.mkdir(parents=True, exist_ok=True)
+            os.makedirs(path, exist_ok=True)
             self._dirs.add(path)
 
     def remove_stale(self, key: str) -> None:
         """Remove a file a crashed earlier attempt stored for a URL that has now failed."""
         folder = self.root / key[:2]
-        if folder in self._dirs or folder.is_dir():
+        if str(folder) in self._dirs or folder.is_dir():
             for stale in folder.glob(f"{key}.*"):
                 stale.unlink(missing_ok=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Mapping
+from types import TracebackType
 from typing import Any, Protocol
 
 import aiohttp
@@ -65,45 +65,44 @@ class Transport(Protocol):
     async def aclose(self) -> None: ...
 
 
-@contextmanager
-def map_errors(url: str) -> Iterator[None]:
-    """Translate aiohttp and OS errors into aiograb's, keeping the cause."""
-    try:
-        yield
-    except RequestError:
-        raise
-    except aiohttp.ClientConnectorDNSError as exc:
-        raise ConnectError(f"DNS lookup failed: {exc.os_error}", url=url, code="dns_error") from exc
-    except aiohttp.ClientConnectorError as exc:
+def translate(exc: BaseException, url: str) -> BaseException:
+    """The aiograb error for an aiohttp or OS error, most specific first.
+
+    Returns ``exc`` itself when it is ours already or foreign to the network.
+    """
+    if isinstance(exc, RequestError):
+        return exc
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return ConnectError(f"DNS lookup failed: {exc.os_error}", url=url, code="dns_error")
+    if isinstance(exc, aiohttp.ClientConnectorError):
         if isinstance(exc.os_error, ConnectionRefusedError):
-            raise ConnectError("connection refused", url=url, code="connect_refused") from exc
+            return ConnectError("connection refused", url=url, code="connect_refused")
         if isinstance(exc.os_error, TimeoutError):
-            raise Timeout("connect timed out", url=url) from exc
-        raise ConnectError(f"cannot connect: {exc.os_error}", url=url) from exc
-    except (aiohttp.ConnectionTimeoutError, aiohttp.SocketTimeoutError) as exc:
-        raise Timeout(str(exc) or "timed out", url=url) from exc
-    except TimeoutError as exc:
-        raise Timeout("deadline exceeded (--timeout)", url=url) from exc
-    except aiohttp.ClientPayloadError as exc:
+            return Timeout("connect timed out", url=url)
+        return ConnectError(f"cannot connect: {exc.os_error}", url=url)
+    if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.SocketTimeoutError):
+        return Timeout(str(exc) or "timed out", url=url)
+    if isinstance(exc, TimeoutError):
+        return Timeout("deadline exceeded (--timeout)", url=url)
+    if isinstance(exc, aiohttp.ClientPayloadError):
         # aiohttp keeps the connection error only in the message when the peer
         # reset the connection mid-body (a clean close leaves it out).
         if _caused_by(exc, ConnectionResetError) or "ConnectionResetError" in str(exc):
-            raise ConnectionReset("connection reset while reading the body", url=url) from exc
-        raise Truncated(f"body ended early: {_root_message(exc)}", url=url) from exc
-    except aiohttp.ServerDisconnectedError as exc:
-        raise ConnectionReset(
-            "server closed the connection", url=url, code="server_disconnected"
-        ) from exc
-    except aiohttp.InvalidURL as exc:
-        raise InvalidURL(f"invalid URL: {exc}", url=url) from exc
-    except aiohttp.ClientResponseError as exc:  # malformed status line or headers
-        raise ProtocolError(f"bad HTTP response: {exc.message}", url=url) from exc
-    except (aiohttp.ClientOSError, ConnectionResetError, BrokenPipeError) as exc:
-        if _caused_by(exc, ConnectionResetError) or isinstance(exc, ConnectionResetError):
-            raise ConnectionReset("connection reset by peer", url=url) from exc
-        raise ConnectError(f"network error: {exc}", url=url) from exc
-    except aiohttp.ClientError as exc:
-        raise ProtocolError(f"{type(exc).__name__}: {exc}", url=url) from exc
+            return ConnectionReset("connection reset while reading the body", url=url)
+        return Truncated(f"body ended early: {_root_message(exc)}", url=url)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return ConnectionReset("server closed the connection", url=url, code="server_disconnected")
+    if isinstance(exc, aiohttp.InvalidURL):
+        return InvalidURL(f"invalid URL: {exc}", url=url)
+    if isinstance(exc, aiohttp.ClientResponseError):  # malformed status line or headers
+        return ProtocolError(f"bad HTTP response: {exc.message}", url=url)
+    if isinstance(exc, aiohttp.ClientOSError | ConnectionResetError | BrokenPipeError):
+        if isinstance(exc, ConnectionResetError) or _caused_by(exc, ConnectionResetError):
+            return ConnectionReset("connection reset by peer", url=url)
+        return ConnectError(f"network error: {exc}", url=url)
+    if isinstance(exc, aiohttp.ClientError):
+        return ProtocolError(f"{type(exc).__name__}: {exc}", url=url)
+    return exc
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
@@ -134,8 +133,60 @@ class _Stream:
         self.url = str(resp.url)
 
     async def read_chunk(self) -> bytes:
-        with map_errors(self._url):
+        try:
             return await self._resp.content.readany()
+        except Exception as exc:
+            mapped = translate(exc, self._url)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+
+class _Send:
+    """``async with transport.send(...) as response``: one request, errors translated.
+
+    A plain class rather than ``@asynccontextmanager``: this is on every request's path.
+    """
+
+    __slots__ = ("_ctx", "_url")
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: URL,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: aiohttp.ClientTimeout,
+    ) -> None:
+        self._url = str(url)
+        self._ctx = session.request(
+            method,
+            url,
+            headers=headers,
+            data=body,
+            allow_redirects=False,
+            timeout=timeout,
+            raise_for_status=False,
+        )
+
+    async def __aenter__(self) -> _Stream:
+        try:
+            resp = await self._ctx.__aenter__()
+        except Exception as exc:
+            mapped = translate(exc, self._url)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        return _Stream(resp, self._url)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._ctx.__aexit__(exc_type, exc, tb)
 
 
 class ThreadlessResolver(AbstractResolver):
@@ -284,6 +335,7 @@ class AiohttpTransport:
         self._resolver = resolver
         self._address_policy = address_policy
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -303,8 +355,7 @@ class AiohttpTransport:
             )
         return self._session
 
-    @asynccontextmanager
-    async def send(
+    def send(
         self,
         method: str,
         url: URL,
@@ -312,21 +363,12 @@ class AiohttpTransport:
         headers: Mapping[str, str],
         body: bytes | None,
         timeouts: Timeouts,
-    ) -> AsyncIterator[ResponseStream]:
-        session = self._open()
-        text = str(url)
-        timeout = aiohttp.ClientTimeout(total=timeouts.total, connect=timeouts.connect)
-        with map_errors(text):
-            async with session.request(
-                method,
-                url,
-                headers=headers,
-                data=body,
-                allow_redirects=False,
-                timeout=timeout,
-                raise_for_status=False,
-            ) as resp:
-                yield _Stream(resp, text)
+    ) -> _Send:
+        timeout = self._timeouts.get(timeouts)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(total=timeouts.total, connect=timeouts.connect)
+            self._timeouts[timeouts] = timeout
+        return _Send(self._open(), method, url, headers, body, timeout)
 
     async def aclose(self) -> None:
         if self._session is not None:
