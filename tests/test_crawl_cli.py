@@ -160,3 +160,29 @@ def test_kill_9_mid_crawl_then_resume(tmp_path: Path) -> None:
     for row in rows:
         if row["state"] == "ok" and row.get("kind") == "image":
             assert (out / row["path"]).stat().st_size == row["bytes"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_writes_manifest_and_graph_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with serve_in_thread(ServerConfig(latency_ms=15)) as server:
+        seed = server.url("/site/p/0.html")
+        proc = start_crawl(seed, out)
+        deadline = time.monotonic() + 60
+        while pages_done(out) < 40:
+            assert proc.poll() is None, "the crawl ended before it could be interrupted"
+            assert time.monotonic() < deadline, "no progress within 60 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+        assert proc.returncode == 130, stderr
+        assert "interrupted" in stdout
+        rows = manifest(out)
+        assert any(r["state"] == "pending" for r in rows)
+        assert (out / "pages.jsonl").stat().st_size > 0
+        done = start_crawl(seed, out)
+        _, stderr = done.communicate(timeout=120)
+        assert done.returncode == 1, stderr
+        base = server.base_url
+    saved = {r["url"] for r in manifest(out) if r.get("kind") == "image" and r["state"] == "ok"}
+    assert saved == site_image_urls(base, PAGES)

@@ -151,9 +151,16 @@ def test_robots_rules_for_our_agent_and_fetched_once_across_resumes(tmp_path: Pa
 def test_crawl_delay_spaces_requests(tmp_path: Path) -> None:
     site = Site(tree(3), robots=(200, "User-agent: *\nCrawl-delay: 7\n"))
     clock = FakeClock()
-    crawl(site, tmp_path, clock=clock)
-    # 7 requests after robots.txt (4 pages, 3 images), each waiting its turn.
-    assert clock.slept.count(7.0) >= 6
+
+    async def main() -> None:
+        async with serving(site):
+            limits = Limits(concurrency=1, per_host=0)  # one at a time: the waits are exact
+            await run_crawl([site.base + "/"], tmp_path, limits=limits, policy=FAST, clock=clock)
+
+    run(main())
+    # After robots.txt: 4 pages and 3 images, each but the first waiting its 7 s turn.
+    assert clock.slept == [7.0] * 6
+    assert len(site.paths()) == 8
 
 
 def test_links_to_private_addresses_are_refused_at_connect(tmp_path: Path) -> None:
