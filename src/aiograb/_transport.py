@@ -48,6 +48,10 @@ class ResponseStream(Protocol):
         """The next piece of the body; ``b""`` at the end."""
         ...
 
+    async def read_all(self) -> bytes:
+        """The whole (rest of the) body at once: for small bodies of known length."""
+        ...
+
 
 class Transport(Protocol):
     def send(
@@ -135,6 +139,15 @@ class _Stream:
     async def read_chunk(self) -> bytes:
         try:
             return await self._resp.content.readany()
+        except Exception as exc:
+            mapped = translate(exc, self._url)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    async def read_all(self) -> bytes:
+        try:
+            return await self._resp.read()
         except Exception as exc:
             mapped = translate(exc, self._url)
             if mapped is exc:
