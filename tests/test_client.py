@@ -28,6 +28,7 @@ def test_public_api_is_what_we_mean_to_export() -> None:
     expected = {
         # entry points
         "download", "download_async", "open_client", "open_source", "__version__",
+        "crawl", "crawl_async", "CrawlOptions", "CrawlSummary",
         # values and results
         "Client", "Request", "Response", "Result", "Summary", "Progress", "InputRow",
         "Limits", "RequestPolicy", "RetryPolicy", "Timeouts",
@@ -35,7 +36,8 @@ def test_public_api_is_what_we_mean_to_export() -> None:
         "Clock", "LoopClock", "FakeClock", "Transport", "ResponseStream", "AiohttpTransport",
         # the exception tree
         "AiograbError", "RequestError", "InvalidURL", "TransportError", "ConnectError",
-        "Timeout", "ConnectionReset", "Truncated", "ProtocolError", "HTTPStatusError",
+        "BlockedAddress", "Timeout", "ConnectionReset", "Truncated", "ProtocolError",
+        "HTTPStatusError",
         "RedirectError", "ContentError", "TooLarge", "NotAccepted", "WriteError",
         "DeadlineExceeded", "UsageError", "InputError",
         # the image pipeline

@@ -113,6 +113,7 @@ def raw_get(port: int, path: str, *, timeout: float = 10.0) -> RawReply:
 
 def test_public_api() -> None:
     assert set(aiograb.testing.__all__) == {
+        "DATA_URI_GIF",
         "DEFAULT_CONFIG",
         "EXTENSIONS",
         "MAX_RECORDED",
@@ -128,8 +129,12 @@ def test_public_api() -> None:
         "image_bytes",
         "make_app",
         "open_server",
+        "plain_image_count",
         "serve",
         "serve_in_thread",
+        "site_depth",
+        "site_image_urls",
+        "site_page_urls",
         "warm_cache",
     }
     assert all(hasattr(aiograb.testing, name) for name in aiograb.testing.__all__)

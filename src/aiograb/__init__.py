@@ -5,7 +5,8 @@ Two ways in:
 
 - ``aiograb.download(urls, "out/")`` — files plus a manifest, resumable;
 - ``async with aiograb.open_client() as c: async for r in c.fetch_all(reqs)``
-  — bounded, retried, deadline-aware HTTP fan-out, responses in memory.
+  — bounded, retried, deadline-aware HTTP fan-out, responses in memory;
+- ``aiograb.crawl("https://example.org/", "out/")`` — crawl pages, save every image.
 
 ``download(..., pipeline=ImagePipeline(ImageOptions(resize="keep-ratio"), output="webdataset"))``
 verifies, resizes and deduplicates images in worker processes on the way.
@@ -24,8 +25,12 @@ from ._config import (
     RetryPolicy,
     Timeouts,
 )
+from ._crawlapi import crawl, crawl_async
+from ._crawler import CrawlSummary
+from ._crawloptions import CrawlOptions
 from ._exceptions import (
     AiograbError,
+    BlockedAddress,
     ConnectError,
     ConnectionReset,
     ContentError,
@@ -58,11 +63,14 @@ __all__ = [
     "DEFAULT_USER_AGENT",
     "AiograbError",
     "AiohttpTransport",
+    "BlockedAddress",
     "Client",
     "Clock",
     "ConnectError",
     "ConnectionReset",
     "ContentError",
+    "CrawlOptions",
+    "CrawlSummary",
     "DeadlineExceeded",
     "FakeClock",
     "HTTPStatusError",
@@ -95,6 +103,8 @@ __all__ = [
     "UsageError",
     "WriteError",
     "__version__",
+    "crawl",
+    "crawl_async",
     "download",
     "download_async",
     "open_client",

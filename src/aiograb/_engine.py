@@ -171,18 +171,20 @@ class _Run:
         parking, politeness = self._parking, self.fetcher.politeness
         next_row: PendingRow | None = row
         while next_row is not None:
-            key = url_key(next_row.key)
-            url = URL(next_row.key, encoded=True)  # checked and normalised at ingest
-            if (stage := self.stage) is None:
-                outcome = await self.fetcher.fetch(
-                    Request(next_row.url), self.state.sink, key, url=url
-                )
-                self.state.record(next_row, outcome, key)
-            else:
-                await stage.admit()
-                outcome = await self.fetcher.fetch(Request(next_row.url), stage.sink, key, url=url)
-                await stage.process(next_row, outcome, key)
+            await self._process(next_row)
             next_row = parking.pop(host) if politeness.available(host) else None
+
+    async def _process(self, row: PendingRow) -> None:
+        """Fetch one row and record its outcome (the crawl also parses pages here)."""
+        key = url_key(row.key)
+        url = URL(row.key, encoded=True)  # checked and normalised at ingest
+        if (stage := self.stage) is None:
+            outcome = await self.fetcher.fetch(Request(row.url), self.state.sink, key, url=url)
+            self.state.record(row, outcome, key)
+        else:  # the image pipeline: its stage stores and records the outcome
+            await stage.admit()
+            outcome = await self.fetcher.fetch(Request(row.url), stage.sink, key, url=url)
+            await stage.process(row, outcome, key)
 
     async def _tick(self, done: asyncio.Event) -> None:
         while not done.is_set():

@@ -11,7 +11,8 @@ the engine. Usage errors are separate: they end a whole run before it starts.
     ├── RequestError                  one URL could not be fetched; has .url, .code
     │   ├── InvalidURL                invalid_url, unsupported_scheme, invalid_encoding
     │   ├── TransportError            retryable network failures
-    │   │   ├── ConnectError          connect_refused, dns_error, connect_error, blocked_address
+    │   │   ├── ConnectError          connect_refused, dns_error, connect_error
+    │   │   │   └── BlockedAddress    blocked_address (private/loopback/metadata; not retried)
     │   │   ├── Timeout               timeout
     │   │   ├── ConnectionReset       connection_reset
     │   │   ├── Truncated             truncated
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 __all__ = [
     "AiograbError",
+    "BlockedAddress",
     "ConnectError",
     "ConnectionReset",
     "ContentError",
@@ -86,6 +88,13 @@ class TransportError(RequestError):
 
 class ConnectError(TransportError):
     code = "connect_error"
+
+
+class BlockedAddress(ConnectError):
+    """A host resolved to an address the run may not connect to (SSRF guard). Not retried."""
+
+    code = "blocked_address"
+    retryable = False
 
 
 class Timeout(TransportError):

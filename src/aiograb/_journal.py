@@ -16,7 +16,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,8 @@ class PendingRow:
     id: int
     key: str
     url: str
+    kind: str = "file"  # file | page | image | ... (crawl)
+    depth: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,11 +140,15 @@ class Journal:
                     r.error,
                     r.message,
                     extra,
+                    r.kind,
+                    r.depth,
+                    r.found_on,
                 )
             )
         sql = (
-            "INSERT OR IGNORE INTO items (key, url, line, state, error, message, extra)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)"
+            "INSERT OR IGNORE INTO items"
+            " (key, url, line, state, error, message, extra, kind, depth, found_on)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         self._db.execute("BEGIN")
         before = self._db.total_changes
@@ -158,7 +164,7 @@ class Journal:
         states = "('pending', 'failed')" if retry_failed else "('pending')"
         # A failed row whose URL was itself bad has nothing to retry.
         cur = self._db.execute(
-            f"SELECT id, key, url FROM items WHERE state IN {states} AND id > ?"
+            f"SELECT id, key, url, kind, depth FROM items WHERE state IN {states} AND id > ?"
             " AND (state = 'pending' OR key NOT LIKE 'line:%') ORDER BY id LIMIT ?",
             (after_id, limit),
         )
@@ -190,22 +196,34 @@ class Journal:
         )
 
     @property
+    def db(self) -> sqlite3.Connection:
+        """The connection, for modules that keep tables of their own (the crawl frontier)."""
+        return self._db
+
+    @property
     def buffered(self) -> int:
         return len(self._updates)
 
-    def flush(self) -> None:
-        """Commit buffered outcomes in one transaction."""
+    def flush(self, also: Callable[[sqlite3.Connection], None] | None = None) -> None:
+        """Commit buffered outcomes in one transaction, with ``also``'s writes when given
+        (the crawl commits a page's outcome and what it found on it together)."""
         self.last_commit = time.monotonic()
-        if not self._updates:
+        if not self._updates and also is None:
             return
         updates, self._updates = self._updates, []
         self._db.execute("BEGIN")
-        self._db.executemany(
-            "UPDATE items SET state=?, path=?, bytes=?, sha256=?, content_type=?, status=?,"
-            " error=?, message=?, attempts=attempts+?, started=?, elapsed=?, final_url=?, info=?"
-            " WHERE id=?",
-            updates,
-        )
+        try:
+            self._db.executemany(
+                "UPDATE items SET state=?, path=?, bytes=?, sha256=?, content_type=?, status=?,"
+                " error=?, message=?, attempts=attempts+?, started=?, elapsed=?, final_url=?,"
+                " info=? WHERE id=?",
+                updates,
+            )
+            if also is not None:
+                also(self._db)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
         self._db.execute("COMMIT")
 
     # -- reading -----------------------------------------------------------

@@ -34,6 +34,7 @@ class Politeness:
         self._interval = 1.0 / limits.rate if limits.rate > 0 else 0.0
         self._clock = clock
         self._slots: dict[str, _Slot] = {}
+        self._delays: dict[str, float] = {}  # per-host minimum interval (robots Crawl-delay)
         self.pauses = 0  # how many times a host asked us to wait
 
     def _slot(self, host: str) -> _Slot:
@@ -50,6 +51,13 @@ class Politeness:
         if until > slot.paused_until:
             slot.paused_until = until
             self.pauses += 1
+
+    def set_delay(self, host: str, seconds: float) -> None:
+        """Start requests to ``host`` at least ``seconds`` apart (e.g. a Crawl-delay)."""
+        if seconds > 0:
+            self._delays[host] = max(seconds, self._interval)
+        else:
+            self._delays.pop(host, None)
 
     def available(self, host: str) -> bool:
         """Whether a request to ``host`` could start right now without waiting."""
@@ -79,7 +87,8 @@ class Politeness:
 
     async def acquire(self, host: str) -> _Slot | None:
         """Wait for a slot of ``host``; pair with ``release``. (The engines' hot path.)"""
-        if not self._per_host and not self._interval and host not in self._slots:
+        no_limit = not self._per_host and not self._interval and host not in self._slots
+        if no_limit and host not in self._delays:
             return None  # no limits and no pause: nothing to hold
         slot = self._slot(host)
         slot.users += 1
@@ -87,7 +96,7 @@ class Politeness:
             if slot.semaphore is not None:
                 await slot.semaphore.acquire()
             try:
-                await self._wait_turn(slot)
+                await self._wait_turn(slot, self._delays.get(host, self._interval))
             except BaseException:
                 if slot.semaphore is not None:
                     slot.semaphore.release()
@@ -111,15 +120,15 @@ class Politeness:
         if idle and self._slots.get(host) is slot:
             del self._slots[host]
 
-    async def _wait_turn(self, slot: _Slot) -> None:
+    async def _wait_turn(self, slot: _Slot, interval: float) -> None:
         while True:
             now = self._clock.now()
             wait = max(slot.paused_until, slot.next_start) - now
             if wait <= 0:
                 break
             await self._clock.sleep(wait)
-        if self._interval:
-            slot.next_start = max(now, slot.next_start) + self._interval
+        if interval:
+            slot.next_start = max(now, slot.next_start) + interval
 
     def __len__(self) -> int:
         return len(self._slots)

@@ -7,6 +7,7 @@ network; everything here is plain synchronous code called from one thread.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
@@ -82,13 +83,14 @@ class RunState:
         )
         self._t0 = time.monotonic()
 
-    def pending(self) -> Iterator[PendingRow]:
+    def pending(self, after: int = 0) -> Iterator[PendingRow]:
         """Rows to fetch, lazily: first what the journal holds, then new input in chunks.
 
         The next chunk of input is read only when no pending row is left, so memory
         does not grow with the input and a resumed run first finishes old rows.
+        ``after`` skips rows with ids up to it (a crawl resumes its scan there).
         """
-        cursor = 0
+        cursor = after
         journal, progress = self.journal, self.progress
         while True:
             batch = journal.pending(cursor, PENDING_CHUNK, retry_failed=self._retry_failed)
@@ -105,9 +107,19 @@ class RunState:
             progress.total += new_pending + new_failed
             progress.failed += new_failed
 
-    def record(self, row: PendingRow, outcome: Outcome, key: str, *, flush: bool = True) -> None:
-        """Count and journal an outcome. ``flush=False`` leaves the commit to the caller
-        (who records a batch, e.g. a shard's rows, in one transaction)."""
+    def record(
+        self,
+        row: PendingRow,
+        outcome: Outcome,
+        key: str,
+        *,
+        commit_with: Callable[[sqlite3.Connection], None] | None = None,
+        flush: bool = True,
+    ) -> None:
+        """Count and journal an outcome; ``commit_with`` commits it at once, together
+        with that callable's writes (a crawled page and the rows found on it).
+        ``flush=False`` leaves the commit to the caller, who records a batch (a
+        shard's rows) and commits it in one transaction."""
         progress = self.progress
         if outcome.ok:
             progress.ok += 1
@@ -117,8 +129,8 @@ class RunState:
             progress.errors[outcome.error_code or "unknown"] += 1
             self.sink.remove_stale(key)
         self.journal.record(row.id, outcome)
-        if flush and self.journal.buffered >= FLUSH_ROWS:
-            self.journal.flush()
+        if commit_with is not None or (flush and self.journal.buffered >= FLUSH_ROWS):
+            self.journal.flush(also=commit_with)
         if self._on_outcome is not None:
             self._on_outcome(row, outcome)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -29,9 +29,14 @@ from ._exceptions import (
     Truncated,
 )
 
-__all__ = ["AiohttpTransport", "ResponseStream", "Transport"]
+__all__ = ["AddressPolicy", "AiohttpTransport", "ResponseStream", "Transport"]
 
 CHUNK = 64 * 1024
+
+# Called with (host, address) right before connecting to ``address``, the address
+# actually connected to (so DNS rebinding cannot get around it); raises
+# ``BlockedAddress`` to refuse.
+AddressPolicy = Callable[[str, str], None]
 
 
 class ResponseStream(Protocol):
@@ -272,8 +277,11 @@ class _Connector(aiohttp.TCPConnector):
     is already numeric (four extra OS threads). Here the already-resolved
     addresses are handed to ``loop.create_connection`` with the socket type set,
     which uvloop resolves statically, on the loop; they are tried in order.
-    Other loops keep the standard path.
+    Other loops keep the standard path. An ``address_policy``, when set, sees
+    every address before anything connects to it.
     """
+
+    address_policy: AddressPolicy | None = None
 
     async def _wrap_create_connection(
         self,
@@ -284,6 +292,9 @@ class _Connector(aiohttp.TCPConnector):
         client_error: type[Exception] = aiohttp.ClientConnectorError,
         **kwargs: Any,
     ) -> Any:
+        if self.address_policy is not None:
+            for info in addr_infos:
+                self.address_policy(req.url.host or "", info[4][0])
         if not _is_uvloop(self._loop) or self._local_addr_infos:
             return await super()._wrap_create_connection(
                 *args,
@@ -326,9 +337,16 @@ class AiohttpTransport:
     download has no session state, and the cookie jar costs CPU per response).
     """
 
-    def __init__(self, limits: Limits, *, resolver: AbstractResolver | None = None) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        *,
+        resolver: AbstractResolver | None = None,
+        address_policy: AddressPolicy | None = None,
+    ) -> None:
         self._limits = limits
         self._resolver = resolver
+        self._address_policy = address_policy
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
 
@@ -341,6 +359,7 @@ class AiohttpTransport:
                 resolver=self._resolver or ThreadlessResolver(),
                 keepalive_timeout=30,
             )
+            connector.address_policy = self._address_policy
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 cookie_jar=aiohttp.DummyCookieJar(),

@@ -228,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_get)
     add_manifest_command(sub)
 
+    from ._crawlcli import add_crawl_parser
+
+    add_crawl_parser(sub, fmt)
+
     p = sub.add_parser(
         "serve",
         help="run the local test image server (tests, demo, bench)",

@@ -29,9 +29,17 @@ from aiograb.testing._server import (
     serve,
     serve_in_thread,
 )
+from aiograb.testing._site import (
+    DATA_URI_GIF,
+    plain_image_count,
+    site_depth,
+    site_image_urls,
+    site_page_urls,
+)
 from aiograb.testing._state import DEFAULT_CONFIG, MAX_RECORDED, RecordedRequest, ServerConfig
 
 __all__ = [
+    "DATA_URI_GIF",
     "DEFAULT_CONFIG",
     "EXTENSIONS",
     "MAX_RECORDED",
@@ -47,7 +55,11 @@ __all__ = [
     "image_bytes",
     "make_app",
     "open_server",
+    "plain_image_count",
     "serve",
     "serve_in_thread",
+    "site_depth",
+    "site_image_urls",
+    "site_page_urls",
     "warm_cache",
 ]

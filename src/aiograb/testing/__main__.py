@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> None:
         default=False,
         help="record requests in memory (off by default, for speed)",
     )
+    parser.add_argument(
+        "--site-pages", type=int, default=300, help="pages of the generated site under /site/"
+    )
     parser.add_argument("--warm", action="store_true", help="draw all small images before serving")
     args = parser.parse_args(argv)
     try:
@@ -41,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
             bandwidth_kbps=args.bandwidth_kbps,
             seed=args.seed,
             record=args.record,
+            site_pages=args.site_pages,
         )
         serve(args.host, args.port, config, warm=args.warm)
     except ValueError as exc:

@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from aiograb.testing._images import EXTENSIONS, SIZES, content_type, file_bytes, image_bytes
+from aiograb.testing._site import add_site_routes
 from aiograb.testing._state import STATE, RecordedRequest, ServerState
 
 __all__ = ["add_routes", "flaky_image_index"]
@@ -57,6 +58,7 @@ def add_routes(app: web.Application) -> None:
     add("/headers", _headers)
     app.router.add_route("*", "/echo", _echo)
     add(r"/disposition/{n:\d+}.jpg", _disposition)
+    add_site_routes(app)  # /robots.txt, /site/..., /plain/...: the site to crawl
 
 
 async def _on_shutdown(app: web.Application) -> None:

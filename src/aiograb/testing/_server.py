@@ -26,6 +26,7 @@ request. A bad query value answers 400.
 | `/headers` | JSON object of the request headers |
 | `/echo?status=200&delay_ms=0` | any method: JSON of the request [6] |
 | `/disposition/{n}.jpg` | image n with a path-traversal Content-Disposition [7] |
+| `/robots.txt`, `/site/...`, `/plain/...` | a generated site to crawl (see ``_site.py``) |
 
 1. ``?size=small|medium|large``: 10–50 KB, 100–500 KB, 1–3 MB. Indices ``n`` and
    ``n + 64`` are the same picture.
@@ -321,6 +322,7 @@ class ServerProcess:
         args = [sys.executable, "-m", "aiograb.testing", "--host", self.host]
         args += ["--port", str(self.port), "--latency-ms", repr(c.latency_ms)]
         args += ["--bandwidth-kbps", repr(c.bandwidth_kbps), "--seed", str(c.seed)]
+        args += ["--site-pages", str(c.site_pages)]
         return [*args, "--warm"] if self.warm else args
 
     def start(self) -> None:

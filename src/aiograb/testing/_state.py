@@ -39,6 +39,8 @@ class ServerConfig:
     """Seed of the generated images."""
     record: bool = True
     """Keep a :class:`RecordedRequest` for each request."""
+    site_pages: int = 300
+    """Pages of the generated site under ``/site/`` and ``/plain/`` (see ``_site.py``)."""
 
     def __post_init__(self) -> None:
         for name in ("latency_ms", "bandwidth_kbps"):

@@ -1,0 +1,81 @@
+"""``crawl``: the one-call library entry point of the crawler."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from ._api import _stop_once
+from ._config import Limits, RequestPolicy
+from ._crawler import CrawlSummary, run_crawl
+from ._crawloptions import CrawlOptions
+from ._loop import run_loop
+from ._stats import Progress
+
+__all__ = ["crawl", "crawl_async"]
+
+
+async def crawl_async(
+    seeds: Iterable[str] | str,
+    out_dir: str | os.PathLike[str],
+    *,
+    options: CrawlOptions | None = None,
+    limits: Limits | None = None,
+    policy: RequestPolicy | None = None,
+    stop: asyncio.Event | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> CrawlSummary:
+    """Crawl from ``seeds`` (a URL or an iterable of URLs) and save every image found.
+
+    Resumable: run it again with the same ``out_dir`` and the crawl goes on where
+    it stopped. Per-URL problems are manifest rows, never exceptions.
+    """
+    return await run_crawl(
+        [seeds] if isinstance(seeds, str) else seeds,
+        Path(out_dir),
+        options=options,
+        limits=limits,
+        policy=policy,
+        stop=stop,
+        on_progress=on_progress,
+    )
+
+
+def crawl(
+    seeds: Iterable[str] | str,
+    out_dir: str | os.PathLike[str],
+    *,
+    options: CrawlOptions | None = None,
+    limits: Limits | None = None,
+    policy: RequestPolicy | None = None,
+) -> CrawlSummary:
+    """Blocking ``crawl_async`` on a fresh event loop; Ctrl-C stops it cleanly (resumable).
+
+    >>> result = aiograb.crawl("https://example.org/gallery/", "out/",
+    ...                        options=aiograb.CrawlOptions(max_depth=2))
+    >>> result.kinds["image"]
+    {'ok': 120}
+    """
+
+    async def main() -> CrawlSummary:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, _stop_once, loop, sig, stop)
+                installed.append(sig)
+            except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
+                pass
+        try:
+            return await crawl_async(
+                seeds, out_dir, options=options, limits=limits, policy=policy, stop=stop
+            )
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    return run_loop(main())
