@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._config import Limits, RequestPolicy
 from ._engine import run_get
-from ._loop import run_loop
+from ._loop import run_stoppable
 from ._sources import InputRow, open_source
 from ._stats import Progress, Summary
 
@@ -79,34 +78,14 @@ def download(
     {'ok': 1}
     """
 
-    async def main() -> Summary:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, _stop_once, loop, sig, stop)
-                installed.append(sig)
-            except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
-                pass
-        try:
-            return await download_async(
-                urls,
-                out_dir,
-                limits=limits,
-                policy=policy,
-                retry_failed=retry_failed,
-                stop=stop,
-                pipeline=pipeline,
-            )
-        finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
-
-    return run_loop(main())
-
-
-def _stop_once(loop: asyncio.AbstractEventLoop, sig: int, stop: asyncio.Event) -> None:
-    # The first signal stops the run gently; a second one gets the default behaviour.
-    loop.remove_signal_handler(sig)
-    stop.set()
+    return run_stoppable(
+        lambda stop: download_async(
+            urls,
+            out_dir,
+            limits=limits,
+            policy=policy,
+            retry_failed=retry_failed,
+            stop=stop,
+            pipeline=pipeline,
+        )
+    )

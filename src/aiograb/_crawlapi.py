@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ._api import _stop_once
 from ._config import Limits, RequestPolicy
 from ._crawler import CrawlSummary, run_crawl
 from ._crawloptions import CrawlOptions
-from ._loop import run_loop
+from ._loop import run_stoppable
 from ._stats import Progress
 
 __all__ = ["crawl", "crawl_async"]
@@ -60,22 +58,8 @@ def crawl(
     {'ok': 120}
     """
 
-    async def main() -> CrawlSummary:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, _stop_once, loop, sig, stop)
-                installed.append(sig)
-            except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
-                pass
-        try:
-            return await crawl_async(
-                seeds, out_dir, options=options, limits=limits, policy=policy, stop=stop
-            )
-        finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
-
-    return run_loop(main())
+    return run_stoppable(
+        lambda stop: crawl_async(
+            seeds, out_dir, options=options, limits=limits, policy=policy, stop=stop
+        )
+    )

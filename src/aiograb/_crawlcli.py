@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,7 +154,7 @@ def _seeds(args: list[str]) -> Iterator[str]:
 
 def cmd_crawl(args: argparse.Namespace) -> int:
     from ._crawler import run_crawl
-    from ._loop import run_loop
+    from ._loop import run_stoppable
     from ._progress import ProgressDisplay
     from .cli import _policy, _summary_dict
 
@@ -183,28 +181,19 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     seeds = list(_seeds(args.seeds))  # reads the files now: a missing one is a usage error
     display = ProgressDisplay(enabled=not args.quiet and sys.stderr.isatty())
 
-    async def main() -> Any:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def on_signal(sig: int) -> None:
-            loop.remove_signal_handler(sig)
-            stop.set()
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_signal, sig)
-        return await run_crawl(
-            seeds,
-            args.out,
-            options=options,
-            limits=limits,
-            policy=policy,
-            stop=stop,
-            on_progress=display.update,
-        )
-
     with display:
-        result = run_loop(main(), use_uvloop=not args.no_uvloop)
+        result = run_stoppable(
+            lambda stop: run_crawl(
+                seeds,
+                args.out,
+                options=options,
+                limits=limits,
+                policy=policy,
+                stop=stop,
+                on_progress=display.update,
+            ),
+            use_uvloop=not args.no_uvloop,
+        )
     print(format_crawl_summary(result), flush=True)
     if args.summary_json:
         data = _summary_dict(result.summary)

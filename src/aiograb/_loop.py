@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import signal
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["loop_name", "run_loop"]
+__all__ = ["loop_name", "run_loop", "run_stoppable"]
 
 T = TypeVar("T")
 
@@ -29,3 +30,37 @@ def run_loop(coro: Coroutine[Any, Any, T], *, use_uvloop: bool = True) -> T:
 def loop_name(use_uvloop: bool = True) -> str:
     uv = _uvloop() if use_uvloop else None
     return f"uvloop {uv.__version__}" if uv is not None else "asyncio"
+
+
+def run_stoppable(
+    main: Callable[[asyncio.Event], Coroutine[Any, Any, T]], *, use_uvloop: bool = True
+) -> T:
+    """Run ``main(stop)`` on a fresh loop; SIGINT/SIGTERM set ``stop`` instead of killing.
+
+    The first signal asks the run to stop gently (journal and manifest are still
+    written); a second one gets the default behaviour. Off the main thread, where
+    signal handlers cannot be installed, ``stop`` is simply never set by a signal.
+    """
+
+    async def runner() -> T:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_signal(sig: int) -> None:
+            loop.remove_signal_handler(sig)
+            stop.set()
+
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, on_signal, sig)
+                installed.append(sig)
+            except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
+                pass
+        try:
+            return await main(stop)
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    return run_loop(runner(), use_uvloop=use_uvloop)

@@ -9,7 +9,6 @@ library function, prints, and maps our exceptions to exit codes:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import json
 import os
@@ -35,7 +34,7 @@ from ._config import (
 from ._exceptions import UsageError
 from ._imagecli import IMAGE_EXAMPLES, add_image_options, add_manifest_command, pipeline_from_args
 from ._journal import JOURNAL_NAME
-from ._loop import run_loop
+from ._loop import run_stoppable
 from ._progress import ProgressDisplay, format_summary
 from ._stats import Summary
 
@@ -435,17 +434,8 @@ def _run_async(
 ) -> Summary:
     from ._api import download_async
 
-    async def main() -> Summary:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def on_signal(sig: int) -> None:
-            loop.remove_signal_handler(sig)  # a second signal ends the process the usual way
-            stop.set()
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_signal, sig)
-        return await download_async(
+    return run_stoppable(
+        lambda stop: download_async(
             rows,
             args.out,
             limits=limits,
@@ -454,9 +444,9 @@ def _run_async(
             stop=stop,
             on_progress=display.update,
             pipeline=pipeline,
-        )
-
-    return run_loop(main(), use_uvloop=not args.no_uvloop)
+        ),
+        use_uvloop=not args.no_uvloop,
+    )
 
 
 def _run_blocking(
