@@ -291,3 +291,10 @@ def test_server_listen_backlog_fits_a_burst_of_a_thousand_connects(
     ).stdout.split()
     somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
     assert int(out[2]) == min(4096, somaxconn)
+
+
+def test_cli_default_out_matches_the_bench_default() -> None:
+    from aiograb.bench._config import DEFAULT_OUT
+
+    assert "default bench-report" in aiograb_cli("bench", "--help").stdout.replace("\n", " ")
+    assert Path("bench-report") == DEFAULT_OUT
