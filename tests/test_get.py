@@ -291,3 +291,21 @@ def test_a_busy_host_does_not_hold_up_the_others(server: RunningServer, tmp_path
     # Without parking, three of four workers would wait on the slow host's single slot
     # and the fast host's rows would only start once the slow ones were all under way.
     assert fast_done < slow_last_start
+
+
+def test_large_bodies_spill_to_disk_and_arrive_whole(server: RunningServer, tmp_path: Path) -> None:
+    """Bodies over the in-memory limit stream through a temporary file, then are renamed."""
+    from aiograb._sinks import SPILL_BYTES
+
+    large = server.url("/img/5.png?size=large")
+    chunked = server.url("/huge/3.jpg?length=0")  # no Content-Length: read chunk by chunk
+    summary = get([large, chunked], tmp_path)
+    assert summary.counts == {"ok": 2}
+    rows = by_url(tmp_path)
+    body = (tmp_path / rows[large]["path"]).read_bytes()
+    assert body == image_bytes(5, "png", size="large")
+    assert len(body) > SPILL_BYTES
+    huge = tmp_path / rows[chunked]["path"]
+    assert huge.stat().st_size == 3 * 1024 * 1024 == rows[chunked]["bytes"]
+    assert hashlib.sha256(huge.read_bytes()).hexdigest() == rows[chunked]["sha256"]
+    assert not list((tmp_path / ".aiograb-tmp").iterdir())

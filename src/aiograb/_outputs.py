@@ -22,7 +22,6 @@ removed, because its rows are pending again.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -37,7 +36,7 @@ from typing import Any, Protocol
 from ._exceptions import WriteError
 from ._fetch import Outcome
 from ._journal import PendingRow
-from ._sinks import SPILL_BYTES, TMP_DIR, BodyWriter, FileSink, Stored
+from ._sinks import TMP_DIR, BodyWriter, FileSink, SpoolWriter, Stored
 
 __all__ = [
     "FilesOutput",
@@ -60,55 +59,14 @@ Commit = Callable[[list[Held]], None]
 # -- staging -------------------------------------------------------------------
 
 
-class _StagingWriter:
-    __slots__ = ("_chunks", "_fd", "_hash", "_sink", "_size", "_tmp")
-
-    def __init__(self, sink: StagingSink) -> None:
-        self._sink = sink
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self._hash = hashlib.sha256()
-        self._fd = -1
-        self._tmp = ""
-
-    def write(self, chunk: bytes) -> None:
-        self._hash.update(chunk)
-        self._size += len(chunk)
-        if self._fd < 0:
-            self._chunks.append(chunk)
-            if self._size <= SPILL_BYTES:
-                return
-            self._tmp = self._sink.tmp_path()
-            try:
-                self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            except OSError as exc:
-                raise WriteError(f"cannot create {self._tmp}: {exc.strerror}") from exc
-            chunk, self._chunks = b"".join(self._chunks), []
-        try:
-            _write_all(self._fd, chunk)
-        except OSError as exc:
-            raise WriteError(f"cannot write {self._tmp}: {exc.strerror}") from exc
+class _StagingWriter(SpoolWriter):
+    __slots__ = ()
 
     def commit(self, mime: str) -> Stored:
         digest = self._hash.hexdigest()
-        if self._fd < 0:
+        if not self.spilled:
             return Stored(size=self._size, sha256=digest, body=b"".join(self._chunks))
-        os.close(self._fd)
-        self._fd = -1
-        return Stored(size=self._size, sha256=digest, path=self._tmp)
-
-    def abort(self) -> None:
-        self._chunks = []
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        discard(self._tmp)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+        return Stored(size=self._size, sha256=digest, path=self._to_tmp_file())
 
 
 def discard(path: str | None) -> None:
@@ -125,7 +83,7 @@ class StagingSink:
         self._seq = 0
 
     def open(self, key: str) -> BodyWriter:
-        return _StagingWriter(self)
+        return _StagingWriter(self.tmp_path)
 
     def tmp_path(self) -> str:
         self._seq += 1

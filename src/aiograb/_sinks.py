@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -21,7 +22,7 @@ from typing import Protocol
 from ._content import extension_for
 from ._exceptions import WriteError
 
-__all__ = ["BodyWriter", "FileSink", "MemorySink", "Stored"]
+__all__ = ["BodyWriter", "FileSink", "MemorySink", "SpoolWriter", "Stored"]
 
 SPILL_BYTES = 1 << 20
 TMP_DIR = ".aiograb-tmp"
@@ -78,12 +79,14 @@ class MemorySink:
         return _MemoryWriter(self._hash_body)
 
 
-class _FileWriter:
-    __slots__ = ("_chunks", "_fd", "_hash", "_key", "_sink", "_size", "_tmp")
+class SpoolWriter:
+    """Hashes a body as it streams; holds it in memory up to ``SPILL_BYTES``, then
+    spills it to a temporary file from ``make_tmp``. Subclasses decide what commit means."""
 
-    def __init__(self, sink: FileSink, key: str) -> None:
-        self._sink = sink
-        self._key = key
+    __slots__ = ("_chunks", "_fd", "_hash", "_make_tmp", "_size", "_tmp")
+
+    def __init__(self, make_tmp: Callable[[], str]) -> None:
+        self._make_tmp = make_tmp
         self._chunks: list[bytes] = []
         self._size = 0
         self._hash = hashlib.sha256()
@@ -93,19 +96,24 @@ class _FileWriter:
     def write(self, chunk: bytes) -> None:
         self._hash.update(chunk)
         self._size += len(chunk)
-        if self._fd >= 0:
-            self._write_fd(chunk)
-            return
-        self._chunks.append(chunk)
-        if self._size > SPILL_BYTES:
-            self._tmp = self._sink.tmp_path(self._key)
-            try:
-                self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            except OSError as exc:
-                raise WriteError(f"cannot create {self._tmp}: {exc.strerror}") from exc
-            chunks, self._chunks = self._chunks, []
-            for piece in chunks:
-                self._write_fd(piece)
+        if self._fd < 0:
+            self._chunks.append(chunk)
+            if self._size <= SPILL_BYTES:
+                return
+            self._open_tmp()
+            chunk, self._chunks = b"".join(self._chunks), []
+        self._write_fd(chunk)
+
+    @property
+    def spilled(self) -> bool:
+        return self._fd >= 0
+
+    def _open_tmp(self) -> None:
+        self._tmp = self._make_tmp()
+        try:
+            self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except OSError as exc:
+            raise WriteError(f"cannot create {self._tmp}: {exc.strerror}") from exc
 
     def _write_fd(self, chunk: bytes) -> None:
         view = memoryview(chunk)
@@ -115,27 +123,15 @@ class _FileWriter:
         except OSError as exc:
             raise WriteError(f"cannot write {self._tmp}: {exc.strerror}") from exc
 
-    def commit(self, mime: str) -> Stored:
-        rel = self._sink.relative_path(self._key, extension_for(mime))
-        folder = f"{self._sink.root_str}/{self._key[:2]}"
-        final = f"{self._sink.root_str}/{rel}"
-        try:
-            self._sink.ensure_dir(folder)
-            if self._fd < 0:
-                self._tmp = self._sink.tmp_path(self._key)
-                self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-                chunks, self._chunks = self._chunks, []
-                self._write_fd(b"".join(chunks))
-            os.close(self._fd)
-            self._fd = -1
-            os.replace(self._tmp, final)
-        except WriteError:
-            self.abort()
-            raise
-        except OSError as exc:
-            self.abort()
-            raise WriteError(f"cannot store {rel}: {exc.strerror or exc}") from exc
-        return Stored(size=self._size, sha256=self._hash.hexdigest(), path=rel)
+    def _to_tmp_file(self) -> str:
+        """Close the whole body into its temporary file (writing it there if still in memory)."""
+        if self._fd < 0:
+            self._open_tmp()
+            chunks, self._chunks = self._chunks, []
+            self._write_fd(b"".join(chunks))
+        os.close(self._fd)
+        self._fd = -1
+        return self._tmp
 
     def abort(self) -> None:
         self._chunks = []
@@ -146,6 +142,28 @@ class _FileWriter:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._tmp)
             self._tmp = ""
+
+
+class _FileWriter(SpoolWriter):
+    __slots__ = ("_key", "_sink")
+
+    def __init__(self, sink: FileSink, key: str) -> None:
+        super().__init__(lambda: sink.tmp_path(key))
+        self._sink = sink
+        self._key = key
+
+    def commit(self, mime: str) -> Stored:
+        rel = self._sink.relative_path(self._key, extension_for(mime))
+        try:
+            self._sink.ensure_dir(f"{self._sink.root_str}/{self._key[:2]}")
+            os.replace(self._to_tmp_file(), f"{self._sink.root_str}/{rel}")
+        except WriteError:
+            self.abort()
+            raise
+        except OSError as exc:
+            self.abort()
+            raise WriteError(f"cannot store {rel}: {exc.strerror or exc}") from exc
+        return Stored(size=self._size, sha256=self._hash.hexdigest(), path=rel)
 
 
 class FileSink:
