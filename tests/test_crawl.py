@@ -266,3 +266,44 @@ def test_ignore_robots(site: RunningServer, tmp_path: Path) -> None:
     assert "/site/img/secret-0.jpg" in paths
     assert "/site/private/0.html" not in paths  # depth 0: links are not followed
     assert done.result.robots == "ignored (--ignore-robots)"
+
+
+def test_crawled_images_go_through_the_image_pipeline_into_shards(
+    site: RunningServer, tmp_path: Path
+) -> None:
+    """With image options, a crawl stores what it finds as get does: resized, in shards."""
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    from aiograb import ImageOptions, ImagePipeline
+
+    pipeline = ImagePipeline(
+        ImageOptions(resize="keep-ratio", image_size=32, encode="jpg"),
+        workers=2,
+        output="webdataset",
+        shard_size=50,
+    )
+    out = tmp_path / "ds"
+    crawled = crawl(site, out, CrawlOptions(max_pages=40), processor=pipeline)
+    ok = crawled.images()
+    assert ok  # the first 40 pages show images
+    samples: dict[str, dict[str, bytes]] = {}
+    for shard in sorted(out.glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            for member in tar.getmembers():
+                key, ext = member.name.split(".", 1)
+                data = tar.extractfile(member)
+                assert data is not None
+                samples.setdefault(key, {})[ext] = data.read()
+    assert not list(out.glob("*.part"))
+    urls = {json.loads(s["json"])["url"] for s in samples.values()}
+    stored = {r["url"] for r in crawled.rows if r.get("kind") == "image" and r["state"] == "ok"
+              and not r.get("duplicate_of") and r["url"].startswith("http")}  # fmt: skip
+    assert stored
+    assert urls >= stored
+    for sample in samples.values():
+        with Image.open(io.BytesIO(sample["jpg"])) as img:
+            assert img.format == "JPEG"
+            assert min(img.size) == 32  # keep-ratio: the short side becomes image_size

@@ -38,8 +38,24 @@ def test_help_lists_the_crawl_flags() -> None:
         "--format",
         "--max-page-bytes",
         "--per-host",
+        "--resize",
+        "--output-format",
     ):
         assert flag in done.stdout, flag
+
+
+def test_crawl_with_image_options_writes_shards(tmp_path: Path) -> None:
+    with serve_in_thread(ServerConfig(site_pages=PAGES)) as server:
+        out = tmp_path / "ds"
+        done = aiograb_cli(
+            "crawl", server.url("/site/p/0.html"), "-o", out, "--max-pages", "10",
+            "--per-host", "0", "--resize", "center-crop", "--image-size", "16",
+            "--output-format", "webdataset", "--workers", "1", "-q",
+        )  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr  # 1: the site's deliberate bad links
+    assert list(out.glob("*.tar"))
+    assert not list(out.glob("*.part"))
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize(

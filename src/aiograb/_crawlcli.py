@@ -39,6 +39,7 @@ exit codes: 0 all ok, 1 some URLs failed, 2 usage/input error, 130 interrupted.
 
 
 def add_crawl_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    from ._imagecli import add_image_options
     from .cli import _add_output_options, _add_request_options, parse_size
 
     p = sub.add_parser(
@@ -133,6 +134,7 @@ def add_crawl_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         help="graph export: pages.jsonl (default), or graph.csv with one edge a line",
     )
     _add_request_options(p)
+    add_image_options(p, output_flag="--output-format", captions=False)
     _add_output_options(p)
     p.set_defaults(func=cmd_crawl)
 
@@ -154,6 +156,7 @@ def _seeds(args: list[str]) -> Iterator[str]:
 
 def cmd_crawl(args: argparse.Namespace) -> int:
     from ._crawler import run_crawl
+    from ._imagecli import pipeline_from_args
     from ._loop import run_stoppable
     from ._progress import ProgressDisplay
     from .cli import _policy, _summary_dict
@@ -179,6 +182,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         graph_format=args.format,
     )
     seeds = list(_seeds(args.seeds))  # reads the files now: a missing one is a usage error
+    pipeline = pipeline_from_args(args, [])
     display = ProgressDisplay(enabled=not args.quiet and sys.stderr.isatty())
 
     with display:
@@ -191,6 +195,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
                 policy=policy,
                 stop=stop,
                 on_progress=display.update,
+                processor=pipeline,
             ),
             use_uvloop=not args.no_uvloop,
         )

@@ -33,7 +33,7 @@ from ._clock import Clock, LoopClock
 from ._config import Limits, RequestPolicy
 from ._content import AcceptPolicy
 from ._crawloptions import CrawlOptions
-from ._engine import _Run
+from ._engine import Processor, Stage, _Run
 from ._exceptions import ContentError, InvalidURL, NotAccepted, RequestError, TooLarge
 from ._extract import Found, extract_css, extract_html, extract_sitemap
 from ._fetch import Fetcher, Outcome, Request
@@ -112,8 +112,10 @@ class _Crawl(_Run):
         limits: Limits,
         user_agent: str,
         progress_interval: float,
+        stage: Stage | None = None,
     ) -> None:
-        super().__init__(state, fetchers.image, limits, progress_interval)
+        # Images go through the get engine's path: the image pipeline's stage when given.
+        super().__init__(state, fetchers.image, limits, progress_interval, stage)
         self.fetchers = fetchers
         self.frontier = frontier
         self.scope = scope
@@ -383,8 +385,13 @@ async def run_crawl(
     stop: asyncio.Event | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     progress_interval: float = 0.2,
+    processor: Processor | None = None,
 ) -> CrawlSummary:
-    """Crawl from ``seeds`` into ``out_dir``; resume what a journal there holds."""
+    """Crawl from ``seeds`` into ``out_dir``; resume what a journal there holds.
+
+    With a ``processor`` (the image pipeline), every image found is verified,
+    transformed and stored by it (files, WebDataset or Parquet shards), as in ``get``.
+    """
     options = options or CrawlOptions()
     limits = limits or Limits()
     policy = policy or RequestPolicy()
@@ -401,12 +408,26 @@ async def run_crawl(
         guard = None if options.allow_private else address_policy(scope.seed_hosts)
         transport = AiohttpTransport(limits, address_policy=guard)
     fetchers = _Fetchers(transport, limits, policy, clock, options.max_page_bytes)
-    run = _Crawl(
-        state, fetchers, frontier, scope, options, limits, policy.user_agent, progress_interval
-    )
     interrupted = True
     try:
-        interrupted = await run.run(stop)
+        async with contextlib.AsyncExitStack() as stack:
+            stage = (
+                None
+                if processor is None
+                else await stack.enter_async_context(processor.open(state))
+            )
+            run = _Crawl(
+                state,
+                fetchers,
+                frontier,
+                scope,
+                options,
+                limits,
+                policy.user_agent,
+                progress_interval,
+                stage,
+            )
+            interrupted = await run.run(stop)
     finally:
         state.journal.flush()
         graph = state.out / GRAPH_NAMES[options.graph_format]

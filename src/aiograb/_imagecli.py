@@ -31,7 +31,11 @@ image datasets (CPU work runs in --workers processes, never on the event loop):
 """
 
 
-def add_image_options(p: argparse.ArgumentParser) -> None:
+def add_image_options(
+    p: argparse.ArgumentParser, *, output_flag: str = "--format", captions: bool = True
+) -> None:
+    """The image pipeline's flags. ``aiograb crawl`` names the output ``--output-format``
+    (its ``--format`` is the graph's) and has no input columns for captions."""
     g = p.add_argument_group(
         "images (any of these turns the image pipeline on)",
         "Bad images end as manifest rows: corrupt_image, too_many_pixels, too_small, "
@@ -76,7 +80,13 @@ def add_image_options(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_PHASH_DISTANCE,
         help="bits two perceptual hashes may differ by to be near-duplicates (default %(default)s)",
     )
-    g.add_argument("--format", choices=OUTPUT_FORMATS, default=None, help="output (default files)")
+    g.add_argument(
+        output_flag,
+        dest="image_format",
+        choices=OUTPUT_FORMATS,
+        default=None,
+        help="output (default files)",
+    )
     g.add_argument(
         "--shard-size",
         type=int,
@@ -86,9 +96,10 @@ def add_image_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--workers", type=int, default=None, help="image worker processes (default: cores)"
     )
-    g.add_argument(
-        "--caption-column", default=None, help="input column written as {key}.txt (webdataset)"
-    )
+    if captions:
+        g.add_argument(
+            "--caption-column", default=None, help="input column written as {key}.txt (webdataset)"
+        )
 
 
 def pipeline_from_args(args: argparse.Namespace, extra: list[str]) -> ImagePipeline | None:
@@ -97,16 +108,16 @@ def pipeline_from_args(args: argparse.Namespace, extra: list[str]) -> ImagePipel
         args.verify
         or args.skip_reencode
         or any(
-            getattr(args, name) is not None
+            getattr(args, name, None) is not None
             for name in (
                 "max_pixels", "min_size", "max_aspect_ratio", "resize", "image_size", "encode",
-                "quality", "dedup", "format", "workers", "caption_column",
+                "quality", "dedup", "image_format", "workers", "caption_column",
             )
         )
     )  # fmt: skip
     if not wanted:
         return None
-    if args.engine != "async":
+    if getattr(args, "engine", "async") != "async":
         raise UsageError(
             "the image pipeline (--verify, --resize, --format ...) needs --engine async"
         )
@@ -124,11 +135,11 @@ def pipeline_from_args(args: argparse.Namespace, extra: list[str]) -> ImagePipel
         return ImagePipeline(
             options,
             workers=args.workers,
-            output=args.format or "files",
+            output=args.image_format or "files",
             shard_size=args.shard_size,
             dedup=args.dedup or "content",
             phash_distance=args.phash_distance,
-            caption_column=args.caption_column,
+            caption_column=getattr(args, "caption_column", None),
             extra_columns=extra,
         )
     except ValueError as exc:
