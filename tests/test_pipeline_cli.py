@@ -35,9 +35,21 @@ def shard_urls(out: Path) -> Counter[str]:
     return seen
 
 
-def start_get(urls: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
+def parquet_urls(out: Path) -> Counter[str]:
+    """How often each URL has a row, over every complete Parquet shard (read with pyarrow)."""
+    import pyarrow.parquet as pq
+
+    seen: Counter[str] = Counter()
+    for shard in sorted(out.glob("*.parquet")):
+        table = pq.read_table(shard, columns=["url", "image"])
+        assert all(len(image) > 0 for image in table.column("image").to_pylist())
+        seen.update(table.column("url").to_pylist())
+    return seen
+
+
+def start_get(urls: Path, out: Path, *extra: str, fmt: str = "webdataset") -> subprocess.Popen[str]:
     args = ["get", str(urls), "-o", str(out), "-c", "4", "--per-host", "0", "-q"]
-    args += ["--resize", "keep-ratio", "--image-size", "32", "--format", "webdataset"]
+    args += ["--resize", "keep-ratio", "--image-size", "32", "--format", fmt]
     args += ["--shard-size", "10", "--workers", "1", "--dedup", "none", *extra]
     return subprocess.Popen(
         [sys.executable, "-m", "aiograb", *args],
@@ -47,11 +59,13 @@ def start_get(urls: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
     )
 
 
-def wait_for_shards(out: Path, proc: subprocess.Popen[str], at_least: int) -> None:
+def wait_for_shards(
+    out: Path, proc: subprocess.Popen[str], at_least: int, pattern: str = "*.tar"
+) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the run ended before it could be interrupted"
-        if len(list(out.glob("*.tar"))) >= at_least:
+        if len(list(out.glob(pattern))) >= at_least:
             return
         time.sleep(0.02)
     raise AssertionError("no shard within 30 s")
@@ -84,6 +98,29 @@ def test_interrupt_mid_shard_then_resume_gives_one_sample_per_url(tmp_path: Path
     rows = manifest(out)
     assert len(rows) == n
     assert all(r["state"] == "ok" and r["path"].endswith(".tar") for r in rows)
+
+
+@pytest.mark.slow
+def test_kill_9_mid_parquet_shard_then_resume_gives_one_row_per_url(tmp_path: Path) -> None:
+    n = 120
+    with ServerProcess(ServerConfig(latency_ms=40)) as srv:
+        exts = ("png", "jpg")
+        urls = [f"{srv.base_url}/img/{i // 2}.{exts[i % 2]}" for i in range(n)]
+        url_file = write_urls(tmp_path / "u.txt", urls)
+        out = tmp_path / "ds"
+        proc = start_get(url_file, out, fmt="parquet")
+        wait_for_shards(out, proc, 3, "*.parquet")
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        assert max(parquet_urls(out).values()) == 1
+        done = start_get(url_file, out, fmt="parquet")
+        _, stderr = done.communicate(timeout=120)
+        assert done.returncode == 0, stderr
+    assert parquet_urls(out) == Counter({u: 1 for u in urls})
+    assert not list(out.glob("*.part"))
+    rows = manifest(out)
+    assert len(rows) == n
+    assert all(r["state"] == "ok" and r["path"].endswith(".parquet") for r in rows)
 
 
 def test_cli_verify_and_manifest_export_to_parquet(server: RunningServer, tmp_path: Path) -> None:
