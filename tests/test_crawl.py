@@ -307,3 +307,19 @@ def test_crawled_images_go_through_the_image_pipeline_into_shards(
         with Image.open(io.BytesIO(sample["jpg"])) as img:
             assert img.format == "JPEG"
             assert min(img.size) == 32  # keep-ratio: the short side becomes image_size
+
+
+def test_a_page_redirected_out_of_scope_is_not_parsed(site: RunningServer, tmp_path: Path) -> None:
+    import urllib.parse
+
+    port = site.base_url.rsplit(":", 1)[1]
+    elsewhere = f"http://localhost:{port}/site/p/0.html"  # another host: out of --scope host
+    seed = site.url("/redirect-to?url=" + urllib.parse.quote(elsewhere, safe=""))
+    # --allow-private: localhost is loopback like the seed, but another host name.
+    options = CrawlOptions(scope="host", allow_private=True)
+    crawled = crawl(site, tmp_path / "out", options, seeds=[seed])
+    [row] = [r for r in crawled.rows if "/redirect-to" in r["url"]]
+    assert (row["state"], row["error"]) == ("skipped", "out_of_scope")
+    assert "redirected to localhost" in row["message"]
+    assert len(crawled.rows) == 1  # nothing was discovered from it
+    assert not [p for p in crawled.paths() if p.startswith("/site/p/1") or "/img/" in p]

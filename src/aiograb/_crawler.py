@@ -194,7 +194,13 @@ class _Crawl(_Run):
         sink = MemorySink(hash_body=True)
         outcome = await fetcher.fetch(Request(row.url), sink, key, url=url)
         found = Discovery()
-        if outcome.ok and outcome.stored is not None:
+        landed = URL(outcome.final_url, encoded=True).host if outcome.final_url else None
+        if outcome.ok and row.kind == "page" and landed and not self.scope.in_scope(landed):
+            # A redirect carried the page out of scope: it was fetched, but is not parsed.
+            message = f"redirected to {landed}, outside --scope {self.options.scope}"
+            found.skip = ("out_of_scope", message)
+            outcome.stored = None
+        elif outcome.ok and outcome.stored is not None:
             body = outcome.stored.body or b""
             outcome.stored = Stored(size=outcome.stored.size, sha256=outcome.stored.sha256)
             try:
