@@ -35,12 +35,12 @@ from ._exceptions import (
     Truncated,
     UsageError,
 )
-from ._fetch import FetchRules, Outcome, Request, SinkFactory
+from ._fetch import Attempts, FetchRules, Outcome, Request, SinkFactory
 from ._journal import PendingRow
 from ._runstate import OutcomeHook, RunState
 from ._sources import InputRow
 from ._stats import Progress, Summary
-from ._urls import parse_url, url_key
+from ._urls import url_key
 
 __all__ = ["ENGINES", "BlockingFetcher", "run_get_blocking"]
 
@@ -111,34 +111,18 @@ class BlockingFetcher:
             yield
 
     def fetch(self, request: Request, sink: SinkFactory, key: str) -> Outcome:
-        outcome = Outcome(url=request.url, started=time.time())
-        t0 = time.monotonic()
-        method = request.method.upper()
-        try:
-            url = parse_url(request.url)
-        except InvalidURL as exc:
-            outcome.error = exc
-            return outcome
-        outcome.thread = threading.get_ident()
-        while True:
-            outcome.attempts += 1
-            outcome.t_start = time.perf_counter()
+        run = Attempts(self._rules, request, None, time.monotonic())
+        while run.begin():
             try:
                 with _map_errors(request.url):
-                    self._attempt(method, url, request, sink, key, outcome)
-                outcome.ok, outcome.error = True, None
-                break
+                    self._attempt(run.method, run.url, request, sink, key, run.outcome)
+                run.succeeded()
             except RequestError as exc:
-                outcome.error = exc
-                pause = self._rules.retry_wait(exc, method, outcome.attempts)
-                if pause is None:
-                    break
-                with self._lock:
-                    self.retries += 1
-                time.sleep(pause)
-        outcome.elapsed = time.monotonic() - t0
-        outcome.t_end = time.perf_counter()
-        return outcome
+                if (wait := run.failed(exc)) is not None:
+                    with self._lock:
+                        self.retries += 1
+                    time.sleep(wait)
+        return run.finish(time.monotonic())
 
     def _attempt(
         self,

@@ -32,7 +32,7 @@ from ._sinks import BodyWriter, Stored
 from ._transport import Transport
 from ._urls import parse_url
 
-__all__ = ["Fetcher", "Outcome", "Request"]
+__all__ = ["Attempts", "Fetcher", "Outcome", "Request"]
 
 SMALL_BODY = 256 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -238,6 +238,62 @@ class FetchRules:
         return BodyReader(self.accept, self.policy.max_bytes, headers, writer, url)
 
 
+class Attempts:
+    """One URL's retry loop as data, so the async and blocking fetchers share it and
+    differ only in how they wait::
+
+        run = Attempts(rules, request, url, now)
+        while run.begin():
+            try:
+                attempt(run.method, run.url, run.outcome)
+                run.succeeded()
+            except RequestError as exc:
+                if (wait := run.failed(exc)) is not None:
+                    sleep(wait)
+        return run.finish(now)
+    """
+
+    __slots__ = ("_done", "_rules", "_t0", "method", "outcome", "url")
+
+    def __init__(self, rules: FetchRules, request: Request, url: URL | None, now: float) -> None:
+        self._rules = rules
+        self._t0 = now
+        self._done = False
+        self.method = request.method.upper()
+        self.outcome = Outcome(url=request.url, started=time.time(), thread=threading.get_ident())
+        if url is None:
+            try:
+                url = parse_url(request.url)
+            except InvalidURL as exc:
+                self.outcome.error = exc
+                self._done = True
+        self.url = url or URL()
+
+    def begin(self) -> bool:
+        """Start the next attempt; False when the URL has succeeded or failed for good."""
+        if self._done:
+            return False
+        self.outcome.attempts += 1
+        self.outcome.t_start = time.perf_counter()
+        return True
+
+    def succeeded(self) -> None:
+        self.outcome.ok, self.outcome.error, self._done = True, None, True
+
+    def failed(self, exc: RequestError) -> float | None:
+        """Record the failure; the seconds to wait before retrying, or None when done."""
+        exc.url = exc.url or self.outcome.url
+        self.outcome.error = exc
+        wait = self._rules.retry_wait(exc, self.method, self.outcome.attempts)
+        self._done = wait is None
+        return wait
+
+    def finish(self, now: float) -> Outcome:
+        self.outcome.elapsed = now - self._t0
+        self.outcome.t_end = time.perf_counter()
+        return self.outcome
+
+
 class Fetcher:
     """Fetch URLs under one ``RequestPolicy``, sharing a transport and host slots."""
 
@@ -261,35 +317,16 @@ class Fetcher:
         self, request: Request, sink: SinkFactory, key: str, *, url: URL | None = None
     ) -> Outcome:
         """Fetch ``request``; ``url`` is its already-checked URL when the caller has it."""
-        outcome = Outcome(url=request.url, started=time.time())
-        t0 = self._clock.now()
-        method = request.method.upper()
-        if url is None:
+        run = Attempts(self._rules, request, url, self._clock.now())
+        while run.begin():
             try:
-                url = parse_url(request.url)
-            except InvalidURL as exc:
-                outcome.error = exc
-                return outcome
-        outcome.thread = threading.get_ident()
-        while True:
-            outcome.attempts += 1
-            outcome.t_start = time.perf_counter()
-            try:
-                await self._attempt(method, url, request, sink, key, outcome)
-                outcome.ok = True
-                outcome.error = None
-                break
+                await self._attempt(run.method, run.url, request, sink, key, run.outcome)
+                run.succeeded()
             except RequestError as exc:
-                exc.url = exc.url or request.url
-                outcome.error = exc
-                wait = self._rules.retry_wait(exc, method, outcome.attempts)
-                if wait is None:
-                    break
-                self.retries += 1
-                await self._clock.sleep(wait)
-        outcome.elapsed = self._clock.now() - t0
-        outcome.t_end = time.perf_counter()
-        return outcome
+                if (wait := run.failed(exc)) is not None:
+                    self.retries += 1
+                    await self._clock.sleep(wait)
+        return run.finish(self._clock.now())
 
     async def _attempt(
         self,
