@@ -35,7 +35,6 @@ class Politeness:
         self._clock = clock
         self._slots: dict[str, _Slot] = {}
         self._delays: dict[str, float] = {}  # per-host minimum interval (robots Crawl-delay)
-        self.pauses = 0  # how many times a host asked us to wait
 
     def _slot(self, host: str) -> _Slot:
         slot = self._slots.get(host)
@@ -48,9 +47,7 @@ class Politeness:
         """Start no request to ``host`` for ``seconds`` (from a Retry-After)."""
         slot = self._slot(host)
         until = self._clock.now() + seconds
-        if until > slot.paused_until:
-            slot.paused_until = until
-            self.pauses += 1
+        slot.paused_until = max(slot.paused_until, until)
 
     def set_delay(self, host: str, seconds: float) -> None:
         """Start requests to ``host`` at least ``seconds`` apart (e.g. a Crawl-delay)."""
@@ -68,13 +65,6 @@ class Politeness:
             return False
         now = self._clock.now()
         return slot.paused_until <= now and slot.next_start <= now
-
-    def paused_for(self, host: str) -> float:
-        """Seconds until ``host`` may be asked again (0 when it may be now)."""
-        slot = self._slots.get(host)
-        if slot is None:
-            return 0.0
-        return max(0.0, slot.paused_until - self._clock.now())
 
     @asynccontextmanager
     async def slot(self, host: str) -> AsyncIterator[None]:
