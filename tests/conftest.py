@@ -8,11 +8,13 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from aiohttp import web
 
 from aiograb.testing import RunningServer, serve_in_thread
 
@@ -56,3 +58,15 @@ def aiograb_cli(*args: str | os.PathLike[str], **kwargs: Any) -> subprocess.Comp
         timeout=kwargs.pop("timeout", 60),
         **kwargs,
     )
+
+
+@asynccontextmanager
+async def serve_app(app: web.Application) -> AsyncIterator[str]:
+    """Serve a test's own small aiohttp app on 127.0.0.1, port 0; yields its base URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()

@@ -21,7 +21,7 @@ from aiograb import (
     open_client,
 )
 from aiograb.testing import RunningServer
-from conftest import closed_port, run
+from conftest import closed_port, run, serve_app
 
 
 def test_public_api_is_what_we_mean_to_export() -> None:
@@ -158,18 +158,12 @@ def test_per_host_limit_is_never_exceeded() -> None:
     async def main() -> None:
         app = web.Application()
         app.router.add_get("/", handler)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        try:
-            async with open_client(limits=Limits(concurrency=50, per_host=3)) as client:
-                urls = [f"http://127.0.0.1:{port}/?i={i}" for i in range(30)]
-                results = [r async for r in client.fetch_all(urls)]
-                assert all(r.ok for r in results)
-        finally:
-            await runner.cleanup()
+        async with (
+            serve_app(app) as base,
+            open_client(limits=Limits(concurrency=50, per_host=3)) as client,
+        ):
+            results = [r async for r in client.fetch_all(f"{base}/?i={i}" for i in range(30))]
+            assert all(r.ok for r in results)
 
     run(main())
     assert peak == 3

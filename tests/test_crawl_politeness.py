@@ -12,7 +12,7 @@ from aiohttp import web
 
 from aiograb import CrawlOptions, FakeClock, Limits, RequestPolicy, RetryPolicy, Timeouts
 from aiograb._crawler import CrawlSummary, run_crawl
-from conftest import by_url, run
+from conftest import by_url, run, serve_app
 
 FAST = RequestPolicy(retry=RetryPolicy(retries=0), timeouts=Timeouts(total=5, connect=2))
 
@@ -60,15 +60,9 @@ _PNG = bytes.fromhex(
 async def serving(site: Site) -> AsyncIterator[Site]:
     app = web.Application()
     app.router.add_get("/{tail:.*}", site.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        tcp = web.TCPSite(runner, "127.0.0.1", 0)
-        await tcp.start()
-        site.base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    async with serve_app(app) as base:
+        site.base = base
         yield site
-    finally:
-        await runner.cleanup()
 
 
 def crawl(site: Site, out: Path, options: CrawlOptions | None = None, **kw: Any) -> CrawlSummary:

@@ -21,7 +21,7 @@ from aiograb._outputs import COMMIT_MARKER
 from aiograb._sources import InputRow
 from aiograb._stats import Summary
 from aiograb.testing import RunningServer, image_bytes
-from conftest import by_url, manifest, run
+from conftest import by_url, manifest, run, serve_app
 
 FAST = RequestPolicy(retry=RetryPolicy(retries=0), timeouts=Timeouts(total=10, connect=2))
 RESIZE = ImageOptions(resize="keep-ratio", image_size=64, encode="jpg", quality=90)
@@ -84,15 +84,8 @@ async def bodies_server(
 
     app = web.Application()
     app.router.add_get("/b/{name}", serve)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield lambda name: f"http://127.0.0.1:{port}/b/{name}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as base:
+        yield lambda name: f"{base}/b/{name}"
 
 
 def test_webdataset_shards_hold_resized_samples_with_metadata(
@@ -372,27 +365,17 @@ def test_a_saturated_pool_slows_downloading_down(tmp_path: Path) -> None:
     async def main() -> int:
         app = web.Application()
         app.router.add_get("/{n}.png", count)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        urls = [f"http://127.0.0.1:{port}/{i}.png" for i in range(100)]
         pipeline = ImagePipeline(
             ImageOptions(verify=True), workers=1, backlog=2, dedup="none", handler=handler
         )
         stop = asyncio.Event()
-        try:
-            async with asyncio.TaskGroup() as tg:
-                task = tg.create_task(
-                    get_async(urls, tmp_path, pipeline, concurrency=20, stop=stop)
-                )
-                await asyncio.sleep(1.5)
-                fetched = requests
-                stop.set()
-            assert task.result().interrupted
-        finally:
-            await runner.cleanup()
+        async with serve_app(app) as base, asyncio.TaskGroup() as tg:
+            urls = [f"{base}/{i}.png" for i in range(100)]
+            task = tg.create_task(get_async(urls, tmp_path, pipeline, concurrency=20, stop=stop))
+            await asyncio.sleep(1.5)
+            fetched = requests
+            stop.set()
+        assert task.result().interrupted
         return fetched
 
     fetched = run(main())
