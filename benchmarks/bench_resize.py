@@ -39,7 +39,7 @@ def _cpu() -> float:
 def child(side: str, folder: Path, reps: int, size: int, quality: int, dump: Path) -> None:
     bodies = [p.read_bytes() for p in sorted(folder.glob("*.jpg"))]
     if side == "aiograb":
-        from aiograb._imagework import ImageOptions, process
+        from aiograb._images.work import ImageOptions, process
 
         options = ImageOptions(resize="keep-ratio", image_size=size, encode="jpg", quality=quality)
 
@@ -85,7 +85,7 @@ def psnr_vs_reference(folder: Path, side: str, size: int) -> float:
 
     from PIL import Image, ImageChops, ImageStat
 
-    from aiograb._imagework import target_size
+    from aiograb._images.work import target_size
 
     values = []
     for src in sorted(folder.glob("*.jpg")):
@@ -106,7 +106,7 @@ def filters(count: int) -> None:
 
     from PIL import Image, ImageChops, ImageStat
 
-    import aiograb._imagework as work
+    import aiograb._images.work as work
     from aiograb.testing import image_bytes
 
     bodies = [image_bytes(i, "jpg", size="medium") for i in range(count)]

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from aiograb import CrawlOptions, CrawlSummary, Limits, RequestPolicy, RetryPolicy, Timeouts
-from aiograb._crawler import run_crawl
-from aiograb._frontier import data_key
+from aiograb._crawl.frontier import data_key
+from aiograb._crawl.handler import run_crawl
 from aiograb.testing import (
     DATA_URI_GIF,
     RecordedRequest,

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from aiograb import CrawlOptions, FakeClock, Limits, RequestPolicy, RetryPolicy, Timeouts
-from aiograb._crawler import CrawlSummary, run_crawl
+from aiograb._crawl.handler import CrawlSummary, run_crawl
 from conftest import by_url, run, serve_app
 
 FAST = RequestPolicy(retry=RetryPolicy(retries=0), timeouts=Timeouts(total=5, connect=2))

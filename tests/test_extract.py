@@ -8,18 +8,18 @@ import pytest
 from yarl import URL
 
 from aiograb import BlockedAddress, CrawlOptions, FakeClock, Limits, UsageError
-from aiograb._addresses import address_policy, is_blocked_address
-from aiograb._crawler import decode_data_uri
-from aiograb._exceptions import InvalidURL
-from aiograb._extract import (
+from aiograb._core.errors import InvalidURL
+from aiograb._crawl.extract import (
     decode_html,
     extract_css,
     extract_html,
     extract_sitemap,
     parse_srcset,
 )
-from aiograb._politeness import Politeness
-from aiograb._scope import Scope, normalize_url, registrable_domain
+from aiograb._crawl.handler import decode_data_uri
+from aiograb._crawl.scope import Scope, normalize_url, registrable_domain
+from aiograb._fetch.politeness import Politeness
+from aiograb._http.addresses import address_policy, is_blocked_address
 from conftest import run
 
 

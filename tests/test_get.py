@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from aiograb import FakeClock, Limits, RequestPolicy, RetryPolicy, Summary, Timeouts
-from aiograb._engine import run_get
-from aiograb._sources import InputRow
+from aiograb._get.engine import run_get
+from aiograb._get.sources import InputRow
 from aiograb.testing import RunningServer, file_bytes, flaky_image_index, image_bytes
 from conftest import by_url, closed_port, manifest, run
 
@@ -295,7 +295,7 @@ def test_a_busy_host_does_not_hold_up_the_others(server: RunningServer, tmp_path
 
 def test_large_bodies_spill_to_disk_and_arrive_whole(server: RunningServer, tmp_path: Path) -> None:
     """Bodies over the in-memory limit stream through a temporary file, then are renamed."""
-    from aiograb._sinks import SPILL_BYTES
+    from aiograb._store.sinks import SPILL_BYTES
 
     large = server.url("/img/5.png?size=large")
     chunked = server.url("/huge/3.jpg?length=0")  # no Content-Length: read chunk by chunk

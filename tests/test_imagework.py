@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from aiograb import ImageOptions
-from aiograb._imagework import ImageFailure, dhash, handle, process, target_size
+from aiograb._images.work import ImageFailure, dhash, handle, process, target_size
 from aiograb.testing import image_bytes
 
 

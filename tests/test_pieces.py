@@ -10,11 +10,11 @@ import time
 import pytest
 
 from aiograb import FakeClock, Limits, LoopClock, RetryPolicy, UsageError
-from aiograb._content import AcceptPolicy, sniff
-from aiograb._exceptions import InvalidURL, NotAccepted
-from aiograb._fetch import parse_retry_after
-from aiograb._politeness import Politeness
-from aiograb._urls import parse_url, url_key
+from aiograb._core.content import AcceptPolicy, sniff
+from aiograb._core.errors import InvalidURL, NotAccepted
+from aiograb._core.urls import parse_url, url_key
+from aiograb._fetch.fetcher import parse_retry_after
+from aiograb._fetch.politeness import Politeness
 from aiograb.testing import image_bytes
 from conftest import run
 

@@ -16,10 +16,10 @@ from aiohttp import web
 from PIL import Image
 
 from aiograb import ImageOptions, ImagePipeline, Limits, RequestPolicy, RetryPolicy, Timeouts
-from aiograb._engine import run_get
-from aiograb._outputs import COMMIT_MARKER
-from aiograb._sources import InputRow
-from aiograb._stats import Summary
+from aiograb._core.stats import Summary
+from aiograb._get.engine import run_get
+from aiograb._get.sources import InputRow
+from aiograb._images.outputs import COMMIT_MARKER
 from aiograb.testing import RunningServer, image_bytes
 from conftest import by_url, manifest, run, serve_app
 
@@ -316,7 +316,7 @@ def handle(request):
 def test_a_worker_crash_fails_one_item_and_the_pool_recovers(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    import aiograb._imagework
+    import aiograb._images.work
 
     handler = tmp_path / "crashing.py"
     handler.write_text(CRASHING_HANDLER.format(path=aiograb._imagework.__file__))
@@ -398,7 +398,7 @@ def test_pipeline_options_are_validated() -> None:
 
 
 def test_start_removes_partial_shards_and_a_renamed_but_unrecorded_one(tmp_path: Path) -> None:
-    from aiograb._outputs import TarShards
+    from aiograb._images.outputs import TarShards
 
     for name in ("00000.tar", "00001.tar", "00002.tar", "00003.tar.part", "notes.tar"):
         (tmp_path / name).write_bytes(b"x")

@@ -18,8 +18,8 @@ from typing import Any, BinaryIO, cast
 
 import pytest
 
-from aiograb._exceptions import InputError
-from aiograb._sources import FORMATS, InputRow, detect_format, open_source
+from aiograb._core.errors import InputError
+from aiograb._get.sources import FORMATS, InputRow, detect_format, open_source
 
 
 def rows_of(source: str | Path, **kwargs: Any) -> list[tuple[int, str, str | None]]:

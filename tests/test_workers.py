@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aiograb._workers import WorkerPool
+from aiograb._images.workers import WorkerPool
 from conftest import run
 
 HANDLER = """

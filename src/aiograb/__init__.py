@@ -12,11 +12,10 @@ Two ways in:
 verifies, resizes and deduplicates images in worker processes on the way.
 """
 
-from .__about__ import __version__
-from ._api import download, download_async
-from ._client import Client, Response, Result, open_client
-from ._clock import Clock, FakeClock, LoopClock
-from ._config import (
+from aiograb.__about__ import __version__
+from aiograb._client.client import Client, Response, Result, open_client
+from aiograb._core.clock import Clock, FakeClock, LoopClock
+from aiograb._core.config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_PER_HOST,
     DEFAULT_USER_AGENT,
@@ -25,10 +24,7 @@ from ._config import (
     RetryPolicy,
     Timeouts,
 )
-from ._crawlapi import crawl, crawl_async
-from ._crawler import CrawlSummary
-from ._crawloptions import CrawlOptions
-from ._exceptions import (
+from aiograb._core.errors import (
     AiograbError,
     BlockedAddress,
     ConnectError,
@@ -50,12 +46,16 @@ from ._exceptions import (
     UsageError,
     WriteError,
 )
-from ._fetch import Request
-from ._imagework import ImageOptions
-from ._pipeline import ImagePipeline
-from ._sources import InputRow, open_source
-from ._stats import Progress, Summary
-from ._transport import AiohttpTransport, ResponseStream, Transport
+from aiograb._core.stats import Progress, Summary
+from aiograb._crawl.api import crawl, crawl_async
+from aiograb._crawl.handler import CrawlSummary
+from aiograb._crawl.options import CrawlOptions
+from aiograb._fetch.fetcher import Request
+from aiograb._get.api import download, download_async
+from aiograb._get.sources import InputRow, open_source
+from aiograb._http.aiohttp_transport import AiohttpTransport, ResponseStream, Transport
+from aiograb._images.pipeline import ImagePipeline
+from aiograb._images.work import ImageOptions
 
 __all__ = [
     "DEFAULT_CONCURRENCY",

@@ -17,14 +17,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .._blocking import run_get_blocking
-from .._config import Limits, RequestPolicy
-from .._engine import run_get
-from .._fetch import Outcome
-from .._journal import PendingRow
-from .._loop import run_loop
-from .._sources import InputRow
-from .._stats import Summary
+from aiograb._core.config import Limits, RequestPolicy
+from aiograb._core.loop import run_loop
+from aiograb._core.stats import Summary
+from aiograb._fetch.fetcher import Outcome
+from aiograb._get.blocking import run_get_blocking
+from aiograb._get.engine import run_get
+from aiograb._get.sources import InputRow
+from aiograb._store.journal import PendingRow
+
 from ._cpu import Processor, make_processor
 from ._measure import peak_rss_mb, peak_vm_mb
 from ._workloads import RunSpec

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .._blocking import ENGINES
-from .._exceptions import UsageError
+from aiograb._core.errors import UsageError
+from aiograb._get.blocking import ENGINES
 
 __all__ = [
     "DEFAULT_OUT",

@@ -23,7 +23,7 @@ INSTALL_HINT = "pip install 'aiograb[bench]'"
 
 def require_plotting() -> None:
     """Raise ``UsageError`` (with how to install it) when matplotlib is missing."""
-    from .._exceptions import UsageError
+    from aiograb._core.errors import UsageError
 
     try:
         import matplotlib  # noqa: F401

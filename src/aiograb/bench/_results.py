@@ -13,8 +13,9 @@ import sys
 from importlib import metadata
 from typing import Any
 
-from .. import __about__
-from .._loop import loop_name
+from aiograb import __about__
+from aiograb._core.loop import loop_name
+
 from ._config import BenchConfig
 
 __all__ = ["SCHEMA_VERSION", "check_results", "derive", "machine_info", "new_results"]

@@ -1,0 +1,223 @@
+"""The ``aiograb crawl`` command: its flags, and the call into ``run_crawl``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from aiograb._crawl.options import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_PAGES_PER_HOST,
+    DEFAULT_MAX_URL_LENGTH,
+    SCOPES,
+    CrawlOptions,
+)
+
+__all__ = ["add_crawl_parser", "format_crawl_summary"]
+
+_EXAMPLES = """\
+examples:
+  aiograb crawl https://example.org/gallery/ -o out/   # same site: follow links, save images
+  aiograb crawl seeds.txt -o out/ --depth 3 --max-pages 50000 \\
+      --include '/photos/' --exclude '\\?sort='
+  aiograb crawl https://example.org/ -o out/ --pages-only --format jsonl   # just the graph
+
+Run the same command again after a crash or Ctrl-C: it resumes from the journal,
+and no page already done is fetched again. Output: images as in 'aiograb get'
+(OUT/ab/<key>.<ext>), OUT/manifest.jsonl (every page, image and skipped link with
+its class: out_of_scope, robots_disallowed, nofollow, depth_limit, ...) and
+OUT/pages.jsonl (page -> links, page -> images with alt text).
+robots.txt is obeyed (Crawl-delay included) unless --ignore-robots; links to
+loopback, private or link-local addresses are refused (blocked_address) unless a
+seed is on such an address or --allow-private is given.
+exit codes: 0 all ok, 1 some URLs failed, 2 usage/input error, 130 interrupted.
+"""
+
+
+def add_crawl_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    from aiograb._cli.images import add_image_options
+    from aiograb._cli.main import _add_output_options, _add_request_options, parse_size
+
+    p = sub.add_parser(
+        "crawl",
+        help="crawl pages from seeds and download every image they show",
+        description="Crawl pages from seed URLs (or files of seed URLs), following links "
+        "within scope, and download every image the pages show.",
+        epilog=_EXAMPLES,
+        formatter_class=formatter,
+    )
+    p.add_argument("seeds", nargs="+", help="seed URLs, or files of seed URLs (txt/csv/jsonl)")
+    p.add_argument("-o", "--out", required=True, type=Path, help="output folder")
+    g = p.add_argument_group("scope")
+    g.add_argument(
+        "--scope",
+        choices=SCOPES,
+        default="domain",
+        help="follow pages on the seeds' hosts, registrable domains (default), or any",
+    )
+    g.add_argument(
+        "--depth",
+        type=int,
+        default=DEFAULT_MAX_DEPTH,
+        help="link hops from a seed (default %(default)s; 0 = the seeds only)",
+    )
+    g.add_argument("--max-pages", type=int, default=0, help="pages in all (default: no limit)")
+    g.add_argument(
+        "--max-pages-per-host",
+        type=int,
+        default=DEFAULT_MAX_PAGES_PER_HOST,
+        help="pages per host, a guard against traps (default %(default)s)",
+    )
+    g.add_argument(
+        "--max-url-length",
+        type=int,
+        default=DEFAULT_MAX_URL_LENGTH,
+        help="longer URLs are skipped (url_too_long; default %(default)s)",
+    )
+    g.add_argument(
+        "--max-page-bytes",
+        type=parse_size,
+        default="10M",
+        help="larger pages are not read (too_large; default 10M)",
+    )
+    g.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="follow only page URLs matching one of these (repeatable)",
+    )
+    g.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="never follow page URLs matching one of these (repeatable)",
+    )
+    g.add_argument(
+        "--follow-nofollow",
+        action="store_true",
+        help="also follow rel=nofollow links, and links of meta robots nofollow pages",
+    )
+    g.add_argument(
+        "--sitemaps",
+        action="store_true",
+        help="also seed from the Sitemap: lines of each site's robots.txt",
+    )
+    g.add_argument(
+        "--ignore-robots", action="store_true", help="do not obey robots.txt (the summary says so)"
+    )
+    g.add_argument(
+        "--allow-private",
+        action="store_true",
+        help="allow links to loopback, private and link-local addresses",
+    )
+    g = p.add_argument_group("what to keep")
+    g.add_argument(
+        "--all-sizes", action="store_true", help="every srcset candidate, not only the largest"
+    )
+    g.add_argument("--css", action="store_true", help="fetch linked stylesheets for their images")
+    g.add_argument("--data-uris", action="store_true", help="save images inlined as data: URIs")
+    g.add_argument(
+        "--pages-only",
+        action="store_true",
+        help="crawl pages and write the graph; download no image",
+    )
+    g.add_argument(
+        "--format",
+        choices=("jsonl", "csv"),
+        default="jsonl",
+        help="graph export: pages.jsonl (default), or graph.csv with one edge a line",
+    )
+    _add_request_options(p)
+    add_image_options(p, output_flag="--output-format", captions=False)
+    _add_output_options(p)
+    p.set_defaults(func=cmd_crawl)
+
+
+def _seeds(args: list[str]) -> Iterator[str]:
+    """Each argument is a seed URL, or a file (or - for stdin) listing seed URLs."""
+    from aiograb._core.errors import InputError
+    from aiograb._get.sources import open_source
+
+    for arg in args:
+        if arg == "-" or Path(arg).exists():
+            for row in open_source(arg):
+                yield row.url
+        elif "://" in arg:
+            yield arg
+        else:
+            raise InputError(f"{arg}: no such file, and not a URL (http://... or https://...)")
+
+
+def cmd_crawl(args: argparse.Namespace) -> int:
+    from aiograb._cli.display import ProgressDisplay
+    from aiograb._cli.images import pipeline_from_args
+    from aiograb._cli.main import _policy, _summary_dict
+    from aiograb._core.loop import run_stoppable
+    from aiograb._crawl.handler import run_crawl
+
+    limits, policy = _policy(args)
+    options = CrawlOptions(
+        scope=args.scope,
+        max_depth=args.depth,
+        max_pages=args.max_pages,
+        max_pages_per_host=args.max_pages_per_host,
+        max_url_length=args.max_url_length,
+        max_page_bytes=args.max_page_bytes,
+        include=tuple(args.include),
+        exclude=tuple(args.exclude),
+        follow_nofollow=args.follow_nofollow,
+        obey_robots=not args.ignore_robots,
+        allow_private=args.allow_private,
+        sitemaps=args.sitemaps,
+        css=args.css,
+        data_uris=args.data_uris,
+        all_sizes=args.all_sizes,
+        pages_only=args.pages_only,
+        graph_format=args.format,
+    )
+    seeds = list(_seeds(args.seeds))  # reads the files now: a missing one is a usage error
+    pipeline = pipeline_from_args(args, [])
+    display = ProgressDisplay(enabled=not args.quiet and sys.stderr.isatty())
+
+    with display:
+        result = run_stoppable(
+            lambda stop: run_crawl(
+                seeds,
+                args.out,
+                options=options,
+                limits=limits,
+                policy=policy,
+                stop=stop,
+                on_progress=display.update,
+                processor=pipeline,
+            ),
+            use_uvloop=not args.no_uvloop,
+        )
+    print(format_crawl_summary(result), flush=True)
+    if args.summary_json:
+        data = _summary_dict(result.summary)
+        data.update(kinds=result.kinds, robots=result.robots, graph=str(result.graph))
+        args.summary_json.write_text(json.dumps(data, indent=2) + "\n")
+    code: int = result.exit_code
+    return code
+
+
+def format_crawl_summary(result: Any) -> str:
+    from aiograb._cli.display import format_summary
+
+    lines = [format_summary(result.summary)]
+    names = {"page": "pages", "image": "images", "css": "stylesheets", "sitemap": "sitemaps"}
+    for kind, name in names.items():
+        states = result.kinds.get(kind)
+        if states:
+            text = ", ".join(f"{n:,} {s}" for s, n in sorted(states.items()))
+            lines.append(f"  {name}: {text}")
+    lines.append(f"  robots.txt: {result.robots} ({result.robots_fetched} fetched this run)")
+    lines.append(f"  graph: {result.graph}")
+    return "\n".join(lines)

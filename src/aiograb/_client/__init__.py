@@ -1,0 +1,1 @@
+"""``open_client``: bounded, retried, deadline-aware HTTP fan-out for services."""

@@ -1,0 +1,1 @@
+"""``crawl``: scope, robots, extraction, frontier policy, the crawl handler, the public API."""

@@ -1,0 +1,69 @@
+"""``CrawlOptions``: what a crawl follows, what it keeps, and how far it goes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from aiograb._core.errors import UsageError
+
+__all__ = [
+    "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_PAGES_PER_HOST",
+    "DEFAULT_MAX_PAGE_BYTES",
+    "DEFAULT_MAX_URL_LENGTH",
+    "SCOPES",
+    "CrawlOptions",
+]
+
+SCOPES = ("host", "domain", "any")
+DEFAULT_MAX_DEPTH = 10
+DEFAULT_MAX_PAGES_PER_HOST = 100_000
+DEFAULT_MAX_URL_LENGTH = 2048
+DEFAULT_MAX_PAGE_BYTES = 10 * 1024 * 1024
+GRAPH_FORMATS = ("jsonl", "csv")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CrawlOptions:
+    """What a crawl follows and keeps. The defaults suit crawling one site politely.
+
+    >>> CrawlOptions(max_depth=3, include=(r"/photos/",), exclude=(r"\\?sort=",))
+    """
+
+    scope: str = "domain"  # host | domain (registrable domain, e.g. example.co.uk) | any
+    max_depth: int = DEFAULT_MAX_DEPTH  # link hops from a seed; 0 = the seeds only
+    max_pages: int = 0  # pages in all; 0 = no limit
+    max_pages_per_host: int = DEFAULT_MAX_PAGES_PER_HOST  # 0 = no limit
+    max_url_length: int = DEFAULT_MAX_URL_LENGTH
+    max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES  # HTML, CSS and sitemaps are read into memory
+    include: tuple[str, ...] = ()  # regexes: follow only page URLs matching one (seeds exempt)
+    exclude: tuple[str, ...] = ()  # regexes: never follow page URLs matching one
+    follow_nofollow: bool = False  # follow rel=nofollow links and nofollow pages too
+    obey_robots: bool = True
+    allow_private: bool = False  # connect to loopback/private/link-local addresses
+    sitemaps: bool = False  # also seed from the Sitemap: lines of robots.txt
+    css: bool = False  # fetch linked stylesheets for their url(...) images
+    data_uris: bool = False  # save images inlined as data: URIs
+    all_sizes: bool = False  # every srcset candidate, not just the largest
+    pages_only: bool = False  # crawl pages and record the graph; download no image
+    graph_format: str = "jsonl"  # pages.jsonl, or graph.csv with one edge a line
+
+    def __post_init__(self) -> None:
+        _check(self.scope in SCOPES, f"scope must be one of {', '.join(SCOPES)}")
+        _check(self.max_depth >= 0, "depth must be >= 0")
+        _check(self.max_pages >= 0, "max-pages must be >= 0 (0 = no limit)")
+        _check(self.max_pages_per_host >= 0, "max-pages-per-host must be >= 0 (0 = no limit)")
+        _check(64 <= self.max_url_length <= 65536, "max-url-length must be in 64..65536")
+        _check(self.max_page_bytes >= 1024, "max-page-bytes must be at least 1K")
+        _check(self.graph_format in GRAPH_FORMATS, "format must be jsonl or csv")
+        for pattern in (*self.include, *self.exclude):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise UsageError(f"bad regular expression {pattern!r}: {exc}") from None
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise UsageError(message)

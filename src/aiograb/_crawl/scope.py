@@ -1,0 +1,125 @@
+"""Which discovered URLs a crawl follows: normal form, scope, include/exclude, caps.
+
+Every URL is resolved against its page (or ``<base href>``) and put in one
+normal form before it is compared or stored, so one resource is one journal
+row: scheme and host lower-case, IDNA host, default port dropped, dot
+segments removed, percent-encoding normalised (unreserved characters decoded,
+hex upper-case), the fragment dropped, an empty path made ``/``.
+
+>>> normalize_url("HTTP://Example.ORG:80/a/../b%7e#top")
+'http://example.org/b~'
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from yarl import URL
+
+from aiograb._core.errors import InvalidURL
+from aiograb._core.urls import parse_url
+from aiograb._crawl.options import CrawlOptions
+
+__all__ = ["Scope", "Verdict", "normalize_url", "registrable_domain"]
+
+_STRIP = re.compile(r"[\t\n\r]")
+
+
+def normalize_url(text: str, base: URL | None = None) -> str:
+    """The normal form of ``text`` (resolved against ``base``); raises ``InvalidURL``."""
+    text = _STRIP.sub("", text.strip())  # browsers drop tabs and newlines inside URLs
+    if base is not None:
+        try:
+            text = str(base.join(URL(text)))
+        except (ValueError, TypeError) as exc:
+            raise InvalidURL(f"malformed URL: {exc}", url=text[:200]) from exc
+    out = str(parse_url(text))
+    # yarl leaves an empty path empty ("http://a.org?q"); the normal form has "/".
+    scheme, rest = out.split("://", 1)
+    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    if cut == len(rest) or rest[cut] == "?":
+        out = f"{scheme}://{rest[:cut]}/{rest[cut:]}"
+    return out
+
+
+@functools.cache
+def _suffix_list() -> object:
+    from publicsuffixlist import PublicSuffixList
+
+    return PublicSuffixList()
+
+
+@functools.lru_cache(maxsize=65536)
+def registrable_domain(host: str) -> str:
+    """The registrable domain (eTLD+1) of a host; IP addresses and single labels as they are.
+
+    >>> registrable_domain("a.b.example.co.uk")
+    'example.co.uk'
+    """
+    host = host.lower().rstrip(".")
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return host
+    except ValueError:
+        pass
+    domain = _suffix_list().privatesuffix(host)  # type: ignore[attr-defined]
+    return str(domain) if domain else host
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Why a page link is not followed (``code`` is the manifest's error class)."""
+
+    code: str
+    message: str
+
+
+class Scope:
+    """Decides which page links to follow, given the seeds and ``CrawlOptions``."""
+
+    def __init__(self, options: CrawlOptions, seed_hosts: Iterable[str] = ()) -> None:
+        self.options = options
+        self._hosts: set[str] = set()
+        self._domains: set[str] = set()
+        self._include = [re.compile(p) for p in options.include]
+        self._exclude = [re.compile(p) for p in options.exclude]
+        for host in seed_hosts:
+            self.add_seed_host(host)
+
+    def add_seed_host(self, host: str) -> None:
+        host = host.lower()
+        self._hosts.add(host)
+        self._domains.add(registrable_domain(host))
+
+    @property
+    def seed_hosts(self) -> frozenset[str]:
+        return frozenset(self._hosts)
+
+    def in_scope(self, host: str) -> bool:
+        scope = self.options.scope
+        if scope == "any":
+            return True
+        host = host.lower()
+        if scope == "host":
+            return host in self._hosts
+        return host in self._hosts or registrable_domain(host) in self._domains
+
+    def follow(self, url: str, host: str, depth: int, nofollow: bool) -> Verdict | None:
+        """None when a page link at ``depth`` is to be fetched, else why not."""
+        o = self.options
+        if not self.in_scope(host):
+            return Verdict("out_of_scope", f"{host} is outside --scope {o.scope}")
+        if self._include and not any(p.search(url) for p in self._include):
+            return Verdict("excluded", "matches no --include pattern")
+        for pattern in self._exclude:
+            if pattern.search(url):
+                return Verdict("excluded", f"matches --exclude {pattern.pattern!r}")
+        if nofollow:
+            return Verdict("nofollow", "rel=nofollow (use --follow-nofollow to follow)")
+        if depth > o.max_depth:
+            return Verdict("depth_limit", f"deeper than --depth {o.max_depth}")
+        return None

@@ -1,0 +1,1 @@
+"""Fetching one URL: sans-IO rules (redirects, retries, limits), politeness, fetchers."""

@@ -1,0 +1,91 @@
+"""``download``: the one-call library entry point over the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aiograb._core.config import Limits, RequestPolicy
+from aiograb._core.loop import run_stoppable
+from aiograb._core.stats import Progress, Summary
+from aiograb._get.engine import run_get
+from aiograb._get.sources import InputRow, open_source
+
+if TYPE_CHECKING:
+    from aiograb._images.pipeline import ImagePipeline
+
+__all__ = ["download", "download_async"]
+
+
+async def download_async(
+    urls: Iterable[str] | Iterable[InputRow] | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    limits: Limits | None = None,
+    policy: RequestPolicy | None = None,
+    retry_failed: bool = False,
+    stop: asyncio.Event | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    pipeline: ImagePipeline | None = None,
+) -> Summary:
+    """Download ``urls`` (an iterable of URLs or input rows, or a path to a URL list).
+
+    Resumable: run it again with the same ``out_dir`` and only what is not
+    done yet is fetched. Per-URL failures are rows of the manifest, not
+    exceptions; ``UsageError`` is raised only for unusable input or options.
+    With a ``pipeline`` (``ImagePipeline``), images are verified, filtered,
+    resized and deduplicated in worker processes and stored as files or shards.
+    """
+    rows: Iterable[InputRow]
+    if isinstance(urls, str | os.PathLike):
+        rows = open_source(urls)
+    else:
+        rows = (
+            u if isinstance(u, InputRow) else InputRow(line=i, url=str(u).strip())
+            for i, u in enumerate(urls, 1)
+        )
+    return await run_get(
+        rows,
+        Path(out_dir),
+        limits=limits,
+        policy=policy,
+        retry_failed=retry_failed,
+        stop=stop,
+        on_progress=on_progress,
+        processor=pipeline,
+    )
+
+
+def download(
+    urls: Iterable[str] | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    limits: Limits | None = None,
+    policy: RequestPolicy | None = None,
+    retry_failed: bool = False,
+    pipeline: ImagePipeline | None = None,
+) -> Summary:
+    """Blocking ``download_async`` on a fresh event loop (uvloop when installed).
+
+    Ctrl-C stops the run cleanly: the journal and manifest are written and
+    the returned ``Summary`` has ``interrupted=True``.
+
+    >>> summary = aiograb.download(["https://example.org/a.jpg"], "images/")
+    >>> summary.counts
+    {'ok': 1}
+    """
+
+    return run_stoppable(
+        lambda stop: download_async(
+            urls,
+            out_dir,
+            limits=limits,
+            policy=policy,
+            retry_failed=retry_failed,
+            stop=stop,
+            pipeline=pipeline,
+        )
+    )

@@ -1,0 +1,172 @@
+"""What every engine of ``aiograb get`` shares: the output folder, the journal,
+the lazy row source, recording outcomes, progress, and the final summary.
+
+The engines (async, threads, sync) differ only in how they wait for the
+network; everything here is plain synchronous code called from one thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+from pathlib import Path
+
+from aiograb._core.errors import InvalidURL
+from aiograb._core.stats import Progress, ResourcePeaks, Summary, peak_rss_mb
+from aiograb._core.urls import parse_url
+from aiograb._fetch.fetcher import Outcome
+from aiograb._get.sources import InputRow
+from aiograb._store.journal import JOURNAL_NAME, Journal, NewRow, PendingRow
+from aiograb._store.sinks import FileSink
+
+__all__ = ["MANIFEST_NAME", "OutcomeHook", "RunState"]
+
+MANIFEST_NAME = "manifest.jsonl"
+INGEST_CHUNK = 2000
+PENDING_CHUNK = 500
+FLUSH_ROWS = 1000
+FLUSH_SECONDS = 0.5
+
+OutcomeHook = Callable[[PendingRow, Outcome], None]
+
+_ROW_ERRORS = {
+    "invalid_encoding": "input row is not valid UTF-8",
+    "invalid_row": "input row is not valid (bad JSON, or no URL field)",
+    "missing_url": "input row has no URL",
+}
+
+
+def to_journal(rows: Iterable[InputRow]) -> Iterator[NewRow]:
+    """Input rows as journal rows: a valid URL is keyed by its normal form (dedup),
+    a bad row by its line, with its error class."""
+    for row in rows:
+        if row.error is not None:
+            message = _ROW_ERRORS.get(row.error, row.error)
+            yield NewRow(f"line:{row.line}", row.url, row.line, row.error, message, row.extra)
+            continue
+        try:
+            url = parse_url(row.url)
+        except InvalidURL as exc:
+            yield NewRow(f"line:{row.line}", row.url, row.line, exc.code, str(exc), row.extra)
+            continue
+        yield NewRow(str(url), row.url, row.line, extra=row.extra)
+
+
+class RunState:
+    """One run over one output folder. Use from a single thread; ``close`` returns the summary."""
+
+    def __init__(
+        self,
+        rows: Iterable[InputRow],
+        out_dir: str | Path,
+        *,
+        retry_failed: bool = False,
+        on_progress: Callable[[Progress], None] | None = None,
+        on_outcome: OutcomeHook | None = None,
+    ) -> None:
+        self.out = Path(out_dir)
+        self.sink = FileSink(self.out)
+        self.sink.prepare()
+        self.journal = Journal(self.out / JOURNAL_NAME)
+        self._rows = to_journal(rows)
+        self._retry_failed = retry_failed
+        self._on_progress = on_progress
+        self._on_outcome = on_outcome
+        self.progress = Progress()
+        self.peaks = ResourcePeaks()
+        counts = self.journal.counts()
+        self.progress.total = sum(counts.values())
+        self.progress.already_done = counts.get("ok", 0) + (
+            0 if retry_failed else counts.get("failed", 0)
+        )
+        self._t0 = time.monotonic()
+
+    def pending(self, after: int = 0) -> Iterator[PendingRow]:
+        """Rows to fetch, lazily: first what the journal holds, then new input in chunks.
+
+        The next chunk of input is read only when no pending row is left, so memory
+        does not grow with the input and a resumed run first finishes old rows.
+        ``after`` skips rows with ids up to it (a crawl resumes its scan there).
+        """
+        cursor = after
+        journal, progress = self.journal, self.progress
+        while True:
+            batch = journal.pending(cursor, PENDING_CHUNK, retry_failed=self._retry_failed)
+            if batch:
+                cursor = batch[-1].id
+                yield from batch
+                continue
+            if progress.input_done:
+                return
+            chunk = list(islice(self._rows, INGEST_CHUNK))
+            if len(chunk) < INGEST_CHUNK:
+                progress.input_done = True
+            new_pending, new_failed = journal.add(chunk)
+            progress.total += new_pending + new_failed
+            progress.failed += new_failed
+
+    def record(
+        self,
+        row: PendingRow,
+        outcome: Outcome,
+        key: str,
+        *,
+        commit_with: Callable[[sqlite3.Connection], None] | None = None,
+        flush: bool = True,
+    ) -> None:
+        """Count and journal an outcome; ``commit_with`` commits it at once, together
+        with that callable's writes (a crawled page and the rows found on it).
+        ``flush=False`` leaves the commit to the caller, who records a batch (a
+        shard's rows) and commits it in one transaction."""
+        progress = self.progress
+        if outcome.ok:
+            progress.ok += 1
+            progress.bytes += outcome.stored.size if outcome.stored else 0
+        else:
+            progress.failed += 1
+            progress.errors[outcome.error_code or "unknown"] += 1
+            self.sink.remove_stale(key)
+        self.journal.record(row.id, outcome)
+        if commit_with is not None or (flush and self.journal.buffered >= FLUSH_ROWS):
+            self.journal.flush(also=commit_with)
+        if self._on_outcome is not None:
+            self._on_outcome(row, outcome)
+
+    def tick(self) -> None:
+        """Periodic work: resource peaks, a time-based journal commit, progress."""
+        self.peaks.sample()
+        if time.monotonic() - self.journal.last_commit >= FLUSH_SECONDS:
+            self.journal.flush()
+        if self._on_progress is not None:
+            self._on_progress(self.progress)
+
+    def close(self, *, interrupted: bool, retries: int) -> Summary:
+        """Commit, rewrite the manifest, close the journal; return the summary."""
+        self.peaks.sample()
+        elapsed = time.monotonic() - self._t0
+        journal = self.journal
+        journal.flush()
+        journal.write_manifest(self.out / MANIFEST_NAME)
+        counts, errors = journal.counts(), journal.error_counts()
+        journal.close()
+        if self._on_progress is not None:
+            self._on_progress(self.progress)
+        p = self.progress
+        return Summary(
+            out_dir=self.out,
+            manifest=self.out / MANIFEST_NAME,
+            journal=self.out / JOURNAL_NAME,
+            counts=counts,
+            errors=errors,
+            fetched=p.done,
+            ok=p.ok,
+            failed=p.failed,
+            bytes=p.bytes,
+            elapsed=elapsed,
+            retries=retries,
+            peak_threads=self.peaks.threads,
+            peak_rss_mb=peak_rss_mb(),
+            interrupted=interrupted,
+        )

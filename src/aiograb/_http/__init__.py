@@ -1,0 +1,1 @@
+"""The single seam to HTTP clients: the Transport protocol and its implementations."""

@@ -1,0 +1,1 @@
+"""What is kept: the journal (the only owner of SQL), sinks, exports."""

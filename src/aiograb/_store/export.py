@@ -1,0 +1,101 @@
+"""Export a run's manifest (its journal's rows) to Parquet: ``aiograb manifest OUT --to F``.
+
+Two passes over the journal, so memory stays flat however many rows there are:
+the first finds every column and its type (the fixed manifest fields plus what
+the image pipeline learnt: width, height, phash, duplicate_of, ...), the second
+writes row groups of ``BATCH`` rows. A column whose values mix types, and the
+``extra`` input columns, are written as JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from aiograb._core.errors import InputError, UsageError
+from aiograb._store.journal import JOURNAL_NAME, Journal
+
+__all__ = ["export_manifest"]
+
+BATCH = 10_000
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    return "json"
+
+
+def _column_kinds(rows: Iterator[dict[str, Any]]) -> dict[str, str]:
+    kinds: dict[str, set[str]] = {}
+    for row in rows:
+        for name, value in row.items():
+            seen = kinds.setdefault(name, set())
+            if value is not None:
+                seen.add(_kind(value))
+    out: dict[str, str] = {}
+    for name, seen in kinds.items():
+        if seen == {"int", "float"}:
+            out[name] = "float"
+        elif len(seen) == 1:
+            out[name] = next(iter(seen))
+        else:
+            out[name] = "json" if seen else "str"
+    return out
+
+
+def export_manifest(out_dir: str | os.PathLike[str], to: str | os.PathLike[str]) -> int:
+    """Write the manifest of ``out_dir`` to the Parquet file ``to``; return the row count."""
+    journal_path = Path(out_dir) / JOURNAL_NAME
+    if not journal_path.is_file():
+        raise InputError(f"{out_dir} has no {JOURNAL_NAME}: not an output folder of aiograb get")
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise UsageError(
+            "exporting to Parquet needs pyarrow: pip install 'aiograb[parquet]'"
+        ) from exc
+    types = {"bool": pa.bool_(), "int": pa.int64(), "float": pa.float64()}
+    journal = Journal(journal_path)
+    try:
+        kinds = _column_kinds(journal.rows())
+        schema = pa.schema([(n, types.get(k, pa.string())) for n, k in kinds.items()])
+        target = Path(to)
+        tmp = target.with_name(target.name + ".part")
+        n = 0
+        with pq.ParquetWriter(tmp, schema) as writer:
+            batch: list[dict[str, Any]] = []
+            for row in journal.rows():
+                batch.append(_convert(row, kinds))
+                if len(batch) >= BATCH:
+                    writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                    n, batch = n + len(batch), []
+            if batch or n == 0:
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                n += len(batch)
+        os.replace(tmp, target)
+    finally:
+        journal.close()
+    return n
+
+
+def _convert(row: dict[str, Any], kinds: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, kind in kinds.items():
+        value = row.get(name)
+        if value is not None and kind == "json":
+            value = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        elif value is not None and kind == "float":
+            value = float(value)
+        out[name] = value
+    return out

@@ -1,0 +1,52 @@
+"""The crawl's link graph, exported from the journal: page -> links, page -> images.
+
+``pages.jsonl`` has one line per page row (fetched, failed or skipped), in the
+order the crawl found them::
+
+    {"url": ..., "state": "ok", "status": 200, "depth": 1, "error": null,
+     "found_on": 3, "links": [...], "images": [{"url": ..., "alt": ...}],
+     "stylesheets": [...]}
+
+``graph.csv`` (``--format csv``) has one edge a line: ``page,target,kind,alt``.
+Both are written atomically at the end of every run (resumes included), so the
+graph can be re-used without fetching anything again.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+from aiograb._crawl.frontier import Frontier
+
+__all__ = ["GRAPH_NAMES", "write_graph"]
+
+GRAPH_NAMES = {"jsonl": "pages.jsonl", "csv": "graph.csv"}
+
+
+def write_graph(frontier: Frontier, path: Path, fmt: str = "jsonl") -> int:
+    """Write the graph to ``path`` (via a temporary file); returns the pages written."""
+    tmp = path.with_name(path.name + ".tmp")
+    n = 0
+    with tmp.open("w", encoding="utf-8", newline="") as fh:
+        if fmt == "csv":
+            out = csv.writer(fh)
+            out.writerow(["page", "target", "kind", "alt"])
+            for page, edges in frontier.pages_with_links():
+                n += 1
+                for target, kind, alt in edges:
+                    out.writerow([page["url"], target, kind, alt or ""])
+        else:
+            for page, edges in frontier.pages_with_links():
+                n += 1
+                page["links"] = [t for t, kind, _ in edges if kind == "page"]
+                page["images"] = [
+                    {"url": t, "alt": alt} for t, kind, alt in edges if kind in ("image", "data")
+                ]
+                page["stylesheets"] = [t for t, kind, _ in edges if kind == "css"]
+                fh.write(json.dumps(page, ensure_ascii=False))
+                fh.write("\n")
+    os.replace(tmp, path)
+    return n
