@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from aiograb._images.workers import WorkerPool
-from conftest import run
+from tests.helpers import run
 
 HANDLER = """
 import os, signal, time

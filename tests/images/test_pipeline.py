@@ -21,7 +21,7 @@ from aiograb._get.engine import run_get
 from aiograb._get.sources import InputRow
 from aiograb._images.outputs import COMMIT_MARKER
 from aiograb.testing import RunningServer, image_bytes
-from conftest import by_url, manifest, run, serve_app
+from tests.helpers import by_url, manifest, run, serve_app
 
 FAST = RequestPolicy(retry=RetryPolicy(retries=0), timeouts=Timeouts(total=10, connect=2))
 RESIZE = ImageOptions(resize="keep-ratio", image_size=64, encode="jpg", quality=90)
@@ -319,7 +319,7 @@ def test_a_worker_crash_fails_one_item_and_the_pool_recovers(
     import aiograb._images.work
 
     handler = tmp_path / "crashing.py"
-    handler.write_text(CRASHING_HANDLER.format(path=aiograb._imagework.__file__))
+    handler.write_text(CRASHING_HANDLER.format(path=aiograb._images.work.__file__))
     bodies = {"segv.bin": (b"SEGV" + b"\x00" * 100, "application/octet-stream")}
     good = [server.url(f"/img/{i}.png") for i in range(6)]
     pipeline = ImagePipeline(RESIZE, workers=2, handler=handler)

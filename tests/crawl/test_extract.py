@@ -20,7 +20,7 @@ from aiograb._crawl.handler import decode_data_uri
 from aiograb._crawl.scope import Scope, normalize_url, registrable_domain
 from aiograb._fetch.politeness import Politeness
 from aiograb._http.addresses import address_policy, is_blocked_address
-from conftest import run
+from tests.helpers import run
 
 
 def found(html: str, **kwargs: bool) -> list[tuple[str, str, str | None]]:

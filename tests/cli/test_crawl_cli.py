@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aiograb.testing import ServerConfig, serve_in_thread, site_image_urls, site_page_urls
-from conftest import aiograb_cli, manifest
+from tests.helpers import aiograb_cli, manifest
 
 PAGES = 300
 

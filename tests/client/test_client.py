@@ -21,7 +21,7 @@ from aiograb import (
     open_client,
 )
 from aiograb.testing import RunningServer
-from conftest import closed_port, run, serve_app
+from tests.helpers import closed_port, run, serve_app
 
 
 def test_public_api_is_what_we_mean_to_export() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from aiograb.testing import RunningServer, ServerConfig, ServerProcess, image_bytes
-from conftest import aiograb_cli, manifest
+from tests.helpers import aiograb_cli, manifest
 
 
 def write_urls(path: Path, urls: list[str]) -> Path:

@@ -12,7 +12,7 @@ from aiograb import FakeClock, Limits, RequestPolicy, RetryPolicy, Summary, Time
 from aiograb._get.engine import run_get
 from aiograb._get.sources import InputRow
 from aiograb.testing import RunningServer, file_bytes, flaky_image_index, image_bytes
-from conftest import by_url, closed_port, manifest, run
+from tests.helpers import by_url, closed_port, manifest, run
 
 FAST = RequestPolicy(retry=RetryPolicy(retries=0), timeouts=Timeouts(total=5, connect=2))
 

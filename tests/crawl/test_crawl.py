@@ -24,7 +24,7 @@ from aiograb.testing import (
     site_image_urls,
     site_page_urls,
 )
-from conftest import manifest, run
+from tests.helpers import manifest, run
 
 PAGES = 300
 FAST = RequestPolicy(retry=RetryPolicy(retries=0), timeouts=Timeouts(total=5, connect=2))

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from aiograb import CrawlOptions, FakeClock, Limits, RequestPolicy, RetryPolicy, Timeouts
 from aiograb._crawl.handler import CrawlSummary, run_crawl
-from conftest import by_url, run, serve_app
+from tests.helpers import by_url, run, serve_app
 
 FAST = RequestPolicy(retry=RetryPolicy(retries=0), timeouts=Timeouts(total=5, connect=2))
 
@@ -193,7 +193,7 @@ def test_a_page_no_parser_copes_with_is_a_row(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RecursionError("too deep")
 
-    monkeypatch.setattr("aiograb._crawler.extract_html", broken)
+    monkeypatch.setattr("aiograb._crawl.handler.extract_html", broken)
     site = Site(tree(2))
     result = crawl(site, tmp_path)
     row = by_url(tmp_path)[site.base + "/"]

@@ -23,7 +23,7 @@ from aiograb.bench._results import acceptance, memory_per_inflight
 from aiograb.bench._suite import _Runner
 from aiograb.bench._timeline import max_in_flight, timeline_from_raw
 from aiograb.testing import RunningServer, ServerConfig, ServerProcess
-from conftest import aiograb_cli
+from tests.helpers import aiograb_cli
 
 REPORT_FILES = (
     "report.html", "report.md", "results.json",

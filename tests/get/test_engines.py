@@ -12,7 +12,7 @@ from aiograb import Limits, RequestPolicy, RetryPolicy, Timeouts
 from aiograb._get.blocking import run_get_blocking
 from aiograb._get.sources import InputRow
 from aiograb.testing import RunningServer, image_bytes
-from conftest import by_url, closed_port, manifest
+from tests.helpers import by_url, closed_port, manifest
 
 POLICY = RequestPolicy(
     retry=RetryPolicy(retries=1, backoff=0.01), max_bytes=1 << 20, timeouts=Timeouts(total=5)

@@ -16,7 +16,7 @@ from aiograb._core.urls import parse_url, url_key
 from aiograb._fetch.fetcher import parse_retry_after
 from aiograb._fetch.politeness import Politeness
 from aiograb.testing import image_bytes
-from conftest import run
+from tests.helpers import run
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,63 @@
+"""Helpers shared by the tests: run a coroutine, read a manifest, run the CLI, serve a small app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on a fresh event loop (tests are plain functions)."""
+    return asyncio.run(coro)
+
+
+def manifest(out: Path) -> list[dict[str, Any]]:
+    with (out / "manifest.jsonl").open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def by_url(out: Path) -> dict[str, dict[str, Any]]:
+    return {row["url"]: row for row in manifest(out)}
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on (bound, then closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def aiograb_cli(*args: str | os.PathLike[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run the real ``aiograb`` command in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "aiograb", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=kwargs.pop("timeout", 60),
+        **kwargs,
+    )
+
+
+@asynccontextmanager
+async def serve_app(app: web.Application) -> AsyncIterator[str]:
+    """Serve a test's own small aiohttp app on 127.0.0.1, port 0; yields its base URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
