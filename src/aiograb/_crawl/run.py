@@ -19,7 +19,7 @@ from aiograb._crawl.options import CrawlOptions
 from aiograb._crawl.robots import Robots
 from aiograb._crawl.scope import Scope, normalize_url
 from aiograb._get.download import DownloadHandler
-from aiograb._get.engine import Engine, Processor, Stage
+from aiograb._get.engine import Engine, Stage, StageFactory
 from aiograb._get.runstate import RunState
 from aiograb._http.addresses import address_policy
 from aiograb._http.aiohttp_transport import AiohttpTransport, Transport
@@ -87,7 +87,7 @@ async def run_crawl(
     stop: asyncio.Event | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     progress_interval: float = 0.2,
-    pipeline: Processor | None = None,
+    pipeline: StageFactory | None = None,
 ) -> CrawlSummary:
     """Crawl from ``seeds`` into ``out_dir``; resume what a journal there holds.
 

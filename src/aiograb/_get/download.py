@@ -24,7 +24,7 @@ from aiograb._core.stats import Progress, Summary
 from aiograb._core.urls import url_key
 from aiograb._fetch.fetcher import Fetcher, Request
 from aiograb._fetch.politeness import Politeness
-from aiograb._get.engine import Engine, Processor, Stage
+from aiograb._get.engine import Engine, Stage, StageFactory
 from aiograb._get.runstate import OutcomeHook, RunState
 from aiograb._get.sources import InputRow
 from aiograb._http.aiohttp_transport import AiohttpTransport, Transport
@@ -75,7 +75,7 @@ async def run_get(
     on_progress: Callable[[Progress], None] | None = None,
     on_outcome: OutcomeHook | None = None,
     progress_interval: float = 0.2,
-    pipeline: Processor | None = None,
+    pipeline: StageFactory | None = None,
 ) -> Summary:
     """Download every URL of ``rows`` into ``out_dir``; resume what a journal there holds.
 

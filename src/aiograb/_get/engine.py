@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from aiograb._fetch.fetcher import Outcome, SinkFactory
     from aiograb._get.runstate import RunState
 
-__all__ = ["Engine", "Processor", "RowHandler", "Stage"]
+__all__ = ["Engine", "RowHandler", "Stage", "StageFactory"]
 
 PARK_PER_WORKER = 4
 
@@ -68,7 +68,7 @@ class Stage(Protocol):
     async def process(self, row: PendingRow, outcome: Outcome, key: str) -> None: ...
 
 
-class Processor(Protocol):
+class StageFactory(Protocol):
     """Opens a ``Stage`` for one run; leaving the context records every held outcome."""
 
     def open(self, state: RunState) -> AbstractAsyncContextManager[Stage]: ...
