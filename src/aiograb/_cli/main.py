@@ -34,6 +34,7 @@ from aiograb._core.config import (
     DEFAULT_MAX_BYTES,
     DEFAULT_PER_HOST,
     DEFAULT_USER_AGENT,
+    TRANSPORTS,
     Limits,
     RequestPolicy,
     RetryPolicy,
@@ -103,6 +104,13 @@ def _add_request_options(p: argparse.ArgumentParser) -> None:
         default=0.0,
         help="requests per second per host; 0 = no limit (e.g. --rate 5)",
     )
+    g.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        default="",
+        help="HTTP client: aiohttp (default) or curl (libcurl on the same event loop; "
+        "pip install 'aiograb[curl]'), e.g. --transport curl",
+    )
     g = p.add_argument_group("request policy")
     g.add_argument(
         "--retries",
@@ -157,7 +165,12 @@ def _add_request_options(p: argparse.ArgumentParser) -> None:
 
 
 def _policy(args: argparse.Namespace) -> tuple[Limits, RequestPolicy]:
-    limits = Limits(concurrency=args.concurrency, per_host=args.per_host, rate=args.rate)
+    limits = Limits(
+        concurrency=args.concurrency,
+        per_host=args.per_host,
+        rate=args.rate,
+        transport=args.transport,
+    )
     policy = RequestPolicy(
         timeouts=Timeouts(total=args.timeout, connect=args.connect_timeout),
         retry=RetryPolicy(retries=args.retries),

@@ -26,7 +26,8 @@ from aiograb._core.config import Limits, RequestPolicy
 from aiograb._core.errors import DeadlineExceeded, RequestError
 from aiograb._fetch.fetcher import Fetcher, Outcome, Request
 from aiograb._fetch.politeness import Politeness
-from aiograb._http.aiohttp_transport import AiohttpTransport, Transport
+from aiograb._http.aiohttp_transport import Transport
+from aiograb._http.default import make_transport
 from aiograb._store.sinks import MemorySink
 
 __all__ = ["Client", "Response", "Result", "open_client"]
@@ -198,7 +199,7 @@ async def open_client(
     policy = policy or CLIENT_POLICY
     clock = clock or LoopClock()
     own = transport is None
-    transport = transport or AiohttpTransport(limits)
+    transport = transport or make_transport(limits)
     try:
         yield Client(Fetcher(transport, Politeness(limits, clock), policy, clock), limits)
     finally:

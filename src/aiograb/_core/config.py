@@ -17,7 +17,9 @@ __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_PER_HOST",
+    "DEFAULT_TRANSPORT",
     "DEFAULT_USER_AGENT",
+    "TRANSPORTS",
     "Limits",
     "RequestPolicy",
     "RetryPolicy",
@@ -33,6 +35,11 @@ DEFAULT_USER_AGENT = (
     f"aiograb/{__about__.__version__} (+https://pypi.org/project/aiograb/; bulk image downloader)"
 )
 DEFAULT_ACCEPT = "image"
+# The HTTP client behind the seam: "aiohttp", or "curl" (libcurl's multi interface on
+# the same loop; the curl extra). The environment variable AIOGRAB_TRANSPORT picks it
+# when Limits.transport is left empty (how the test suite runs against both).
+DEFAULT_TRANSPORT = "aiohttp"
+TRANSPORTS = ("aiohttp", "curl")
 # A body this large is almost never an image anyone wants, and in memory (the
 # client API) it would hurt: refuse it as ``too_large``. 0 lifts the limit.
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
@@ -48,16 +55,22 @@ class Limits:
     """How much may be in flight.
 
     >>> Limits(concurrency=500, per_host=0)   # 0 = no per-host limit
+    >>> Limits(transport="curl")              # libcurl on the loop (aiograb[curl])
     """
 
     concurrency: int = DEFAULT_CONCURRENCY
     per_host: int = DEFAULT_PER_HOST
     rate: float = 0.0  # requests per second per host; 0 = unlimited
+    transport: str = ""  # "aiohttp" or "curl"; "" = $AIOGRAB_TRANSPORT or DEFAULT_TRANSPORT
 
     def __post_init__(self) -> None:
         _check(1 <= self.concurrency <= 100_000, "concurrency must be between 1 and 100000")
         _check(self.per_host >= 0, "per-host must be >= 0 (0 = unlimited)")
         _check(self.rate >= 0, "rate must be >= 0 (0 = unlimited)")
+        _check(
+            self.transport in ("", *TRANSPORTS),
+            f"transport must be one of {', '.join(TRANSPORTS)} (got {self.transport!r})",
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

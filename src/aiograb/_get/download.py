@@ -27,7 +27,8 @@ from aiograb._fetch.politeness import Politeness
 from aiograb._get.engine import Engine, Stage, StageFactory
 from aiograb._get.runstate import OutcomeHook, RunState
 from aiograb._get.sources import InputRow
-from aiograb._http.aiohttp_transport import AiohttpTransport, Transport
+from aiograb._http.aiohttp_transport import Transport
+from aiograb._http.default import make_transport
 from aiograb._store.journal import PendingRow
 
 __all__ = ["DownloadHandler", "run_get"]
@@ -89,7 +90,7 @@ async def run_get(
     )
     clock = clock or LoopClock()
     own_transport = transport is None
-    transport = transport or AiohttpTransport(limits)
+    transport = transport or make_transport(limits)
     politeness = Politeness(limits, clock)
     fetcher = Fetcher(transport, politeness, policy, clock)
     interrupted = True  # until the run returns normally
