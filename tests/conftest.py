@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -13,3 +14,23 @@ from aiograb.testing import RunningServer, serve_in_thread
 def server() -> Iterator[RunningServer]:
     with serve_in_thread() as running:
         yield running
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--transport",
+        choices=("aiohttp", "curl"),
+        default=None,
+        help="run the suite against this HTTP transport (sets AIOGRAB_TRANSPORT, which the "
+        "library and the CLI subprocesses read when no transport is named)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    transport = config.getoption("--transport")
+    if transport:
+        os.environ["AIOGRAB_TRANSPORT"] = transport
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"aiograb transport: {os.environ.get('AIOGRAB_TRANSPORT') or 'aiohttp (default)'}"

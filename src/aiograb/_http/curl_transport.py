@@ -417,6 +417,7 @@ class CurlTransport:
     def _opener(self, handle: Any, host: str) -> Any:
         policy = self._address_policy
         assert policy is not None
+        loop = self.loop
 
         def open_socket(_purpose: int, address: Any) -> Any:
             try:
@@ -424,7 +425,10 @@ class CurlTransport:
             except BlockedAddress as exc:
                 handle.aiograb_blocked = exc
                 return pycurl.SOCKET_BAD
-            return socket.socket(address.family, address.socktype, address.protocol)
+            sock = socket.socket(address.family, address.socktype, address.protocol)
+            # pycurl connects a dup() of it: this copy goes once the callback is over.
+            loop.call_soon(sock.close)
+            return sock
 
         return open_socket
 
