@@ -13,6 +13,7 @@ the medians of the per-round ratios against curl and against the bare script.
     python benchmarks/bench_peers.py                       # 10,000 URLs, 3 rounds, disk + tmpfs
     python benchmarks/bench_peers.py --quick               # 2,000 URLs, 2 rounds
     python benchmarks/bench_peers.py --tools curl,aiograb --media tmpfs --rounds 5
+    python benchmarks/bench_peers.py --tree before=/tmp/before --tools aiograb,aiograb@before
 """
 
 from __future__ import annotations
@@ -89,10 +90,13 @@ def _bare(_urls: list[str], file: Path, out: Path, concurrency: int) -> list[str
     return [sys.executable, str(BARE), str(file), str(out), "--concurrency", str(concurrency)]
 
 
-def _aiograb(*extra: str) -> Command:
+def _aiograb(*extra: str, tree: Path | None = None) -> Command:
+    # Another source tree runs with its src first on the path (same interpreter and deps).
+    prefix = ["env", f"PYTHONPATH={tree.resolve() / 'src'}"] if tree is not None else []
+
     def command(_urls: list[str], file: Path, out: Path, concurrency: int) -> list[str]:
         return [
-            sys.executable, "-m", "aiograb", "get", str(file), "-o", str(out),
+            *prefix, sys.executable, "-m", "aiograb", "get", str(file), "-o", str(out),
             "-c", str(concurrency), "--per-host", "0", "-q", *extra,
         ]  # fmt: skip
 
@@ -318,6 +322,13 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="2,000 URLs, 2 rounds")
     p.add_argument("--media", default="disk,tmpfs", help="disk, tmpfs or both (default)")
     p.add_argument("--tools", default="", help="comma-separated subset (default: all found)")
+    p.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="also run aiograb from another source tree (before/after), as aiograb@NAME",
+    )
     p.add_argument("--timeout", type=float, default=300.0, help="kill a tool after this")
     p.add_argument("--tmp", type=Path, default=None, help="where the disk folders go")
     p.add_argument("--json", type=Path, help="write every run and the tables here")
@@ -329,6 +340,11 @@ def main() -> None:
     if unknown:
         p.error(f"unknown medium {sorted(unknown)}; expected disk, tmpfs")
     tools = available_tools()
+    for spec in args.tree:
+        name, _, path = spec.partition("=")
+        for tool in [t for t in tools if t.startswith("aiograb")]:
+            extra = ("--transport", "curl") if tool == "aiograb-curl" else ()
+            tools[f"{tool}@{name}"] = _aiograb(*extra, tree=Path(path))
     if args.tools:
         wanted = args.tools.split(",")
         missing = [t for t in wanted if t not in tools]
