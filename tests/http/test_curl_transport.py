@@ -262,3 +262,22 @@ def test_cli_get_with_curl(server: RunningServer, tmp_path: Path) -> None:
     assert (tmp_path / "out" / ok[0]["path"]).read_bytes() == image_bytes(
         int(Path(ok[0]["url"]).stem), "png"
     )
+
+
+def test_the_head_is_the_last_response_s() -> None:
+    from aiograb._http.curl_transport import _parse_head
+
+    raw = [
+        b"HTTP/1.1 100 Continue\r\n",
+        b"\r\n",
+        b"HTTP/1.1 200 OK\r\n",
+        b"Set-Cookie: a=1\r\n",
+        b"set-cookie: b=2\r\n",
+        b"X-Name: caf\xc3\xa9 \xff\r\n",
+        b"\r\n",
+    ]
+    status, headers = _parse_head(raw)
+    assert status == 200
+    assert headers.getall("Set-Cookie") == ["a=1", "b=2"]
+    assert headers["x-name"] == "café \udcff"  # as aiohttp decodes it
+    assert _parse_head([b"HTTP/2 404\r\n", b"\r\n"])[0] == 404

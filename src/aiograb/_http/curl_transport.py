@@ -90,7 +90,8 @@ def _parse_head(raw: list[bytes]) -> tuple[int, CIMultiDict[str]]:
     """The status and header fields of the last response in ``raw`` (1xx ones come first).
 
     Parsed from the lines libcurl handed over, since ``getinfo`` may not be called
-    from inside its callbacks.
+    from inside its callbacks. Values are decoded as aiohttp does (UTF-8, undecodable
+    bytes kept as surrogates); names are ASCII.
     """
     start, status = 0, 0
     for i in range(len(raw) - 1, -1, -1):
@@ -99,15 +100,13 @@ def _parse_head(raw: list[bytes]) -> tuple[int, CIMultiDict[str]]:
             parts = raw[i].split(None, 2)
             status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
             break
-    headers: CIMultiDict[str] = CIMultiDict()
-    for line in raw[start:]:
-        name, sep, value = line.partition(b":")
+    text = b"".join(raw[start:]).decode("utf-8", "surrogateescape")
+    pairs = []
+    for line in text.split("\r\n"):
+        name, sep, value = line.partition(":")
         if sep:
-            headers.add(
-                name.strip().decode("latin-1"),
-                value.strip().decode("utf-8", "surrogateescape"),
-            )
-    return status, headers
+            pairs.append((name.strip(), value.strip()))
+    return status, CIMultiDict(pairs)
 
 
 class _Exchange:

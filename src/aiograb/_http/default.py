@@ -8,10 +8,13 @@ otherwise it is ``DEFAULT_TRANSPORT``.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from aiograb._core.config import DEFAULT_TRANSPORT, TRANSPORTS, Limits
 from aiograb._core.errors import UsageError
-from aiograb._http.aiohttp_transport import AddressPolicy, AiohttpTransport, Transport
+
+if TYPE_CHECKING:  # each transport is imported only when made: aiohttp costs start-up time
+    from aiograb._http.aiohttp_transport import AddressPolicy, Transport
 
 __all__ = ["ENV_VAR", "make_transport", "transport_name"]
 
@@ -34,4 +37,6 @@ def make_transport(limits: Limits, *, address_policy: AddressPolicy | None = Non
         except ImportError as exc:
             raise UsageError("transport 'curl' needs pycurl: pip install 'aiograb[curl]'") from exc
         return CurlTransport(limits, address_policy=address_policy)
+    from aiograb._http.aiohttp_transport import AiohttpTransport
+
     return AiohttpTransport(limits, address_policy=address_policy)
