@@ -257,7 +257,8 @@ class CurlTransport:
         self._address_policy = address_policy
         self._multi: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None  # uvloop's call_later(0) is a plain Handle
+        self._deadline = 0.0  # loop time the timer fires at
         self._fds: dict[int, int] = {}
         self._idle: list[Any] = []
         self._active: dict[Any, _Exchange] = {}
@@ -301,11 +302,23 @@ class CurlTransport:
         self._fds[fd] = what
 
     def _on_timer(self, ms: int) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if ms >= 0:
-            self._timer = self.loop.call_later(ms / 1000, self._on_timeout)
+        # libcurl moves its deadline many times per transfer. A timer that fires no
+        # later than the new deadline is kept: firing early is harmless (libcurl finds
+        # nothing due and sets the next deadline), and it saves a TimerHandle per call.
+        timer = self._timer
+        if ms < 0:
+            if timer is not None:
+                timer.cancel()
+                self._timer = None
+            return
+        loop = self.loop
+        deadline = loop.time() + ms / 1000
+        if timer is not None:
+            if self._deadline <= deadline:
+                return
+            timer.cancel()
+        self._deadline = deadline
+        self._timer = loop.call_later(ms / 1000, self._on_timeout)
 
     def _on_timeout(self) -> None:
         self._timer = None
@@ -334,9 +347,9 @@ class CurlTransport:
 
     def _finish(self, handle: Any, failure: tuple[int, str] | None) -> None:
         exchange = self._active.pop(handle, None)
-        self._multi.remove_handle(handle)
-        if exchange is None:
+        if exchange is None:  # aborted meanwhile: already removed
             return
+        self._multi.remove_handle(handle)
         error = handle.aiograb_blocked if failure is not None else None
         if failure is not None and error is None:
             os_errno = handle.getinfo(pycurl.OS_ERRNO)
