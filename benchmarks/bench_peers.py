@@ -79,9 +79,20 @@ class Run:
 Command = Callable[[list[str], Path, Path, int], list[str]]  # (urls, urls file, out, c)
 
 
-def _peer(name: str) -> Command:
+def _peer(name: str, binary: str | None = None) -> Command:
     def command(urls: list[str], _file: Path, out: Path, concurrency: int) -> list[str]:
-        return Peer(name, name).command(urls, out, concurrency)
+        cmd = Peer(name, binary or name).command(urls, out, concurrency)
+        if name == "img2dataset":  # as in the issue: 2 processes x 128 threads, 2 shards
+            swap = {
+                "--thread_count": "128",
+                "--processes_count": "2",
+                "--number_sample_per_shard": str(max(1, (len(urls) + 1) // 2)),
+            }
+            cmd = [
+                f"{a.split('=')[0]}={swap[a.split('=')[0]]}" if a.split("=")[0] in swap else a
+                for a in cmd
+            ]
+        return cmd
 
     return command
 
@@ -111,7 +122,7 @@ def _has_pycurl() -> bool:
     return True
 
 
-def available_tools() -> dict[str, Command]:
+def available_tools(img2dataset: str = "img2dataset") -> dict[str, Command]:
     """Every tool this machine can run, in the table's order."""
     tools: dict[str, Command] = {}
     if shutil.which("curl"):
@@ -122,8 +133,8 @@ def available_tools() -> dict[str, Command]:
         tools["aiograb-curl"] = _aiograb("--transport", "curl")
     if shutil.which("aria2c"):
         tools["aria2c"] = _peer("aria2c")
-    if shutil.which("img2dataset"):
-        tools["img2dataset"] = _peer("img2dataset")
+    if shutil.which(img2dataset):
+        tools["img2dataset"] = _peer("img2dataset", img2dataset)
     return tools
 
 
@@ -323,6 +334,11 @@ def main() -> None:
     p.add_argument("--media", default="disk,tmpfs", help="disk, tmpfs or both (default)")
     p.add_argument("--tools", default="", help="comma-separated subset (default: all found)")
     p.add_argument(
+        "--img2dataset",
+        default="img2dataset",
+        help="its command, e.g. from its own venv: /work/venvs/img2dataset/bin/img2dataset",
+    )
+    p.add_argument(
         "--tree",
         action="append",
         default=[],
@@ -339,7 +355,7 @@ def main() -> None:
     unknown = set(args.media) - set(MEDIA)
     if unknown:
         p.error(f"unknown medium {sorted(unknown)}; expected disk, tmpfs")
-    tools = available_tools()
+    tools = available_tools(args.img2dataset)
     for spec in args.tree:
         name, _, path = spec.partition("=")
         for tool in [t for t in tools if t.startswith("aiograb")]:
