@@ -265,7 +265,7 @@ def test_cli_get_with_curl(server: RunningServer, tmp_path: Path) -> None:
 
 
 def test_the_head_is_the_last_response_s() -> None:
-    from aiograb._http.curl_transport import _parse_head
+    from aiograb._http.curl_mapping import parse_head as _parse_head
 
     raw = [
         b"HTTP/1.1 100 Continue\r\n",
@@ -281,3 +281,41 @@ def test_the_head_is_the_last_response_s() -> None:
     assert headers.getall("Set-Cookie") == ["a=1", "b=2"]
     assert headers["x-name"] == "café \udcff"  # as aiohttp decodes it
     assert _parse_head([b"HTTP/2 404\r\n", b"\r\n"])[0] == 404
+
+
+def test_host_names_are_looked_up_on_the_loop_not_in_libcurl_threads(
+    server: RunningServer,
+) -> None:
+    port = URL(server.base_url).port
+
+    async def main() -> tuple[list[int], int, int]:
+        t = CurlTransport(Limits(concurrency=50))
+        try:
+            # 50 at once to a name: libcurl's threaded resolver would start a thread each.
+            got = await asyncio.gather(
+                *(_get(t, f"http://localhost:{port}/img/{i}.png") for i in range(50))
+            )
+            threads = len(os.listdir("/proc/self/task"))
+            lookups = []
+            resolve = t._resolver.resolve
+
+            async def counted(*args: Any) -> Any:
+                lookups.append(args)
+                return await resolve(*args)
+
+            t._resolver.resolve = counted
+            again = await asyncio.gather(*(_get(t, f"http://localhost:{port}/") for _ in range(5)))
+            assert [g[0] for g in again] == [200] * 5
+            assert not lookups  # the addresses were kept
+            with pytest.raises(RequestError) as info:
+                await _get(t, "http://no-such-host.invalid/x.jpg")
+            assert info.value.code == "dns_error"
+            return [g[0] for g in got], threads, len(t._dns)
+        finally:
+            await t.aclose()
+
+    before = len(os.listdir("/proc/self/task"))
+    statuses, threads, cached = run(main())
+    assert statuses == [200] * 50
+    assert threads <= before + 1  # c-ares' one helper thread at most (pycares 5)
+    assert cached == 1

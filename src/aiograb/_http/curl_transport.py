@@ -15,8 +15,9 @@ Differences from the aiohttp transport, none visible to the fetcher:
   fails as a ``Timeout`` when it is opened rather than when it is read;
 - a body is paused in libcurl (``CURL_WRITEFUNC_PAUSE``) when more than
   ``HIGH_WATER`` bytes wait to be read, so memory stays bounded;
-- libcurl resolves host names itself (its threaded resolver: a short-lived
-  thread per lookup of a name not in its DNS cache; numeric hosts need none).
+- host names are looked up by c-ares on the loop (as with the aiohttp transport)
+  and handed to libcurl (``CURLOPT_RESOLVE``), so libcurl's threaded resolver,
+  a thread per lookup, never runs; the addresses are kept ``DNS_TTL`` seconds.
 
 libcurl's errors are mapped once, here, into the ``RequestError`` tree.
 """
@@ -26,12 +27,10 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Mapping
-from errno import ECONNREFUSED, ECONNRESET, EPIPE
 from types import TracebackType
 from typing import Any
 
 import pycurl
-from multidict import CIMultiDict
 from yarl import URL
 
 from aiograb._core.config import Limits, Timeouts
@@ -39,74 +38,20 @@ from aiograb._core.errors import (
     BlockedAddress,
     ConnectError,
     ConnectionReset,
-    InvalidURL,
-    ProtocolError,
     RequestError,
-    Timeout,
-    Truncated,
 )
 from aiograb._http.aiohttp_transport import AddressPolicy
+from aiograb._http.curl_mapping import is_ip, parse_head, translate_curl
 
-__all__ = ["HIGH_WATER", "CurlTransport", "translate_curl"]
+__all__ = ["DNS_TTL", "HIGH_WATER", "CurlTransport"]
 
 HIGH_WATER = 1024 * 1024  # body bytes buffered before libcurl is paused
+DNS_TTL = 300.0  # seconds a looked-up host's addresses are reused, as aiohttp's connector
 
 _POLL_IN, _POLL_OUT, _POLL_REMOVE = pycurl.POLL_IN, pycurl.POLL_OUT, pycurl.POLL_REMOVE
 _CSELECT_IN, _CSELECT_OUT = pycurl.CSELECT_IN, pycurl.CSELECT_OUT
 _PAUSE: int = pycurl.WRITEFUNC_PAUSE
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE"})
-
-
-def translate_curl(errno: int, message: str, url: str, os_errno: int = 0) -> RequestError:
-    """The aiograb error for a libcurl error number (``CURLE_*``), its message and the
-    last OS error of the transfer (``CURLINFO_OS_ERRNO``), most specific first."""
-    low = message.lower()
-    if errno == pycurl.E_COULDNT_RESOLVE_HOST:
-        return ConnectError(f"DNS lookup failed: {message}", url=url, code="dns_error")
-    if errno == pycurl.E_COULDNT_CONNECT:
-        if os_errno == ECONNREFUSED or "refused" in low:
-            return ConnectError("connection refused", url=url, code="connect_refused")
-        return ConnectError(f"cannot connect: {message}", url=url)
-    if errno == pycurl.E_OPERATION_TIMEDOUT:
-        if "connect" in low and "after" in low and "received" not in low:
-            return Timeout("connect timed out", url=url)
-        return Timeout("deadline exceeded (--timeout)", url=url)
-    if errno == pycurl.E_PARTIAL_FILE:
-        return Truncated(f"body ended early: {message}", url=url)
-    if errno == pycurl.E_GOT_NOTHING:
-        return ConnectionReset("server closed the connection", url=url, code="server_disconnected")
-    if errno in (pycurl.E_RECV_ERROR, pycurl.E_SEND_ERROR):
-        if os_errno in (ECONNRESET, EPIPE) or "reset" in low or "broken pipe" in low:
-            return ConnectionReset("connection reset by peer", url=url)
-        return ConnectError(f"network error: {message}", url=url)
-    if errno in (pycurl.E_URL_MALFORMAT, pycurl.E_UNSUPPORTED_PROTOCOL):
-        return InvalidURL(f"invalid URL: {message}", url=url)
-    if errno in (pycurl.E_SSL_CONNECT_ERROR, pycurl.E_PEER_FAILED_VERIFICATION):
-        return ConnectError(f"TLS: {message}", url=url, code="tls_error")
-    return ProtocolError(f"curl error {errno}: {message}", url=url)
-
-
-def _parse_head(raw: list[bytes]) -> tuple[int, CIMultiDict[str]]:
-    """The status and header fields of the last response in ``raw`` (1xx ones come first).
-
-    Parsed from the lines libcurl handed over, since ``getinfo`` may not be called
-    from inside its callbacks. Values are decoded as aiohttp does (UTF-8, undecodable
-    bytes kept as surrogates); names are ASCII.
-    """
-    start, status = 0, 0
-    for i in range(len(raw) - 1, -1, -1):
-        if raw[i].startswith(b"HTTP/"):
-            start = i + 1
-            parts = raw[i].split(None, 2)
-            status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-            break
-    text = b"".join(raw[start:]).decode("utf-8", "surrogateescape")
-    pairs = []
-    for line in text.split("\r\n"):
-        name, sep, value = line.partition(":")
-        if sep:
-            pairs.append((name.strip(), value.strip()))
-    return status, CIMultiDict(pairs)
 
 
 class _Exchange:
@@ -124,6 +69,7 @@ class _Exchange:
         "_head",
         "_paused",
         "_raw_headers",
+        "_resolve",
         "_transport",
         "_waiter",
         "buffered",
@@ -142,6 +88,7 @@ class _Exchange:
         self._paused = False
         self._head: asyncio.Future[None] | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._resolve: tuple[str, int] | None = None  # a host name to look up first
         self.buffered = 0
         self.status = 0
         self.headers: Mapping[str, str] = {}
@@ -171,7 +118,7 @@ class _Exchange:
         self._wake()
 
     def _ready(self) -> None:
-        self.status, self.headers = _parse_head(self._raw_headers)
+        self.status, self.headers = parse_head(self._raw_headers)
         head = self._head
         if head is not None and not head.done():
             head.set_result(None)
@@ -196,6 +143,12 @@ class _Exchange:
     # -- the async context manager --------------------------------------------------------
 
     async def __aenter__(self) -> _Exchange:
+        if self._resolve is not None:
+            try:
+                await self._transport.resolve_then_start(self, *self._resolve)
+            except BaseException:
+                self._transport.release(self)
+                raise
         if not self.status and not self._finished:
             self._head = self._transport.loop.create_future()
             try:
@@ -262,6 +215,9 @@ class CurlTransport:
         self._fds: dict[int, int] = {}
         self._idle: list[Any] = []
         self._active: dict[Any, _Exchange] = {}
+        # host -> (expiry in loop time, addresses for CURLOPT_RESOLVE; None: an IP literal)
+        self._dns: dict[str, tuple[float, str | None]] = {}
+        self._resolver: Any = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -422,9 +378,39 @@ class CurlTransport:
         if self._address_policy is not None:
             handle.aiograb_blocked = None
             handle.setopt(pycurl.OPENSOCKETFUNCTION, self._opener(handle, url.host or ""))
-        self._active[handle] = exchange
-        multi.add_handle(handle)
+        host = url.raw_host or ""
+        entry = self._dns.get(host)
+        if entry is None and is_ip(host):
+            entry = self._dns[host] = (float("inf"), None)
+        if entry is not None and entry[0] > self.loop.time():
+            if entry[1] is not None:
+                handle.setopt(pycurl.RESOLVE, [f"{host}:{url.port}:{entry[1]}"])
+            self._active[handle] = exchange
+            multi.add_handle(handle)
+        else:  # looked up on the loop by c-ares when the request is entered
+            exchange._resolve = (host, url.port or 0)
         return exchange
+
+    async def resolve_then_start(self, exchange: _Exchange, host: str, port: int) -> None:
+        """Look ``host`` up without a thread (c-ares on the loop), hand libcurl the
+        addresses (``CURLOPT_RESOLVE``), so its threaded resolver never runs, and start."""
+        exchange._resolve = None
+        if self._resolver is None:
+            from aiograb._http.aiohttp_transport import ThreadlessResolver
+
+            self._resolver = ThreadlessResolver()
+        try:
+            found = await self._resolver.resolve(host, port, socket.AF_UNSPEC)
+        except OSError as exc:
+            raise ConnectError(
+                f"DNS lookup failed: {exc.strerror or exc}", url=exchange.url, code="dns_error"
+            ) from exc
+        addresses = ",".join(f"[{r['host']}]" if ":" in r["host"] else r["host"] for r in found)
+        self._dns[host] = (self.loop.time() + DNS_TTL, addresses)
+        handle = exchange._handle
+        handle.setopt(pycurl.RESOLVE, [f"{host}:{port}:{addresses}"])
+        self._active[handle] = exchange
+        self._open().add_handle(handle)
 
     def _opener(self, handle: Any, host: str) -> Any:
         policy = self._address_policy
@@ -484,3 +470,6 @@ class CurlTransport:
             handle.close()
         self._idle.clear()
         multi.close()
+        if self._resolver is not None:
+            await self._resolver.close()
+            self._resolver = None
