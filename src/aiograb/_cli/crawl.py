@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from aiograb._cli.network import NETWORK_EXAMPLES
 from aiograb._crawl.options import (
     DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_PAGES_PER_HOST,
@@ -36,6 +37,7 @@ loopback, private or link-local addresses are refused (blocked_address) unless a
 seed is on such an address or --allow-private is given.
 exit codes: 0 all ok, 1 some URLs failed, 2 usage/input error, 130 interrupted.
 """
+_NETWORK_EXAMPLES = NETWORK_EXAMPLES.replace("aiograb get urls.txt", "aiograb crawl URL")
 
 
 def add_crawl_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
@@ -47,7 +49,9 @@ def add_crawl_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         help="crawl pages from seeds and download every image they show",
         description="Crawl pages from seed URLs (or files of seed URLs), following links "
         "within scope, and download every image the pages show.",
-        epilog=_EXAMPLES,
+        epilog=_EXAMPLES
+        + "\n"
+        + NETWORK_EXAMPLES.replace("aiograb get urls.txt", "aiograb crawl URL"),
         formatter_class=formatter,
     )
     p.add_argument("seeds", nargs="+", help="seed URLs, or files of seed URLs (txt/csv/jsonl)")

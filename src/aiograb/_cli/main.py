@@ -29,6 +29,7 @@ from aiograb._cli.images import (
     add_manifest_command,
     pipeline_from_args,
 )
+from aiograb._cli.network import NETWORK_EXAMPLES, add_network_options, network_from_args
 from aiograb._core.config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_BYTES,
@@ -154,6 +155,7 @@ def _add_request_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--user-agent", default=DEFAULT_USER_AGENT, help="User-Agent header (default names aiograb)"
     )
+    add_network_options(p)
 
 
 def _policy(args: argparse.Namespace) -> tuple[Limits, RequestPolicy]:
@@ -166,6 +168,7 @@ def _policy(args: argparse.Namespace) -> tuple[Limits, RequestPolicy]:
         accept=args.accept,
         headers=dict(args.header),
         user_agent=args.user_agent,
+        network=network_from_args(args),
     )
     return limits, policy
 
@@ -196,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="download a list of URLs to files plus a manifest",
         description="Download every URL of a list (txt, csv, tsv, jsonl, parquet, "
         "optionally .gz, or - for stdin) into a folder.",
-        epilog=_GET_EXAMPLES + "\n" + IMAGE_EXAMPLES,
+        epilog=_GET_EXAMPLES + "\n" + IMAGE_EXAMPLES + "\n" + NETWORK_EXAMPLES,
         formatter_class=fmt,
     )
     p.add_argument("input", help="URL list file, or - for stdin")
