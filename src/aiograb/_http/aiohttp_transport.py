@@ -9,6 +9,7 @@ Tests of pure logic can pass any object with the same two methods.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
@@ -298,8 +299,8 @@ class _Connector(aiohttp.TCPConnector):
         dest = host
         if not proxy.remote_dns or self.address_policy is not None:
             hosts = await self._resolve_target(req, traces)
-            if not proxy.remote_dns:
-                dest = hosts[0]["host"]
+            if not proxy.remote_dns:  # IPv4 first, as python-socks itself would pick
+                dest = min(hosts, key=lambda info: info["family"] != socket.AF_INET)["host"]
         try:
             at = (await self._resolve_host(proxy.host, proxy.port))[0]["host"]
         except OSError as exc:
