@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["PROXY_SOURCE", "Proc", "danted", "free_port", "nginx", "need", "tinyproxy"]
+__all__ = ["PROXY_SOURCE", "Proc", "danted", "free_port", "need", "nginx", "tinyproxy"]
 
 PROXY_SOURCE = "127.0.0.2"  # the address the proxies connect out from
 

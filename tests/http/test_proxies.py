@@ -117,16 +117,19 @@ def test_http_proxy_connect_for_an_https_target(tiny: Proc, ca: trustme.CA, ca_f
     assert f"CONNECT {base.removeprefix('https://')}" in tiny.log_text()
     # The certificate is still checked against the target's name, through the tunnel.
     _, bad = run(who(Network(proxy=f"http://{tiny.url}"), ca))
-    assert bad.error is not None and bad.error.code == "tls_certificate"
+    assert bad.error is not None
+    assert bad.error.code == "tls_certificate"
 
 
 def test_http_proxy_credentials_from_the_url(
     tiny_auth: Proc, ca: trustme.CA, ca_file: Path
 ) -> None:
     _, denied = run(who(Network(proxy=f"http://{tiny_auth.url}")))
-    assert denied.error is not None and denied.error.code == "http_407"
+    assert denied.error is not None
+    assert denied.error.code == "http_407"
     _, denied = run(who(Network(proxy=f"http://{tiny_auth.url}", ca_bundle=str(ca_file)), ca))
-    assert denied.error is not None and denied.error.code == "proxy_error"
+    assert denied.error is not None
+    assert denied.error.code == "proxy_error"
     assert "407" in str(denied.error)
     assert denied.error.retryable is False
     for ca_ in (None, ca):
@@ -241,7 +244,8 @@ def test_cli_environment_proxies(
 def test_cli_proxy_flag_and_errors(tiny: Proc, server: RunningServer, tmp_path: Path) -> None:
     done, _, _ = _get(tmp_path, server, "a", "--proxy", "ftp://127.0.0.1:21")
     assert done.returncode == 2
-    assert "unsupported scheme" in done.stderr and "--proxy" in done.stderr
+    assert "unsupported scheme" in done.stderr
+    assert "--proxy" in done.stderr
     done, _, _ = _get(tmp_path, server, "b", "--proxy", f"http://{tiny.url}", "--engine", "sync")
     assert done.returncode == 2
     assert "needs the async engine" in done.stderr
