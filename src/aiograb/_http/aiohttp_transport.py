@@ -37,7 +37,8 @@ from aiograb._http.network import (
     Proxy,
     ProxyRoutes,
     cert_reason,
-    load_cookies,
+    cookie_jar,
+    read_cookies,
     ssl_context,
     ssl_reason,
 )
@@ -400,7 +401,7 @@ class AiohttpTransport:
         self._address_policy = address_policy
         self._tls = ssl_context(network)
         self._routes = ProxyRoutes(network.proxy, environ)
-        self._cookies = load_cookies(network.cookies) if network.cookies else None
+        self._cookies = read_cookies(network.cookies) if network.cookies else None
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
 
@@ -419,7 +420,9 @@ class AiohttpTransport:
             connector.tls = self._tls
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                cookie_jar=self._cookies or aiohttp.DummyCookieJar(),
+                cookie_jar=(
+                    aiohttp.DummyCookieJar() if self._cookies is None else cookie_jar(self._cookies)
+                ),
                 auto_decompress=True,
                 skip_auto_headers=("User-Agent",),
             )

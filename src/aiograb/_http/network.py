@@ -11,9 +11,11 @@ import http.cookiejar
 import ipaddress
 import os
 import ssl
+import time
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.utils import formatdate
 from http.cookies import Morsel
 
 import aiohttp
@@ -26,7 +28,8 @@ __all__ = [
     "Proxy",
     "ProxyRoutes",
     "cert_reason",
-    "load_cookies",
+    "cookie_jar",
+    "read_cookies",
     "ssl_context",
     "ssl_reason",
 ]
@@ -87,41 +90,51 @@ def ssl_reason(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-def load_cookies(path: str | os.PathLike[str]) -> aiohttp.CookieJar:
-    """A cookie jar holding the cookies of a Netscape ``cookies.txt`` (curl, wget and
-    browser exporters write it), each with its domain, path, secure flag and expiry.
+CookieEntry = tuple["Morsel[str]", URL]
 
-    ``unsafe=True`` lets hosts given by IP address keep cookies, as browsers do:
-    aiohttp still never domain-matches an IP, so such a cookie stays host-only.
-    """
+
+def read_cookies(path: str | os.PathLike[str]) -> list[CookieEntry]:
+    """The cookies of a Netscape ``cookies.txt`` (curl, wget and browser exporters write
+    it), each as a morsel with its domain, path, secure flag and expiry, and the URL
+    it counts as set by. Expired cookies are left out; an expiry of 0 is a session
+    cookie (as curl writes it)."""
     file = http.cookiejar.MozillaCookieJar()
     try:
-        file.load(str(path), ignore_discard=True, ignore_expires=False)
+        file.load(str(path), ignore_discard=True, ignore_expires=True)
     except (OSError, http.cookiejar.LoadError) as exc:
         raise UsageError(f"cookies: cannot read {path}: {exc}") from None
-    jar = aiohttp.CookieJar(unsafe=True)
+    now = time.time()
+    entries: list[CookieEntry] = []
     for cookie in file:
+        if cookie.expires and cookie.expires < now:
+            continue
         morsel: Morsel[str] = Morsel()
         morsel.set(cookie.name, cookie.value or "", cookie.value or "")
         morsel["path"] = cookie.path or "/"
         if cookie.secure:
             morsel["secure"] = True
         if cookie.expires:
-            morsel["expires"] = _http_date(cookie.expires)
+            morsel["expires"] = formatdate(cookie.expires, usegmt=True)
         if cookie.has_nonstandard_attr("HttpOnly"):
             morsel["httponly"] = True
         host = cookie.domain.lstrip(".")
-        if cookie.domain_specified and cookie.domain_initial_dot:
-            morsel["domain"] = host  # sent to the domain and its subdomains
-        # else: host-only, set "by" the host itself (aiohttp keeps it for that host)
-        jar.update_cookies({cookie.name: morsel}, URL.build(scheme="https", host=host))
+        if cookie.domain_specified:  # the file's "include subdomains" column is TRUE
+            morsel["domain"] = host
+        # else host-only: "set by" the host itself, aiohttp keeps it for that host alone
+        entries.append((morsel, URL.build(scheme="https", host=host)))
+    return entries
+
+
+def cookie_jar(entries: list[CookieEntry]) -> aiohttp.CookieJar:
+    """A jar (on the running loop) holding ``entries``; responses add to it.
+
+    ``unsafe=True`` lets hosts given by IP address keep cookies, as browsers do:
+    aiohttp still never domain-matches an IP, so such a cookie stays host-only.
+    """
+    jar = aiohttp.CookieJar(unsafe=True)
+    for morsel, url in entries:
+        jar.update_cookies({morsel.key: morsel}, url)
     return jar
-
-
-def _http_date(timestamp: int) -> str:
-    from email.utils import formatdate
-
-    return formatdate(timestamp, usegmt=True)
 
 
 @dataclass(frozen=True, slots=True)
