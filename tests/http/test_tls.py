@@ -200,7 +200,8 @@ def _urls(tmp_path: Path, port: int) -> Path:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    skip = ("ssl_cert_file", "ssl_cert_dir", "http_proxy", "https_proxy", "all_proxy")
+    env = {k: v for k, v in os.environ.items() if k.lower() not in skip}
     env.update(extra)
     return env
 
@@ -211,7 +212,7 @@ def test_cli_https_from_nginx(tls_nginx: Any, ca_file: Path, tmp_path: Path, eng
     urls = _urls(tmp_path, tls_nginx.port)
     out = tmp_path / "out"
     args = [urls, "-o", out, "-q", "--engine", engine, "--retries", "3"]
-    refused = aiograb_cli("get", *args, "--proxy", "", env=_env())
+    refused = aiograb_cli("get", *args, env=_env())
     assert refused.returncode == 1, refused.stderr
     rows = by_url(out).values()
     assert {r["error"] for r in rows} == {"tls_certificate"}
