@@ -20,7 +20,16 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["PROXY_SOURCE", "Proc", "danted", "free_port", "need", "nginx", "tinyproxy"]
+__all__ = [
+    "PROXY_SOURCE",
+    "Proc",
+    "danted",
+    "free_port",
+    "microsocks",
+    "need",
+    "nginx",
+    "tinyproxy",
+]
 
 PROXY_SOURCE = "127.0.0.2"  # the address the proxies connect out from
 
@@ -133,6 +142,18 @@ socks pass {{
 """
     )
     with _running([binary, "-f", str(conf), "-N", "1"], port, log, folder / "danted.out") as proc:
+        yield proc
+
+
+@contextmanager
+def microsocks(folder: Path, user: str, password: str) -> Iterator[Proc]:
+    """microsocks, a SOCKS5 server that takes a username and password (dante's
+    ``username`` method would need a system account); its output is the log."""
+    binary = need("microsocks")
+    folder.mkdir(parents=True, exist_ok=True)
+    port, log = free_port(), folder / "microsocks.out"
+    argv = [binary, "-i", "127.0.0.1", "-p", str(port), "-u", user, "-P", password]
+    with _running([*argv, "-b", PROXY_SOURCE], port, log, log) as proc:
         yield proc
 
 

@@ -23,7 +23,7 @@ from aiograb._client.client import Result
 from aiograb._http.network import ProxyRoutes
 from aiograb.testing import RunningServer, image_bytes
 from tests.helpers import aiograb_cli, by_url, closed_port, manifest
-from tests.procs import PROXY_SOURCE, Proc, danted, tinyproxy
+from tests.procs import PROXY_SOURCE, Proc, danted, microsocks, tinyproxy
 
 POLICY = RequestPolicy(accept="any", retry=RetryPolicy(retries=2, backoff=0.0))
 PNG = image_bytes(1, "png")
@@ -147,6 +147,25 @@ def test_socks_proxy(dante: Proc, scheme: str, tls: bool, ca: trustme.CA, ca_fil
     port = base.rsplit(":", 1)[1]
     assert f"-> {PROXY_SOURCE}." in dante.log_text()
     assert f"127.0.0.1.{port}" in dante.log_text()
+
+
+@pytest.mark.parametrize("scheme", ["socks5", "socks5h"])
+def test_socks_credentials_from_the_url(
+    scheme: str, tmp_path: Path, ca: trustme.CA, ca_file: Path
+) -> None:
+    with microsocks(tmp_path, "ann", "s3cret") as socks:
+        _, denied = run(who(Network(proxy=f"{scheme}://{socks.url}")))
+        assert denied.error is not None
+        assert denied.error.code == "proxy_error", denied.error
+        _, wrong = run(who(Network(proxy=f"{scheme}://ann:nope@{socks.url}")))
+        assert wrong.error is not None
+        assert wrong.error.code == "proxy_error", wrong.error
+        assert "authentication failure" in str(wrong.error)
+        assert wrong.error.retryable is False
+        for tls in (None, ca):
+            network = Network(proxy=f"{scheme}://ann:s3cret@{socks.url}", ca_bundle=str(ca_file))
+            _, result = run(who(network, tls))
+            assert peer(result) == PROXY_SOURCE
 
 
 @pytest.mark.parametrize("scheme", ["http", "socks5", "socks5h"])

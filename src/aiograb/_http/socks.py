@@ -21,8 +21,10 @@ from aiograb._http.network import Proxy
 
 __all__ = ["open_socks"]
 
-# SOCKS5 replies that will not change on a retry: ruleset refusal, bad auth.
-_FINAL_REPLIES = frozenset({2})
+# SOCKS5 replies worth a retry (RFC 1928): general failure, network or host
+# unreachable, connection refused, TTL expired. Not: a ruleset refusal, an
+# unsupported command or address type, or failed authentication (no code).
+_TRANSIENT_REPLIES = frozenset({1, 3, 4, 5, 6})
 
 
 class _Handler(ResponseHandler):
@@ -71,7 +73,7 @@ async def open_socks(
         raise ProxyError(f"{where}: {exc}", url=url) from exc
     except python_socks.ProxyError as exc:
         error = ProxyError(f"{where} refused {dest_host}:{dest_port}: {exc}", url=url)
-        error.retryable = exc.error_code not in _FINAL_REPLIES
+        error.retryable = exc.error_code in _TRANSIENT_REPLIES
         raise error from exc
     try:
         if sslcontext is not None:
