@@ -62,6 +62,14 @@ class Proc:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+    def log_count(self, text: str, at_least: int = 1, wait: float = 5.0) -> int:
+        """How often ``text`` is in the log, waiting (bounded) for ``at_least``: the
+        server may write its line a moment after the client has its answer."""
+        deadline = time.monotonic() + wait
+        while (n := self.log_text().count(text)) < at_least and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return n
+
 
 @contextmanager
 def _running(argv: list[str], port: int, log: Path, out: Path) -> Iterator[Proc]:

@@ -262,7 +262,7 @@ class _Connector(aiohttp.TCPConnector):
         traces: list[Any],
         timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's signature)
     ) -> Any:
-        proxy = self.routes.for_url(req.url) if self.routes else None
+        proxy = None if self.routes is None else self.routes.for_url(req.url)
         if proxy is not None and proxy.is_socks:
             return await self._socks_connection(proxy, req, traces, timeout)
         if req.proxy is None:
@@ -400,7 +400,8 @@ class AiohttpTransport:
         self._resolver = resolver
         self._address_policy = address_policy
         self._tls = ssl_context(network)
-        self._routes = ProxyRoutes(network.proxy, environ)
+        routes = ProxyRoutes(network.proxy, environ)
+        self._routes = routes if routes else None  # None: no lookup per request
         self._cookies = read_cookies(network.cookies) if network.cookies else None
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
@@ -416,7 +417,7 @@ class AiohttpTransport:
                 ssl=self._tls,
             )
             connector.address_policy = self._address_policy
-            connector.routes = self._routes if self._routes else None
+            connector.routes = self._routes
             connector.tls = self._tls
             self._session = aiohttp.ClientSession(
                 connector=connector,
@@ -441,7 +442,7 @@ class AiohttpTransport:
         if timeout is None:
             timeout = aiohttp.ClientTimeout(total=timeouts.total, connect=timeouts.connect)
             self._timeouts[timeouts] = timeout
-        proxy = self._routes.for_url(url) if self._routes else None
+        proxy = None if self._routes is None else self._routes.for_url(url)
         via = proxy.url if proxy is not None and not proxy.is_socks else None
         return _Send(self._open(), method, url, headers, body, timeout, via)
 
