@@ -239,9 +239,12 @@ def test_cli_honours_ssl_cert_file_and_dir(tls_nginx: Any, ca_file: Path, tmp_pa
     assert done.returncode == 0, done.stdout + done.stderr
     done = aiograb_cli("get", urls, "-o", tmp_path / "c", "-q", "--ca-bundle", hashed, env=_env())
     assert done.returncode == 0, done.stdout + done.stderr
-    insecure = aiograb_cli("get", urls, "-o", tmp_path / "d", "-q", "-k", env=_env())
-    assert insecure.returncode == 0, insecure.stdout + insecure.stderr
-    assert all(r["state"] == "ok" for r in by_url(tmp_path / "d").values())
+    for engine in ("async", "threads"):
+        out = tmp_path / f"insecure-{engine}"
+        insecure = aiograb_cli("get", urls, "-o", out, "-q", "-k", "--engine", engine, env=_env())
+        assert insecure.returncode == 0, insecure.stdout + insecure.stderr
+        assert insecure.stderr == ""  # no warning per request: -k was asked for
+        assert all(r["state"] == "ok" for r in by_url(out).values())
 
 
 def test_cli_bad_ca_bundle_is_one_line_exit_2(tmp_path: Path) -> None:

@@ -55,6 +55,13 @@ def add_network_options(p: argparse.ArgumentParser) -> None:
 
 
 def network_from_args(args: argparse.Namespace) -> Network:
+    if args.insecure:
+        # The user asked for it: the blocking engines' urllib3 would warn per request.
+        import warnings
+
+        from urllib3.exceptions import InsecureRequestWarning
+
+        warnings.filterwarnings("ignore", category=InsecureRequestWarning)
     try:
         return Network(
             verify=not args.insecure,
