@@ -286,7 +286,7 @@ def test_crawled_images_go_through_the_image_pipeline_into_shards(
         shard_size=50,
     )
     out = tmp_path / "ds"
-    crawled = crawl(site, out, CrawlOptions(max_pages=40), processor=pipeline)
+    crawled = crawl(site, out, CrawlOptions(max_pages=40), pipeline=pipeline)
     ok = crawled.images()
     assert ok  # the first 40 pages show images
     samples: dict[str, dict[str, bytes]] = {}

@@ -44,7 +44,7 @@ async def get_async(
         out,
         limits=Limits(concurrency=concurrency, per_host=0),
         policy=policy,
-        processor=pipeline,
+        pipeline=pipeline,
         stop=stop,
     )
 

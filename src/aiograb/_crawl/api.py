@@ -6,12 +6,16 @@ import asyncio
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiograb._core.config import Limits, RequestPolicy
 from aiograb._core.loop import run_stoppable
 from aiograb._core.stats import Progress
 from aiograb._crawl.handler import CrawlSummary, run_crawl
 from aiograb._crawl.options import CrawlOptions
+
+if TYPE_CHECKING:
+    from aiograb._images.pipeline import ImagePipeline
 
 __all__ = ["crawl", "crawl_async"]
 
@@ -25,11 +29,15 @@ async def crawl_async(
     policy: RequestPolicy | None = None,
     stop: asyncio.Event | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    pipeline: ImagePipeline | None = None,
 ) -> CrawlSummary:
     """Crawl from ``seeds`` (a URL or an iterable of URLs) and save every image found.
 
     Resumable: run it again with the same ``out_dir`` and the crawl goes on where
-    it stopped. Per-URL problems are manifest rows, never exceptions.
+    it stopped. Per-URL problems are manifest rows, never exceptions. With a
+    ``pipeline`` (``ImagePipeline``), every image found is verified, filtered,
+    resized and deduplicated in worker processes and stored as files or shards,
+    as in ``download``; pages are never given to it.
     """
     return await run_crawl(
         [seeds] if isinstance(seeds, str) else seeds,
@@ -39,6 +47,7 @@ async def crawl_async(
         policy=policy,
         stop=stop,
         on_progress=on_progress,
+        pipeline=pipeline,
     )
 
 
@@ -49,6 +58,7 @@ def crawl(
     options: CrawlOptions | None = None,
     limits: Limits | None = None,
     policy: RequestPolicy | None = None,
+    pipeline: ImagePipeline | None = None,
 ) -> CrawlSummary:
     """Blocking ``crawl_async`` on a fresh event loop; Ctrl-C stops it cleanly (resumable).
 
@@ -56,10 +66,19 @@ def crawl(
     ...                        options=aiograb.CrawlOptions(max_depth=2))
     >>> result.kinds["image"]
     {'ok': 120}
+
+    ``pipeline=ImagePipeline(ImageOptions(resize="keep-ratio"), output="webdataset")``
+    turns the images found into a dataset on the way.
     """
 
     return run_stoppable(
         lambda stop: crawl_async(
-            seeds, out_dir, options=options, limits=limits, policy=policy, stop=stop
+            seeds,
+            out_dir,
+            options=options,
+            limits=limits,
+            policy=policy,
+            stop=stop,
+            pipeline=pipeline,
         )
     )

@@ -391,11 +391,11 @@ async def run_crawl(
     stop: asyncio.Event | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     progress_interval: float = 0.2,
-    processor: Processor | None = None,
+    pipeline: Processor | None = None,
 ) -> CrawlSummary:
     """Crawl from ``seeds`` into ``out_dir``; resume what a journal there holds.
 
-    With a ``processor`` (the image pipeline), every image found is verified,
+    With a ``pipeline`` (the image pipeline), every image found is verified,
     transformed and stored by it (files, WebDataset or Parquet shards), as in ``get``.
     """
     options = options or CrawlOptions()
@@ -418,9 +418,7 @@ async def run_crawl(
     try:
         async with contextlib.AsyncExitStack() as stack:
             stage = (
-                None
-                if processor is None
-                else await stack.enter_async_context(processor.open(state))
+                None if pipeline is None else await stack.enter_async_context(pipeline.open(state))
             )
             run = _Crawl(
                 state,

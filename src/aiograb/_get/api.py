@@ -55,7 +55,7 @@ async def download_async(
         retry_failed=retry_failed,
         stop=stop,
         on_progress=on_progress,
-        processor=pipeline,
+        pipeline=pipeline,
     )
 
 

@@ -206,11 +206,11 @@ async def run_get(
     on_progress: Callable[[Progress], None] | None = None,
     on_outcome: OutcomeHook | None = None,
     progress_interval: float = 0.2,
-    processor: Processor | None = None,
+    pipeline: Processor | None = None,
 ) -> Summary:
     """Download every URL of ``rows`` into ``out_dir``; resume what a journal there holds.
 
-    With a ``processor`` (the image pipeline), each body goes through its stage
+    With a ``pipeline`` (the image pipeline), each body goes through its stage
     before it is stored and recorded.
     """
     limits = limits or Limits()
@@ -224,10 +224,10 @@ async def run_get(
     fetcher = Fetcher(transport, Politeness(limits, clock), policy, clock)
     interrupted = True  # until the run returns normally
     try:
-        if processor is None:
+        if pipeline is None:
             interrupted = await _Run(state, fetcher, limits, progress_interval).run(stop)
         else:
-            async with processor.open(state) as stage:
+            async with pipeline.open(state) as stage:
                 run = _Run(state, fetcher, limits, progress_interval, stage)
                 interrupted = await run.run(stop)
     finally:
