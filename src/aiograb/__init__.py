@@ -59,8 +59,8 @@ if TYPE_CHECKING:
     )
     from aiograb._core.stats import Progress, Summary
     from aiograb._crawl.api import crawl, crawl_async
-    from aiograb._crawl.handler import CrawlSummary
     from aiograb._crawl.options import CrawlOptions
+    from aiograb._crawl.run import CrawlSummary
     from aiograb._fetch.fetcher import Request
     from aiograb._get.api import download, download_async
     from aiograb._get.sources import InputRow, open_source
@@ -162,8 +162,8 @@ _LAZY: dict[str, str] = {
     "Summary": "aiograb._core.stats",
     "crawl": "aiograb._crawl.api",
     "crawl_async": "aiograb._crawl.api",
-    "CrawlSummary": "aiograb._crawl.handler",
     "CrawlOptions": "aiograb._crawl.options",
+    "CrawlSummary": "aiograb._crawl.run",
     "Request": "aiograb._fetch.fetcher",
     "download": "aiograb._get.api",
     "download_async": "aiograb._get.api",

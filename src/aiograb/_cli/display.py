@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
     from rich.progress import TaskID
 
-    from aiograb._crawl.handler import CrawlSummary
+    from aiograb._crawl.run import CrawlSummary
 
 __all__ = ["ProgressDisplay", "format_crawl_summary", "format_summary"]
 
@@ -123,6 +123,7 @@ def format_crawl_summary(result: CrawlSummary) -> str:
         if states:
             text = ", ".join(f"{n:,} {s}" for s, n in sorted(states.items()))
             lines.append(f"  {name}: {text}")
-    lines.append(f"  robots.txt: {result.robots} ({result.robots_fetched} fetched this run)")
+    robots = "ignored (--ignore-robots)" if result.robots == "ignored" else result.robots
+    lines.append(f"  robots.txt: {robots} ({result.robots_fetched} fetched this run)")
     lines.append(f"  graph: {result.graph}")
     return "\n".join(lines)

@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING
 from aiograb._core.config import Limits, RequestPolicy
 from aiograb._core.loop import run_stoppable
 from aiograb._core.stats import Progress
-from aiograb._crawl.handler import CrawlSummary, run_crawl
 from aiograb._crawl.options import CrawlOptions
+from aiograb._crawl.run import CrawlSummary, run_crawl
 
 if TYPE_CHECKING:
+    from aiograb._core.clock import Clock
+    from aiograb._http.aiohttp_transport import Transport
     from aiograb._images.pipeline import ImagePipeline
 
 __all__ = ["crawl", "crawl_async"]
@@ -30,14 +32,16 @@ async def crawl_async(
     stop: asyncio.Event | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     pipeline: ImagePipeline | None = None,
+    transport: Transport | None = None,
+    clock: Clock | None = None,
 ) -> CrawlSummary:
     """Crawl from ``seeds`` (a URL or an iterable of URLs) and save every image found.
 
     Resumable: run it again with the same ``out_dir`` and the crawl goes on where
     it stopped. Per-URL problems are manifest rows, never exceptions. With a
-    ``pipeline`` (``ImagePipeline``), every image found is verified, filtered,
-    resized and deduplicated in worker processes and stored as files or shards,
-    as in ``download``; pages are never given to it.
+    ``pipeline`` (``ImagePipeline``) every image found is verified, transformed
+    and stored by it, as in ``download``. ``transport`` and ``clock`` replace the
+    HTTP client and time (tests: ``aiograb.testing.MockTransport``, ``FakeClock``).
     """
     return await run_crawl(
         [seeds] if isinstance(seeds, str) else seeds,
@@ -48,6 +52,8 @@ async def crawl_async(
         stop=stop,
         on_progress=on_progress,
         pipeline=pipeline,
+        transport=transport,
+        clock=clock,
     )
 
 
@@ -66,9 +72,6 @@ def crawl(
     ...                        options=aiograb.CrawlOptions(max_depth=2))
     >>> result.kinds["image"]
     {'ok': 120}
-
-    ``pipeline=ImagePipeline(ImageOptions(resize="keep-ratio"), output="webdataset")``
-    turns the images found into a dataset on the way.
     """
 
     return run_stoppable(
