@@ -16,7 +16,7 @@ from aiograb._images.defaults import (
     DEFAULT_SHARD_SIZE,
     OUTPUT_FORMATS,
 )
-from aiograb._images.work import DEFAULT_MAX_PIXELS, ENCODINGS, RESIZE_MODES
+from aiograb._images.work import DEFAULT_MAX_PIXELS, ENCODINGS, RESIZE_MODES, ImageOptions
 
 if TYPE_CHECKING:
     from aiograb._images.pipeline import ImagePipeline
@@ -122,8 +122,7 @@ def pipeline_from_args(args: argparse.Namespace, extra: list[str]) -> ImagePipel
         raise UsageError(
             "the image pipeline (--verify, --resize, --format ...) needs --engine async"
         )
-    from aiograb._images.pipeline import ImagePipeline
-    from aiograb._images.work import ImageOptions
+    from aiograb._images.pipeline import ImagePipeline  # the engine: only when asked for
 
     try:
         given = {
