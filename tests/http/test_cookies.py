@@ -38,7 +38,8 @@ def _app() -> web.Application:
 
     async def set_cookie(request: web.Request) -> web.Response:
         response = web.Response(text="set")
-        response.set_cookie(request.query.get("name", "from_resp"), "1", path="/")
+        domain = request.query.get("domain")
+        response.set_cookie(request.query.get("name", "from_resp"), "1", path="/", domain=domain)
         return response
 
     async def image(request: web.Request) -> web.Response:
@@ -113,6 +114,26 @@ def test_cookies_go_where_domain_path_and_secure_allow(
     assert seen["sub_after"] == "domain_wide,host_a"
     # A host given by IP address keeps its cookies too (as browsers do).
     assert seen["ip_after"] == "ip_only,ip_resp"
+
+
+def test_a_response_cannot_set_a_cookie_for_a_public_suffix(
+    ca: trustme.CA, cookie_file: Path
+) -> None:
+    # "localhost" is a public suffix by the list's default rule (like "com"), so
+    # a.localhost may not set a cookie for every *.localhost; b.localhost is a
+    # registrable domain, so x.b.localhost may set one for its siblings.
+    async def go() -> list[str]:
+        async with servers(ca) as (port, _), open_client(cookies=cookie_file) as client:
+            base = f"http://{{}}:{port}"
+            for host, query in [
+                ("a.localhost", "name=super&domain=localhost"),
+                ("x.b.localhost", "name=site&domain=b.localhost"),
+            ]:
+                await client.fetch(base.format(host) + "/set?" + query)
+            hosts = ["c.localhost", "y.b.localhost", "a.localhost"]
+            return [(await client.fetch(base.format(h) + "/check")).text() for h in hosts]
+
+    assert uvloop.run(go()) == ["domain_wide", "domain_wide,site", "domain_wide,host_a"]
 
 
 def test_without_cookies_nothing_is_sent_or_kept(ca: trustme.CA) -> None:

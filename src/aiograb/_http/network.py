@@ -7,16 +7,19 @@ file is a ``UsageError`` (one line, exit 2), never a per-URL failure.
 
 from __future__ import annotations
 
+import functools
 import http.cookiejar
 import ipaddress
 import os
+import re
 import ssl
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
 from http.cookies import Morsel
+from typing import Any
 
 import aiohttp
 from yarl import URL
@@ -125,13 +128,49 @@ def read_cookies(path: str | os.PathLike[str]) -> list[CookieEntry]:
     return entries
 
 
+_DOMAIN_ATTR = re.compile(r";\s*domain\s*=\s*([^;]*)", re.IGNORECASE)
+
+
+class _SiteJar(aiohttp.CookieJar):
+    """aiohttp's jar, refusing a response's cookie for a public suffix, as browsers do
+    (``Domain=com``, ``Domain=github.io``): else one site's cookie would be sent to
+    every site under that suffix for the rest of the run. The user's own file is
+    taken as it is."""
+
+    def update_cookies_from_headers(self, headers: Sequence[str], response_url: URL) -> None:
+        kept = [h for h in headers if not _for_public_suffix(h)]
+        super().update_cookies_from_headers(kept, response_url)
+
+
+def _for_public_suffix(header: str) -> bool:
+    found = _DOMAIN_ATTR.search(header)
+    if found is None:
+        return False
+    domain = found.group(1).strip().strip('"').lstrip(".").rstrip(".").lower()
+    if not domain:
+        return False
+    try:
+        ipaddress.ip_address(domain.strip("[]"))
+        return False
+    except ValueError:
+        pass
+    return bool(_suffix_list().is_public(domain))
+
+
+@functools.cache
+def _suffix_list() -> Any:
+    from publicsuffixlist import PublicSuffixList
+
+    return PublicSuffixList()
+
+
 def cookie_jar(entries: list[CookieEntry]) -> aiohttp.CookieJar:
     """A jar (on the running loop) holding ``entries``; responses add to it.
 
     ``unsafe=True`` lets hosts given by IP address keep cookies, as browsers do:
     aiohttp still never domain-matches an IP, so such a cookie stays host-only.
     """
-    jar = aiohttp.CookieJar(unsafe=True)
+    jar = _SiteJar(unsafe=True)
     for morsel, url in entries:
         jar.update_cookies({morsel.key: morsel}, url)
     return jar
