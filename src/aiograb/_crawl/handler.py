@@ -228,7 +228,7 @@ class _Crawl(_Run):
 
     def _discover(self, row: PendingRow, outcome: Outcome, body: bytes) -> Discovery:
         depth = row.depth or 0
-        base = URL(outcome.final_url or row.key)
+        base = outcome.final_url or row.key  # normal forms: resolve links against them as they are
         d = Discovery()
         if row.kind == "page":
             page = extract_html(
@@ -239,8 +239,8 @@ class _Crawl(_Run):
                 css=self.options.css,
             )
             if page.base:
-                with contextlib.suppress(ValueError):
-                    base = base.join(URL(page.base))
+                with contextlib.suppress(InvalidURL):
+                    base = normalize_url(page.base, base)
             for f in page.found:
                 self._classify(f, base, depth, row.url, d)
         elif row.kind == "css":
@@ -256,7 +256,7 @@ class _Crawl(_Run):
                 self._classify(Found(u, kind), base, -1, row.url, d)
         return d
 
-    def _classify(self, f: Found, base: URL, depth: int, page_url: str, d: Discovery) -> None:
+    def _classify(self, f: Found, base: str, depth: int, page_url: str, d: Discovery) -> None:
         """Turn one found URL into an edge and (usually) a row."""
         if f.kind == "data":
             if self.options.data_uris and not self.options.pages_only:
