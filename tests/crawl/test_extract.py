@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 
 import pytest
-from yarl import URL
 
 from aiograb import BlockedAddress, CrawlOptions, FakeClock, Limits, UsageError
 from aiograb._core.errors import InvalidURL
@@ -17,7 +16,7 @@ from aiograb._crawl.extract import (
     parse_srcset,
 )
 from aiograb._crawl.handler import decode_data_uri
-from aiograb._crawl.scope import Scope, normalize_url, registrable_domain
+from aiograb._crawl.scope import Scope, registrable_domain
 from aiograb._fetch.politeness import Politeness
 from aiograb._http.addresses import address_policy, is_blocked_address
 from tests.helpers import run
@@ -170,49 +169,6 @@ def test_data_uris() -> None:
 
 
 # -- URLs and scope ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "normal"),
-    [
-        ("HTTP://Example.ORG:80/a/../b%7e#top", "http://example.org/b~"),
-        ("https://b.com", "https://b.com/"),
-        ("https://b.com:443?q=1", "https://b.com/?q=1"),
-        ("http://bücher.de/Straße", "http://xn--bcher-kva.de/Stra%C3%9Fe"),
-        ("http://a.org/%e2%82%ac/%2f", "http://a.org/%E2%82%AC/%2F"),
-        ("  http://a.org/x\n.jpg ", "http://a.org/x.jpg"),
-        ("http://a.org:8080/", "http://a.org:8080/"),
-        ("http://a.org?x=1/y", "http://a.org/?x=1/y"),
-        ("http://[::1]:8080", "http://[::1]:8080/"),
-    ],
-)
-def test_normal_form(text: str, normal: str) -> None:
-    assert normalize_url(text) == normal
-
-
-def test_relative_urls_resolve_against_the_base() -> None:
-    base = URL("http://a.org/dir/page.html")
-    assert normalize_url("../x.jpg", base) == "http://a.org/x.jpg"
-    assert normalize_url("//cdn.a.org/y.png", base) == "http://cdn.a.org/y.png"
-    assert normalize_url("?p=2", base) == "http://a.org/dir/page.html?p=2"
-    assert normalize_url("#frag", base) == "http://a.org/dir/page.html"
-    assert normalize_url("café.jpg", base) == "http://a.org/dir/caf%C3%A9.jpg"
-
-
-@pytest.mark.parametrize(
-    ("text", "code"),
-    [
-        ("mailto:a@b.org", "unsupported_scheme"),
-        ("javascript:void(0)", "unsupported_scheme"),
-        ("ftp://a.org/f", "unsupported_scheme"),
-        ("http://user:pw@a.org/", "invalid_url"),
-        ("http://exa mple.org/", "invalid_url"),
-    ],
-)
-def test_bad_links_raise_with_their_class(text: str, code: str) -> None:
-    with pytest.raises(InvalidURL) as err:
-        normalize_url(text, URL("http://a.org/"))
-    assert err.value.code == code
 
 
 def test_registrable_domains() -> None:

@@ -56,6 +56,7 @@ __all__ = [
 SUPPORTED_SCHEMES = frozenset({"http", "https"})
 MAX_URL_LENGTH = 8192
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 # scheme ':' slashes authority — for explaining a URL the parser refused (not the hot path).
 _AUTHORITY = re.compile(r"[\x00-\x20]*[A-Za-z][A-Za-z0-9+.-]*:[/\\\t\n\r]*([^/\\?#]*)")
@@ -74,7 +75,9 @@ def normalize(text: str, base: str | None = None) -> str:
     try:
         href = normalize_url(text) if base is None else join_url(base, text)
     except ValueError:
-        raise InvalidURL(_why(text, base), url=text[:200]) from None
+        href = _lone_surrogates(text, base)
+        if href is None:
+            raise InvalidURL(_why(text, base), url=text[:200]) from None
     if href.startswith("http://"):
         start = 7
     elif href.startswith("https://"):
@@ -123,6 +126,18 @@ def host_of(href: str) -> str:
 def url_key(url: str) -> str:
     """A stable 32-hex-digit key for a URL: its storage name and sample key."""
     return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _lone_surrogates(text: str, base: str | None) -> str | None:
+    """The href of ``text`` with lone surrogates as U+FFFD (as a USVString has them), or
+    None when that is not why the parser refused it."""
+    fixed = _SURROGATE.sub("\ufffd", text)
+    if fixed == text:
+        return None
+    try:
+        return normalize_url(fixed) if base is None else join_url(base, fixed)
+    except ValueError:
+        return None
 
 
 def _why(text: str, base: str | None) -> str:
