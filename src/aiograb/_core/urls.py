@@ -75,9 +75,10 @@ def normalize(text: str, base: str | None = None) -> str:
     try:
         href = normalize_url(text) if base is None else join_url(base, text)
     except ValueError:
-        href = _lone_surrogates(text, base)
-        if href is None:
+        fixed = _lone_surrogates(text, base)
+        if fixed is None:
             raise InvalidURL(_why(text, base), url=text[:200]) from None
+        href = fixed
     if href.startswith("http://"):
         start = 7
     elif href.startswith("https://"):
