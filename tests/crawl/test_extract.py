@@ -17,6 +17,7 @@ from aiograb._crawl.extract import (
 )
 from aiograb._crawl.handler import decode_data_uri
 from aiograb._crawl.scope import Scope, registrable_domain
+from aiograb._crawl.srcset import largest, parse_sizes, source_set
 from aiograb._fetch.politeness import Politeness
 from aiograb._http.addresses import address_policy, is_blocked_address
 from tests.helpers import run
@@ -34,27 +35,97 @@ def urls(html: str, **kwargs: bool) -> set[str]:
 # -- srcset ----------------------------------------------------------------------------------
 
 
+def _candidates(value: str) -> list[tuple[str, str, float]]:
+    return [(c.url, c.unit, c.value) for c in parse_srcset(value)]
+
+
 def test_srcset_parsing_follows_the_html_algorithm() -> None:
-    assert parse_srcset("a.jpg 100w, b.jpg?x=1,2 200w") == [
+    assert _candidates("a.jpg 100w, b.jpg?x=1,2 200w") == [
         ("a.jpg", "w", 100.0),
         ("b.jpg?x=1,2", "w", 200.0),
     ]
-    assert parse_srcset(" a.jpg, b.jpg 2x,c.jpg 1.5x ") == [
+    assert _candidates(" a.jpg, b.jpg 2x,c.jpg 1.5x ") == [
         ("a.jpg", "x", 1.0),
         ("b.jpg", "x", 2.0),
         ("c.jpg", "x", 1.5),
     ]
-    assert parse_srcset("a.jpg,, b.jpg 3x") == [("a.jpg", "x", 1.0), ("b.jpg", "x", 3.0)]
-    assert parse_srcset("") == []
+    assert _candidates("a.jpg,, b.jpg 3x") == [("a.jpg", "x", 1.0), ("b.jpg", "x", 3.0)]
+    assert _candidates("") == []
 
 
 def test_srcset_keeps_the_largest_candidate_or_all() -> None:
     html = '<img src="f.jpg" srcset="s.jpg 320w, l.jpg 1280w, m.jpg 640w" sizes="50vw" alt="A">'
     assert found(html) == [("l.jpg", "image", "A")]
-    assert urls(html, all_sizes=True) == {"s.jpg", "m.jpg", "l.jpg", "f.jpg"}
+    # Exactly the source set: with width descriptors, src is not in it (it was before).
+    assert urls(html, all_sizes=True) == {"s.jpg", "m.jpg", "l.jpg"}
     # Density descriptors without a 1x: src is the 1x candidate.
     assert urls('<img src="one.jpg" srcset="two.jpg 2x">') == {"two.jpg"}
     assert urls('<img src="one.jpg" srcset="half.jpg 0.5x">') == {"one.jpg"}
+    assert urls('<img src="one.jpg" srcset="two.jpg 2x">', all_sizes=True) == {"one.jpg", "two.jpg"}
+    assert urls('<img src="one.jpg" srcset="a.jpg 1x, b.jpg 2x">', all_sizes=True) == {
+        "a.jpg",
+        "b.jpg",
+    }
+    # No valid candidate at all: src is the image.
+    assert urls('<img src="one.jpg" srcset="bad.jpg 0w">') == {"one.jpg"}
+
+
+@pytest.mark.parametrize(
+    ("srcset", "valid"),
+    [
+        # only ASCII whitespace separates: U+00A0 and U+3000 are part of the URL
+        ("a\u00a0b.jpg 2x, c.jpg 1x", [("a\u00a0b.jpg", "x", 2.0), ("c.jpg", "x", 1.0)]),
+        ("\u5199\u3000\u771f.jpg 2x", [("\u5199\u3000\u771f.jpg", "x", 2.0)]),
+        ("a.jpg\u00a01x, b.jpg 2x", [("a.jpg\u00a01x", "x", 1.0), ("b.jpg", "x", 2.0)]),
+        ("\ta.jpg\n2x\f,\rb.jpg 3x", [("a.jpg", "x", 2.0), ("b.jpg", "x", 3.0)]),
+        # a comma inside parentheses does not end the candidate; the descriptor is invalid
+        ("a.jpg (1x, 2x) 3x, b.jpg 2x", [("b.jpg", "x", 2.0)]),
+        # a URL ending in commas has no descriptors; commas inside a URL stay
+        ("a.jpg,, b.jpg,c.jpg 2x", [("a.jpg", "x", 1.0), ("b.jpg,c.jpg", "x", 2.0)]),
+        ("data:image/gif;base64,R0lG 1x", [("data:image/gif;base64,R0lG", "x", 1.0)]),
+        # invalid or repeated descriptors drop the candidate
+        (
+            "a.jpg 2x 3x, b.jpg 100w 200w, c.jpg 100w 1x, d.jpg 1x 100w, e.jpg 5x",
+            [("e.jpg", "x", 5.0)],
+        ),
+        ("a.jpg 0w, b.jpg -1x, c.jpg 1.x, d.jpg +1x, e.jpg 1X, f.jpg 10W, g.jpg 2", []),
+        ("a.jpg 100h, b.jpg 1x 100h, c.jpg 100w 100h, d.jpg 100w 0h", [("c.jpg", "w", 100.0)]),
+        (
+            "a.jpg 1.5w, b.jpg 1e1x, c.jpg .5x, d.jpg 0x",
+            [("b.jpg", "x", 10.0), ("c.jpg", "x", 0.5), ("d.jpg", "x", 0.0)],
+        ),
+        ("a.jpg foo, b.jpg 2x", [("b.jpg", "x", 2.0)]),
+    ],
+)
+def test_srcset_candidates_per_the_standard(
+    srcset: str, valid: list[tuple[str, str, float]]
+) -> None:
+    assert _candidates(srcset) == valid
+
+
+def test_largest_is_by_density_with_sizes() -> None:
+    # Later candidates of an earlier density are removed.
+    assert [c.url for c in source_set("a.jpg 1x, b.jpg 2x, c.jpg 2x")] == ["a.jpg", "b.jpg"]
+    # w candidates: density = width / the effective size (viewport 1920 px).
+    mixed = source_set("w.jpg 1920w, x.jpg 1.5x", sizes="(max-width: 600px) 100vw, 960px")
+    assert [(c.url, c.density) for c in mixed] == [("w.jpg", 2.0), ("x.jpg", 1.5)]
+    assert largest(mixed).url == "w.jpg"  # type: ignore[union-attr]
+    full = source_set("w.jpg 1920w, x.jpg 1.5x")  # no sizes: 100vw, density 1
+    assert largest(full).url == "x.jpg"  # type: ignore[union-attr]
+    assert parse_sizes("(min-width: 2000px) 10px, (min-width: 36em) 33.3vw, 100vw") == (
+        pytest.approx(639.36)
+    )
+    assert parse_sizes("calc(100vw - 2em), 300px") == 300.0  # calc() is not understood here
+    assert parse_sizes("(orientation: portrait) 10px, 50vw") == 960.0
+    assert parse_sizes("-5px, 12em") == 192.0
+    assert parse_sizes("") == 1920.0
+
+
+def test_source_counts_only_inside_picture() -> None:
+    html = """<video><source srcset="/v.jpg 2x" src="/v.mp4"></video>
+      <picture><source srcset="/p.webp 1x, /p2.webp 2x" sizes="10px"><img src="/f.jpg"></picture>
+      <audio><source srcset="/a.jpg"></audio>"""
+    assert urls(html) == {"/p2.webp", "/f.jpg"}
 
 
 def test_every_kind_of_image_reference_is_found() -> None:

@@ -35,6 +35,8 @@ from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from aiograb._crawl.srcset import largest, parse_srcset, source_set
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "Found",
@@ -148,56 +150,6 @@ def decode_html(body: bytes, content_type: str | None) -> tuple[str, str]:
     return body.decode("utf-8", errors="replace"), "utf-8"
 
 
-def parse_srcset(value: str) -> list[tuple[str, str, float]]:
-    """``srcset`` candidates as (url, "w" or "x", number), per the HTML algorithm.
-
-    >>> parse_srcset("a.jpg 100w, b.jpg?x=1,2 200w")
-    [('a.jpg', 'w', 100.0), ('b.jpg?x=1,2', 'w', 200.0)]
-    """
-    out: list[tuple[str, str, float]] = []
-    i, n = 0, len(value)
-    while i < n:
-        while i < n and (value[i].isspace() or value[i] == ","):
-            i += 1
-        j = i
-        while j < n and not value[j].isspace():
-            j += 1
-        url, i = value[i:j], j
-        descriptor = ""
-        if url.endswith(","):
-            url = url.rstrip(",")
-        else:
-            depth, k = 0, i
-            while k < n and not (value[k] == "," and depth == 0):
-                depth += {"(": 1, ")": -1}.get(value[k], 0)
-                k += 1
-            descriptor, i = value[i:k].strip(), k + 1
-        if url:
-            out.append((url, *_descriptor(descriptor)))
-    return out
-
-
-def _descriptor(text: str) -> tuple[str, float]:
-    for token in text.split():
-        unit, number = token[-1:].lower(), token[:-1]
-        if unit in ("w", "x"):
-            try:
-                value = float(number)
-            except ValueError:
-                continue
-            if value > 0:
-                return unit, value
-    return "x", 1.0
-
-
-def _pick(candidates: list[tuple[str, str, float]], all_sizes: bool) -> list[str]:
-    if all_sizes or len(candidates) <= 1:
-        return [c[0] for c in candidates]
-    widths = [c for c in candidates if c[1] == "w"]
-    pool = widths or candidates
-    return [max(pool, key=lambda c: c[2])[0]]
-
-
 def _attr(node: LexborNode, name: str) -> str | None:
     value = node.attributes.get(name)
     if value is None:
@@ -229,16 +181,19 @@ class _Collector:
         else:
             self.found.append(Found(url, "image", alt))
 
-    def srcset(self, node: LexborNode, attr: str, alt: str | None, src: str | None) -> None:
-        value = _attr(node, attr)
+    def srcset(
+        self, node: LexborNode, attr: str, alt: str | None, src: str | None, sizes: str = "sizes"
+    ) -> None:
+        """The element's source set (srcset.py): the largest candidate, or all of them."""
+        value = node.attributes.get(attr)  # as written: only ASCII whitespace separates
         if value is None:
             return
-        candidates = parse_srcset(value)
-        # The spec adds src as a 1x candidate when srcset has no 1x and no widths.
-        if src and not any(c[1] == "w" or c[2] == 1.0 for c in candidates):
-            candidates.append((src, "x", 1.0))
-        for url in _pick(candidates, self.all_sizes):
-            self.image(url, alt)
+        candidates = source_set(value, sizes=node.attributes.get(sizes), src=src)
+        if not self.all_sizes:
+            best = largest(candidates)
+            candidates = [best] if best is not None else []
+        for c in candidates:
+            self.image(c.url, alt)
 
     def style(self, text: str | None, alt: str | None = None) -> None:
         if text and "url(" in text.lower():
@@ -290,16 +245,15 @@ def _visit(node: LexborNode, c: _Collector, css: bool) -> None:
     tag = node.tag
     if tag == "img":
         alt, src = _alt(node), _attr(node, "src")
-        if _attr(node, "srcset") is not None:
+        if node.attributes.get("srcset") is not None:
             c.srcset(node, "srcset", alt, src)
-            if c.all_sizes:
-                c.image(src, alt)
         else:
             c.image(src, alt)
     elif tag == "source":
-        parent = node.parent
-        img = parent.css_first("img") if parent is not None and parent.tag == "picture" else None
-        c.srcset(node, "srcset", _alt(img) if img is not None else None, None)
+        parent = node.parent  # a <source> of <video>/<audio> is no image candidate
+        if parent is not None and parent.tag == "picture":
+            img = parent.css_first("img")
+            c.srcset(node, "srcset", _alt(img) if img is not None else None, None)
     elif tag in ("a", "area"):
         c.link(_attr(node, "href"), node.attributes.get("rel"), _alt(node))
     elif tag == "link":
@@ -315,7 +269,7 @@ def _visit(node: LexborNode, c: _Collector, css: bool) -> None:
     elif tag == "style":
         c.style(node.text(deep=True))
     # Any element: lazy-loading attributes and inline styles.
-    c.srcset(node, "data-srcset", _alt(node), None)
+    c.srcset(node, "data-srcset", _alt(node), None, sizes="data-sizes")
     for name in ("data-src", "data-original"):
         c.image(_attr(node, name), _alt(node))
     c.style(node.attributes.get("style"))
@@ -328,7 +282,7 @@ def _link_tag(node: LexborNode, c: _Collector, css: bool) -> None:
         c.image(href)
     elif "preload" in rels and (node.attributes.get("as") or "").lower() == "image":
         if _attr(node, "imagesrcset") is not None:
-            c.srcset(node, "imagesrcset", None, href)
+            c.srcset(node, "imagesrcset", None, href, sizes="imagesizes")
         else:
             c.image(href)
     elif "stylesheet" in rels and css and href:
