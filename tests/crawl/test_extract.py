@@ -189,7 +189,7 @@ def test_base_href_is_reported() -> None:
 @pytest.mark.parametrize(
     ("body", "ctype", "codec", "text"),
     [
-        ("café".encode("iso-8859-1"), "text/html; charset=ISO-8859-1", "cp1252", "café"),
+        ("café".encode("iso-8859-1"), "text/html; charset=ISO-8859-1", "windows-1252", "café"),
         (
             b'<meta charset="shift_jis">' + "写真".encode("shift_jis"),
             "text/html",
@@ -205,7 +205,23 @@ def test_base_href_is_reported() -> None:
         ),
         (b"\xef\xbb\xbfcaf\xc3\xa9", "text/html; charset=latin-1", "utf-8", "café"),
         ("é".encode(), 'text/html; charset="nonsense"', "utf-8", "é"),
-        (b"\xff\xfe broken", None, "utf-16", ""),
+        (b"\xff\xfe broken", None, "utf-16le", ""),
+        # unknown or unsupported labels (WHATWG Encoding Standard) fall to the next source
+        ("é".encode(), "text/html; charset=rot13", "utf-8", "é"),
+        (b'<meta charset="base64"><p>' + "é".encode(), "text/html; charset=idna", "utf-8", "é"),
+        (
+            b'<meta charset="koi8-r">' + "ф".encode("koi8-r"),
+            "text/html; charset=undefined",
+            "koi8-r",
+            "ф",
+        ),
+        # no label at all, and not UTF-8: windows-1252
+        ("naïve €".encode("cp1252"), None, "windows-1252", "naïve €"),
+        # a header may say UTF-16; a meta tag cannot
+        ("é".encode("utf-16-le"), "text/html; charset=utf-16", "utf-16le", "é"),
+        (b'<meta charset="utf-16">' + "é".encode(), None, "utf-8", "é"),
+        (b'<meta charset="x-user-defined">\xe9', None, "windows-1252", "é"),
+        ("café".encode("iso-8859-1"), "text/html; charset=latin1", "windows-1252", "café"),
     ],
 )
 def test_html_decoding_order(body: bytes, ctype: str | None, codec: str, text: str) -> None:

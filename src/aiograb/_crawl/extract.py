@@ -33,6 +33,7 @@ import zlib
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import webencodings
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from aiograb._crawl.srcset import largest, parse_srcset, source_set
@@ -93,8 +94,8 @@ _OG_IMAGE = frozenset(
 _ICON_RELS = frozenset({"icon", "apple-touch-icon", "apple-touch-icon-precomposed", "mask-icon"})
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
+    (codecs.BOM_UTF16_LE, "utf-16le"),
+    (codecs.BOM_UTF16_BE, "utf-16be"),
 )
 
 
@@ -127,27 +128,36 @@ def is_image_path(url: str) -> bool:
 
 
 def decode_html(body: bytes, content_type: str | None) -> tuple[str, str]:
-    """Decode an HTML body: BOM, then the Content-Type charset, then ``<meta charset>``
-    in the first 2 KB, then UTF-8; undecodable bytes become U+FFFD. Returns (text, codec)."""
+    """Decode an HTML body as browsers do: BOM, then the Content-Type charset, then
+    ``<meta charset>`` in the first 1 KB, then UTF-8, or windows-1252 when the bytes are
+    not UTF-8. Labels are the WHATWG Encoding Standard's: an unknown one (``rot13``,
+    ``base64``, ``idna``, ``undefined``) is passed over for the next source.
+    Undecodable bytes become U+FFFD. Returns (text, the encoding's standard name)."""
     for bom, name in _BOMS:
         if body.startswith(bom):
-            return body.decode(name, errors="replace"), name
-    candidates = []
-    if content_type and (m := _HEADER_CHARSET.search(content_type)):
-        candidates.append(m.group(1))
-    if meta := _META_CHARSET.search(body[:2048]):
-        candidates.append(meta.group(1).decode("ascii", "replace"))
-    for label in candidates:
-        try:
-            name = codecs.lookup(label).name
-        except LookupError:
-            continue
-        if name in ("utf-16-le", "utf-16-be", "utf-16"):  # a meta tag cannot mean UTF-16
-            name = "utf-8"
-        if name == "latin-1" or name == "iso8859-1":  # browsers read latin-1 as windows-1252
-            name = "cp1252"
-        return body.decode(name, errors="replace"), name
-    return body.decode("utf-8", errors="replace"), "utf-8"
+            return body[len(bom) :].decode(name, errors="replace"), name
+    header = _HEADER_CHARSET.search(content_type) if content_type else None
+    if header is not None and (found := webencodings.lookup(header.group(1))) is not None:
+        return _decode(body, found)
+    if meta := _META_CHARSET.search(body[:1024]):
+        found = webencodings.lookup(meta.group(1).decode("ascii", "replace"))
+        if found is not None and found.name in ("utf-16le", "utf-16be"):
+            found = webencodings.UTF8  # a meta tag readable as ASCII cannot mean UTF-16
+        elif found is not None and found.name == "x-user-defined":
+            found = webencodings.lookup("windows-1252")
+        if found is not None:
+            return _decode(body, found)
+    try:
+        return body.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return body.decode("cp1252", errors="replace"), "windows-1252"
+
+
+def _decode(body: bytes, encoding: webencodings.Encoding) -> tuple[str, str]:
+    if encoding.name == "replacement":  # iso-2022-kr & co: browsers show one U+FFFD
+        return ("\ufffd" if body else ""), encoding.name
+    text, _ = encoding.codec_info.decode(body, "replace")
+    return text, encoding.name
 
 
 def _attr(node: LexborNode, name: str) -> str | None:

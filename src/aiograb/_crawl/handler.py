@@ -124,7 +124,7 @@ class _Crawl(_Run):
             fetchers.robots,
             frontier,
             fetchers.politeness,
-            user_agent,
+            options.user_agent_token,
             obey=options.obey_robots,
             on_sitemaps=self._add_sitemaps if options.sitemaps else None,
         )
@@ -280,7 +280,11 @@ class _Crawl(_Run):
         if f.kind == "image":
             if not self.options.pages_only:
                 extra = {"page": page_url, "alt": f.alt}
-                d.rows.append(LinkRow(key, key, "image", depth + 1, extra=extra))
+                row = LinkRow(key, key, "image", depth + 1, extra=extra)
+                if (skip := self.scope.image(key)) is not None:  # not fetched: no robots.txt
+                    code, message = skip.code, skip.message
+                    row = dataclasses.replace(row, state="skipped", error=code, message=message)
+                d.rows.append(row)
             return
         host = URL(key, encoded=True).host or ""
         if f.kind == "css":

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from aiograb._core.urls import normalize
+from aiograb._core.urls import host_of, normalize
 from aiograb._crawl.options import CrawlOptions
 
 __all__ = ["Scope", "Verdict", "normalize_url", "registrable_domain"]
@@ -68,6 +68,8 @@ class Scope:
         self._domains: set[str] = set()
         self._include = [re.compile(p) for p in options.include]
         self._exclude = [re.compile(p) for p in options.exclude]
+        self._image_include = [re.compile(p) for p in options.image_include]
+        self._image_exclude = [re.compile(p) for p in options.image_exclude]
         for host in seed_hosts:
             self.add_seed_host(host)
 
@@ -80,8 +82,9 @@ class Scope:
     def seed_hosts(self) -> frozenset[str]:
         return frozenset(self._hosts)
 
-    def in_scope(self, host: str) -> bool:
-        scope = self.options.scope
+    def in_scope(self, host: str, scope: str | None = None) -> bool:
+        """Whether ``host`` is within ``scope`` (default: the pages' ``options.scope``)."""
+        scope = scope or self.options.scope
         if scope == "any":
             return True
         host = host.lower()
@@ -103,4 +106,17 @@ class Scope:
             return Verdict("nofollow", "rel=nofollow (use --follow-nofollow to follow)")
         if depth > o.max_depth:
             return Verdict("depth_limit", f"deeper than --depth {o.max_depth}")
+        return None
+
+    def image(self, url: str) -> Verdict | None:
+        """None when an image found on a page is to be fetched, else why not
+        (``image_scope``, ``image_include``, ``image_exclude``)."""
+        o = self.options
+        if o.image_scope != "any" and not self.in_scope(host := host_of(url), o.image_scope):
+            return Verdict("out_of_scope", f"{host} is outside image_scope {o.image_scope}")
+        if self._image_include and not any(p.search(url) for p in self._image_include):
+            return Verdict("excluded", "matches no image_include pattern")
+        for pattern in self._image_exclude:
+            if pattern.search(url):
+                return Verdict("excluded", f"matches image_exclude {pattern.pattern!r}")
         return None
