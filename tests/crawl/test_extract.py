@@ -1,4 +1,4 @@
-"""The crawl's pure parts: extraction, URL normal form, scope, the address guard."""
+"""The crawl's pure parts: extraction, srcset, scope, the address guard (URLs: tests/core)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from aiograb import BlockedAddress, CrawlOptions, FakeClock, Limits, UsageError
 from aiograb._core.errors import InvalidURL
+from aiograb._crawl.datauri import decode_data_uri
 from aiograb._crawl.extract import (
     decode_html,
     extract_css,
@@ -15,7 +16,6 @@ from aiograb._crawl.extract import (
     extract_sitemap,
     parse_srcset,
 )
-from aiograb._crawl.handler import decode_data_uri
 from aiograb._crawl.scope import Scope, registrable_domain
 from aiograb._crawl.srcset import largest, parse_sizes, source_set
 from aiograb._fetch.politeness import Politeness

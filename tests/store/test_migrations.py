@@ -135,7 +135,6 @@ def test_v1_to_v2_ranks_rows_and_repoints_crawl_links(tmp_path: Path) -> None:
     Journal(path).close()
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("UPDATE meta SET value='1'")
-    db.execute("CREATE TABLE crawl_links (page INTEGER, target TEXT, kind TEXT, alt TEXT)")
     rows = [
         (1, "http://a.org", "http://a.org", "pending", None),  # page, pending
         (2, "http://a.org/", "http://a.org/", "skipped", None),  # same page, skipped: wins

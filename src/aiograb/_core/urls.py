@@ -112,13 +112,17 @@ def parse_url(text: str, base: str | None = None) -> URL:
 
 
 def host_of(href: str) -> str:
-    """The host of a normal form (IPv6 without brackets, as yarl's ``.host``).
+    """The host of a URL in normal form (a journal key; IPv6 without brackets, as yarl's
+    ``.host``); empty when it has none (``line:3``, ``data:...``).
 
-    >>> host_of("http://[::1]:8080/x"), host_of("https://a.org/")
-    ('::1', 'a.org')
+    >>> host_of("http://[::1]:8080/x"), host_of("https://a.org/"), host_of("line:3")
+    ('::1', 'a.org', '')
     """
-    start = href.find("//") + 2
-    authority = href[start : href.find("/", start)]
+    start = href.find("://") + 3
+    if start == 2:
+        return ""
+    end = href.find("/", start)
+    authority = href[start : end if end >= 0 else len(href)]
     if authority.startswith("["):
         return authority[1 : authority.find("]")]
     return authority.partition(":")[0]
