@@ -45,6 +45,8 @@ CACHED_ORIGINS = 10_000  # parsed rules kept in memory; the rest reload from the
 
 
 _LINE = re.compile(r"\s*([A-Za-z_ -]+?)\s*:\s*(.*?)\s*$")
+# "Disallow /x" without the colon (protego reads it; so do we).
+_NO_COLON = re.compile(r"\s*(user-agent|allow|disallow|crawl-delay|sitemap)\s+(\S.*?)\s*$", re.I)
 _TOKEN = re.compile(r"[A-Za-z_-]+")
 # Field names as written in the wild (protego's tolerance, kept): -> the RFC's name.
 _FIELDS = {
@@ -75,11 +77,10 @@ def group_for(body: str, token: str) -> tuple[str, list[str]]:
     agents_open = False  # the last record was a User-agent line: the next one joins it
     sitemaps: list[str] = []
     for raw in body.removeprefix("\ufeff").splitlines():
-        found = _LINE.match(raw.split("#", 1)[0])
-        field = _FIELDS.get(found.group(1).lower()) if found else None
-        if found is None or field is None:
+        record = _record(raw.split("#", 1)[0])
+        if record is None:
             continue  # not a record we know: ignored, and it does not end a group
-        value = found.group(2)
+        field, value = record
         if field == "sitemap":
             sitemaps.append(value)
         elif field == "user-agent":
@@ -93,6 +94,15 @@ def group_for(body: str, token: str) -> tuple[str, list[str]]:
                 groups.setdefault(agent, []).append(f"{field}: {value}")
     rules = groups.get(token.lower(), groups.get("*", []))
     return "".join(f"{line}\n" for line in ["User-agent: *", *rules]), sitemaps
+
+
+def _record(line: str) -> tuple[str, str] | None:
+    """(field, value) of a robots.txt line, the field by its RFC name; None if unknown."""
+    for pattern in (_LINE, _NO_COLON):
+        found = pattern.match(line)
+        if found is not None and (field := _FIELDS.get(found.group(1).lower())) is not None:
+            return field, found.group(2)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
