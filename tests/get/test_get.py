@@ -281,7 +281,7 @@ def test_extra_columns_reach_the_manifest(server: RunningServer, tmp_path: Path)
 def test_a_busy_host_does_not_hold_up_the_others(server: RunningServer, tmp_path: Path) -> None:
     """Rows for a host at its limit wait aside; workers serve other hosts meanwhile."""
     port = server.base_url.rsplit(":", 1)[1]
-    slow = [server.url(f"/img/{i}.png?latency_ms=150") for i in range(5)]  # host 127.0.0.1
+    slow = [server.url(f"/img/{i}.png?latency_ms=400") for i in range(5)]  # host 127.0.0.1
     fast = [f"http://localhost:{port}/img/{i}.jpg" for i in range(20)]  # another host name
     get(slow + fast, tmp_path, limits=Limits(concurrency=4, per_host=1))
     rows = by_url(tmp_path)
