@@ -14,8 +14,11 @@ from aiograb._core.errors import (
     ConnectionReset,
     InvalidURL,
     ProtocolError,
+    ProxyError,
     RequestError,
     Timeout,
+    TLSCertificateError,
+    TLSError,
     Truncated,
 )
 
@@ -46,8 +49,12 @@ def translate_curl(errno: int, message: str, url: str, os_errno: int = 0) -> Req
         return ConnectError(f"network error: {message}", url=url)
     if errno in (pycurl.E_URL_MALFORMAT, pycurl.E_UNSUPPORTED_PROTOCOL):
         return InvalidURL(f"invalid URL: {message}", url=url)
-    if errno in (pycurl.E_SSL_CONNECT_ERROR, pycurl.E_PEER_FAILED_VERIFICATION):
-        return ConnectError(f"TLS: {message}", url=url, code="tls_error")
+    if errno == pycurl.E_PEER_FAILED_VERIFICATION:
+        return TLSCertificateError(f"TLS certificate not accepted: {message}", url=url)
+    if errno == pycurl.E_SSL_CONNECT_ERROR:
+        return TLSError(f"TLS handshake failed: {message}", url=url)
+    if errno in (pycurl.E_COULDNT_RESOLVE_PROXY, pycurl.E_PROXY):
+        return ProxyError(f"cannot connect to the proxy: {message}", url=url)
     return ProtocolError(f"curl error {errno}: {message}", url=url)
 
 

@@ -33,7 +33,7 @@ from typing import Any
 import pycurl
 from yarl import URL
 
-from aiograb._core.config import Limits, Timeouts
+from aiograb._core.config import Limits, Network, Timeouts
 from aiograb._core.errors import (
     BlockedAddress,
     ConnectError,
@@ -42,6 +42,7 @@ from aiograb._core.errors import (
 )
 from aiograb._http.aiohttp_transport import AddressPolicy
 from aiograb._http.curl_mapping import is_ip, parse_head, translate_curl
+from aiograb._http.curl_network import CurlNetwork
 
 __all__ = ["DNS_TTL", "HIGH_WATER", "CurlTransport"]
 
@@ -205,8 +206,16 @@ class CurlTransport:
     every address is checked right before a socket is opened for it.
     """
 
-    def __init__(self, limits: Limits, *, address_policy: AddressPolicy | None = None) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        *,
+        network: Network | None = None,
+        address_policy: AddressPolicy | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self._limits = limits
+        self._net = CurlNetwork(network or Network(), environ)
         self._address_policy = address_policy
         self._multi: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -326,6 +335,7 @@ class CurlTransport:
         handle.setopt(pycurl.FOLLOWLOCATION, 0)
         handle.setopt(pycurl.PATH_AS_IS, 1)  # the URL as our normal form wrote it
         handle.setopt(pycurl.ACCEPT_ENCODING, "")  # every coding libcurl decodes
+        self._net.configure(handle)
         handle.aiograb_method = "GET"
         handle.aiograb_timeouts = None
         handle.aiograb_blocked = None
@@ -382,6 +392,8 @@ class CurlTransport:
         entry = self._dns.get(host)
         if entry is None and is_ip(host):
             entry = self._dns[host] = (float("inf"), None)
+        if self._net.proxy(handle, url):
+            entry = (float("inf"), None)  # the proxy looks the name up
         if entry is not None and entry[0] > self.loop.time():
             if entry[1] is not None:
                 handle.setopt(pycurl.RESOLVE, [f"{host}:{url.port}:{entry[1]}"])
@@ -396,7 +408,7 @@ class CurlTransport:
         addresses (``CURLOPT_RESOLVE``), so its threaded resolver never runs, and start."""
         exchange._resolve = None
         if self._resolver is None:
-            from aiograb._http.aiohttp_transport import ThreadlessResolver
+            from aiograb._http.resolver import ThreadlessResolver
 
             self._resolver = ThreadlessResolver()
         try:
@@ -470,6 +482,7 @@ class CurlTransport:
             handle.close()
         self._idle.clear()
         multi.close()
+        self._net.close()
         if self._resolver is not None:
             await self._resolver.close()
             self._resolver = None

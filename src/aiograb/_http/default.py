@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from aiograb._core.config import DEFAULT_TRANSPORT, TRANSPORTS, Limits
+from aiograb._core.config import DEFAULT_TRANSPORT, TRANSPORTS, Limits, Network
 from aiograb._core.errors import UsageError
 
 if TYPE_CHECKING:  # each transport is imported only when made: aiohttp costs start-up time
@@ -29,14 +29,19 @@ def transport_name(limits: Limits) -> str:
     return name
 
 
-def make_transport(limits: Limits, *, address_policy: AddressPolicy | None = None) -> Transport:
+def make_transport(
+    limits: Limits,
+    *,
+    network: Network | None = None,
+    address_policy: AddressPolicy | None = None,
+) -> Transport:
     """A new transport of the kind ``limits`` (or the environment) names."""
     if transport_name(limits) == "curl":
         try:
             from aiograb._http.curl_transport import CurlTransport
         except ImportError as exc:
             raise UsageError("transport 'curl' needs pycurl: pip install 'aiograb[curl]'") from exc
-        return CurlTransport(limits, address_policy=address_policy)
+        return CurlTransport(limits, network=network, address_policy=address_policy)
     from aiograb._http.aiohttp_transport import AiohttpTransport
 
-    return AiohttpTransport(limits, address_policy=address_policy)
+    return AiohttpTransport(limits, network=network, address_policy=address_policy)
