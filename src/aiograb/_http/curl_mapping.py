@@ -24,13 +24,26 @@ from aiograb._core.errors import (
 
 __all__ = ["is_ip", "parse_head", "translate_curl"]
 
+_E_PROXY = getattr(pycurl, "E_PROXY", 97)  # CURLE_PROXY (SOCKS errors); not in every pycurl
 
-def translate_curl(errno: int, message: str, url: str, os_errno: int = 0) -> RequestError:
+
+def translate_curl(
+    errno: int, message: str, url: str, os_errno: int = 0, *, proxied: bool = False
+) -> RequestError:
     """The aiograb error for a libcurl error number (``CURLE_*``), its message and the
     last OS error of the transfer (``CURLINFO_OS_ERRNO``), most specific first."""
     low = message.lower()
     if errno == pycurl.E_COULDNT_RESOLVE_HOST:
         return ConnectError(f"DNS lookup failed: {message}", url=url, code="dns_error")
+    if errno in (pycurl.E_COULDNT_CONNECT, pycurl.E_RECV_ERROR, _E_PROXY) and (
+        "proxy" in low or "tunnel" in low
+    ):
+        proxy_error = ProxyError(f"the proxy refused or failed: {message}", url=url)
+        # A proxy that answers (407, 403) refused us: retrying will not help.
+        proxy_error.retryable = "response" not in low and "407" not in low
+        return proxy_error
+    if errno == pycurl.E_COULDNT_CONNECT and proxied:  # libcurl connects to the proxy first
+        return ProxyError(f"cannot connect to the proxy: {message}", url=url)
     if errno == pycurl.E_COULDNT_CONNECT:
         if os_errno == ECONNREFUSED or "refused" in low:
             return ConnectError("connection refused", url=url, code="connect_refused")
@@ -53,7 +66,7 @@ def translate_curl(errno: int, message: str, url: str, os_errno: int = 0) -> Req
         return TLSCertificateError(f"TLS certificate not accepted: {message}", url=url)
     if errno == pycurl.E_SSL_CONNECT_ERROR:
         return TLSError(f"TLS handshake failed: {message}", url=url)
-    if errno in (pycurl.E_COULDNT_RESOLVE_PROXY, pycurl.E_PROXY):
+    if errno in (pycurl.E_COULDNT_RESOLVE_PROXY, _E_PROXY):
         return ProxyError(f"cannot connect to the proxy: {message}", url=url)
     return ProtocolError(f"curl error {errno}: {message}", url=url)
 

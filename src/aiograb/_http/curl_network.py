@@ -18,7 +18,7 @@ import pycurl
 from yarl import URL
 
 from aiograb._core.config import Network
-from aiograb._http.network import ProxyRoutes, read_cookies, ssl_context
+from aiograb._http.network import Proxy, ProxyRoutes, read_cookies, ssl_context
 
 __all__ = ["CurlNetwork"]
 
@@ -58,14 +58,13 @@ class CurlNetwork:
             handle.setopt(pycurl.SHARE, self._share)
             handle.setopt(pycurl.COOKIEFILE, "")  # the engine on, over the shared jar
 
-    def proxy(self, handle: Any, url: URL) -> bool:
-        """Point ``handle`` at the proxy for ``url`` (or none); True when the proxy
-        resolves the host name (http proxies, socks5h)."""
+    def proxy(self, handle: Any, url: URL) -> Proxy | None:
+        """Point ``handle`` at the proxy for ``url``; return it (None: direct)."""
         if self._routes is None:
-            return False
+            return None
         chosen = self._routes.for_url(url)
         handle.setopt(pycurl.PROXY, str(chosen.url) if chosen is not None else "")
-        return chosen is not None and (not chosen.is_socks or chosen.remote_dns)
+        return chosen
 
     def close(self) -> None:
         if self._share is not None:

@@ -318,7 +318,9 @@ class CurlTransport:
         error = handle.aiograb_blocked if failure is not None else None
         if failure is not None and error is None:
             os_errno = handle.getinfo(pycurl.OS_ERRNO)
-            error = translate_curl(failure[0], failure[1], exchange.url, os_errno)
+            error = translate_curl(
+                failure[0], failure[1], exchange.url, os_errno, proxied=handle.aiograb_proxied
+            )
         exchange.on_done(error)
 
     # -- requests ----------------------------------------------------------------------------
@@ -339,6 +341,7 @@ class CurlTransport:
         handle.aiograb_method = "GET"
         handle.aiograb_timeouts = None
         handle.aiograb_blocked = None
+        handle.aiograb_proxied = False
 
     def _method(self, handle: Any, method: str, body: bytes | None, fields: list[str]) -> None:
         if handle.aiograb_method != "GET":  # back to a plain GET handle
@@ -392,7 +395,9 @@ class CurlTransport:
         entry = self._dns.get(host)
         if entry is None and is_ip(host):
             entry = self._dns[host] = (float("inf"), None)
-        if self._net.proxy(handle, url):
+        proxy = self._net.proxy(handle, url)
+        handle.aiograb_proxied = proxy is not None
+        if proxy is not None and (not proxy.is_socks or proxy.remote_dns):
             entry = (float("inf"), None)  # the proxy looks the name up
         if entry is not None and entry[0] > self.loop.time():
             if entry[1] is not None:
