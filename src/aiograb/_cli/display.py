@@ -105,9 +105,14 @@ def format_summary(s: Summary) -> str:
         top = ", ".join(f"{k} {v:,}" for k, v in list(s.errors.items())[:8])
         more = f" (+{len(s.errors) - 8} more classes)" if len(s.errors) > 8 else ""
         lines.append(f"  failed by class: {top}{more}")
-    lines.append(
-        f"  peak: {s.peak_threads} OS thread{'s' if s.peak_threads != 1 else ''}, "
-        f"{s.peak_rss_mb:,.0f} MB RSS"
-    )
+    lines.append(f"  peak: {_threads_line(s)}, {s.peak_rss_mb:,.0f} MB RSS")
     lines.append(f"  manifest: {s.manifest}")
     return "\n".join(lines)
+
+
+def _threads_line(s: Summary) -> str:
+    """``5 OS threads (of at most loop + resolver helper + 4 IO)``, per process when several."""
+    text = f"{s.peak_threads} OS thread{'s' if s.peak_threads != 1 else ''}"
+    bound = "loop + resolver helper" + (f" + {s.io_threads} IO" if s.io_threads else "")
+    where = f" per process, {s.processes} processes" if s.processes > 1 else ""
+    return f"{text}{where} (of at most {bound})"

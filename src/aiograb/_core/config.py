@@ -15,6 +15,7 @@ from aiograb._core.errors import UsageError
 __all__ = [
     "DEFAULT_ACCEPT",
     "DEFAULT_CONCURRENCY",
+    "DEFAULT_IO_THREADS",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_PER_HOST",
     "DEFAULT_USER_AGENT",
@@ -36,6 +37,9 @@ DEFAULT_ACCEPT = "image"
 # A body this large is almost never an image anyone wants, and in memory (the
 # client API) it would hurt: refuse it as ``too_large``. 0 lifts the limit.
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+# Threads that create, write and rename the files of ``get`` (the loop never waits for
+# the disk); fixed, whatever the concurrency. 0 stores on the loop thread.
+DEFAULT_IO_THREADS = 4
 
 
 def _check(ok: bool, message: str) -> None:

@@ -69,6 +69,10 @@ class Summary:
     peak_threads: int
     peak_rss_mb: float
     interrupted: bool = False
+    io_threads: int = 0  # the fixed IO pool's size (counted in peak_threads)
+    processes: int = 1  # event-loop processes (--procs, --dask): peak_threads is
+    # the largest of theirs, peak_rss_mb their sum
+    part_errors: tuple[str, ...] = ()  # parts whose task failed for good (rerun resumes them)
 
     @property
     def files_per_second(self) -> float:

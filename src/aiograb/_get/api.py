@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from aiograb._core.config import Limits, RequestPolicy
+from aiograb._core.config import DEFAULT_IO_THREADS, Limits, RequestPolicy
+from aiograb._core.errors import UsageError
 from aiograb._core.loop import run_stoppable
 from aiograb._core.stats import Progress, Summary
 from aiograb._get.engine import run_get
@@ -30,6 +32,7 @@ async def download_async(
     stop: asyncio.Event | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     pipeline: ImagePipeline | None = None,
+    io_threads: int = DEFAULT_IO_THREADS,
 ) -> Summary:
     """Download ``urls`` (an iterable of URLs or input rows, or a path to a URL list).
 
@@ -38,17 +41,10 @@ async def download_async(
     exceptions; ``UsageError`` is raised only for unusable input or options.
     With a ``pipeline`` (``ImagePipeline``), images are verified, filtered,
     resized and deduplicated in worker processes and stored as files or shards.
+    Files are created and renamed by ``io_threads`` IO threads (0: on the loop).
     """
-    rows: Iterable[InputRow]
-    if isinstance(urls, str | os.PathLike):
-        rows = open_source(urls)
-    else:
-        rows = (
-            u if isinstance(u, InputRow) else InputRow(line=i, url=str(u).strip())
-            for i, u in enumerate(urls, 1)
-        )
     return await run_get(
-        rows,
+        _rows(urls),
         Path(out_dir),
         limits=limits,
         policy=policy,
@@ -56,6 +52,16 @@ async def download_async(
         stop=stop,
         on_progress=on_progress,
         processor=pipeline,
+        io_threads=io_threads,
+    )
+
+
+def _rows(urls: Iterable[str] | Iterable[InputRow] | str | os.PathLike[str]) -> Iterable[InputRow]:
+    if isinstance(urls, str | os.PathLike):
+        return open_source(urls)
+    return (
+        u if isinstance(u, InputRow) else InputRow(line=i, url=str(u).strip())
+        for i, u in enumerate(urls, 1)
     )
 
 
@@ -67,6 +73,10 @@ def download(
     policy: RequestPolicy | None = None,
     retry_failed: bool = False,
     pipeline: ImagePipeline | None = None,
+    io_threads: int = DEFAULT_IO_THREADS,
+    procs: int | Literal["auto"] = 1,
+    executor: Executor | None = None,
+    parts: int | None = None,
 ) -> Summary:
     """Blocking ``download_async`` on a fresh event loop (uvloop when installed).
 
@@ -76,7 +86,21 @@ def download(
     >>> summary = aiograb.download(["https://example.org/a.jpg"], "images/")
     >>> summary.counts
     {'ok': 1}
+
+    Scale-out: ``procs=N`` (or ``"auto"``: the cores) runs N event-loop processes,
+    ``executor`` (a ``ProcessPoolExecutor``, a Dask ``client.get_executor()``) runs
+    the run's parts wherever it runs tasks. The input is planned once into
+    ``parts`` parts by host (default: one per process), under ``out_dir/parts/``,
+    with the merged manifest in ``out_dir/manifest.jsonl``; ``limits.concurrency``
+    is the total over all of them. Rerun to resume, with any ``procs``.
+
+    >>> aiograb.download("urls.txt", "images/", procs="auto")
     """
+    if executor is not None or procs != 1:
+        return _download_parted(
+            urls, out_dir, limits, policy, retry_failed, pipeline, io_threads, procs, executor,
+            parts,
+        )  # fmt: skip
 
     return run_stoppable(
         lambda stop: download_async(
@@ -87,5 +111,43 @@ def download(
             retry_failed=retry_failed,
             stop=stop,
             pipeline=pipeline,
+            io_threads=io_threads,
         )
     )
+
+
+def _download_parted(
+    urls: Iterable[str] | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    limits: Limits | None,
+    policy: RequestPolicy | None,
+    retry_failed: bool,
+    pipeline: ImagePipeline | None,
+    io_threads: int,
+    procs: int | Literal["auto"],
+    executor: Executor | None,
+    parts: int | None,
+) -> Summary:
+    from aiograb._scale.procs import default_procs, process_pool, run_parted
+
+    n = default_procs() if procs == "auto" else procs
+    if not isinstance(n, int) or not 1 <= n <= 1024:
+        raise UsageError("procs must be between 1 and 1024, or 'auto'")
+    own = executor is None
+    pool = process_pool(n) if executor is None else executor
+    try:
+        return run_parted(
+            lambda: _rows(urls),
+            out_dir,
+            pool,
+            width=n if own else None,
+            parts=parts,
+            limits=limits,
+            policy=policy,
+            retry_failed=retry_failed,
+            io_threads=io_threads,
+            pipeline=pipeline,
+        )
+    finally:
+        if own:
+            pool.shutdown(wait=True, cancel_futures=True)

@@ -207,16 +207,23 @@ async def run_get(
     on_outcome: OutcomeHook | None = None,
     progress_interval: float = 0.2,
     processor: Processor | None = None,
+    io_threads: int = 0,
 ) -> Summary:
     """Download every URL of ``rows`` into ``out_dir``; resume what a journal there holds.
 
     With a ``processor`` (the image pipeline), each body goes through its stage
-    before it is stored and recorded.
+    before it is stored and recorded. ``io_threads`` > 0 stores files from that
+    many IO threads (``FileSink``), so the loop never waits for the disk.
     """
     limits = limits or Limits()
     policy = policy or RequestPolicy()
     state = RunState(
-        rows, out_dir, retry_failed=retry_failed, on_progress=on_progress, on_outcome=on_outcome
+        rows,
+        out_dir,
+        retry_failed=retry_failed,
+        on_progress=on_progress,
+        on_outcome=on_outcome,
+        io_threads=io_threads,
     )
     clock = clock or LoopClock()
     own_transport = transport is None

@@ -65,9 +65,10 @@ class RunState:
         retry_failed: bool = False,
         on_progress: Callable[[Progress], None] | None = None,
         on_outcome: OutcomeHook | None = None,
+        io_threads: int = 0,
     ) -> None:
         self.out = Path(out_dir)
-        self.sink = FileSink(self.out)
+        self.sink = FileSink(self.out, io_threads=io_threads)
         self.sink.prepare()
         self.journal = Journal(self.out / JOURNAL_NAME)
         self._rows = to_journal(rows)
@@ -145,6 +146,7 @@ class RunState:
     def close(self, *, interrupted: bool, retries: int) -> Summary:
         """Commit, rewrite the manifest, close the journal; return the summary."""
         self.peaks.sample()
+        self.sink.close()
         elapsed = time.monotonic() - self._t0
         journal = self.journal
         journal.flush()
@@ -167,6 +169,7 @@ class RunState:
             elapsed=elapsed,
             retries=retries,
             peak_threads=self.peaks.threads,
+            io_threads=self.sink.io_threads,
             peak_rss_mb=peak_rss_mb(),
             interrupted=interrupted,
         )

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
@@ -166,6 +167,15 @@ class ImagePipeline:
         self.worker_timeout = worker_timeout
         self.handler = os.fspath(handler or Path(__file__).with_name("work.py"))
         self.statistics: PoolStatistics | None = None  # set when a run ends
+
+    def shared(self, ways: int) -> ImagePipeline:
+        """A copy for one of ``ways`` runs at once (``--procs``): the worker processes
+        (and the backlog) are shared out between them, at least one each."""
+        part = copy.copy(self)
+        part.workers = max(1, self.workers // ways)
+        part.backlog = max(1, self.backlog * part.workers // self.workers)
+        part.statistics = None
+        return part
 
     @property
     def needs_pool(self) -> bool:
