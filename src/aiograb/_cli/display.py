@@ -106,6 +106,9 @@ def format_summary(s: Summary) -> str:
         more = f" (+{len(s.errors) - 8} more classes)" if len(s.errors) > 8 else ""
         lines.append(f"  failed by class: {top}{more}")
     lines.append(f"  peak: {_threads_line(s)}, {s.peak_rss_mb:,.0f} MB RSS")
+    lines.extend(
+        f"  {problem} (run the same command again to resume it)" for problem in s.part_errors
+    )
     lines.append(f"  manifest: {s.manifest}")
     return "\n".join(lines)
 

@@ -29,8 +29,10 @@ from aiograb._cli.images import (
     add_manifest_command,
     pipeline_from_args,
 )
+from aiograb._cli.scale import SCALE_EXAMPLES, add_scale_options, run_scaled, scale_wanted
 from aiograb._core.config import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_IO_THREADS,
     DEFAULT_MAX_BYTES,
     DEFAULT_PER_HOST,
     DEFAULT_USER_AGENT,
@@ -196,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="download a list of URLs to files plus a manifest",
         description="Download every URL of a list (txt, csv, tsv, jsonl, parquet, "
         "optionally .gz, or - for stdin) into a folder.",
-        epilog=_GET_EXAMPLES + "\n" + IMAGE_EXAMPLES,
+        epilog=_GET_EXAMPLES + "\n" + IMAGE_EXAMPLES + "\n" + SCALE_EXAMPLES,
         formatter_class=fmt,
     )
     p.add_argument("input", help="URL list file, or - for stdin")
@@ -230,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_request_options(p)
     add_image_options(p)
     _add_output_options(p)
+    add_scale_options(p)
     p.set_defaults(func=cmd_get)
     add_manifest_command(sub)
 
@@ -326,6 +329,9 @@ def _summary_dict(summary: Summary) -> dict[str, Any]:
         "peak_threads": summary.peak_threads,
         "peak_rss_mb": summary.peak_rss_mb,
         "interrupted": summary.interrupted,
+        "processes": summary.processes,
+        "io_threads": summary.io_threads,
+        "part_errors": list(summary.part_errors),
         "exit_code": summary.exit_code,
     }
 
@@ -352,7 +358,11 @@ def _run_download(
     display = ProgressDisplay(enabled=not args.quiet and sys.stderr.isatty(), expected=expected)
     _tune_gc()
     with display:
-        if engine == "async":
+        if scale_wanted(args):
+            summary = run_scaled(
+                args, lambda: rows, limits, policy, retry_failed, display.update, pipeline
+            )
+        elif engine == "async":
             summary = _run_async(args, rows, limits, policy, retry_failed, display, pipeline)
         else:
             summary = _run_blocking(args, rows, limits, policy, retry_failed, display, engine)
@@ -383,6 +393,7 @@ def _run_async(
             stop=stop,
             on_progress=display.update,
             pipeline=pipeline,
+            io_threads=getattr(args, "io_threads", DEFAULT_IO_THREADS),
         ),
         use_uvloop=not args.no_uvloop,
     )
