@@ -66,7 +66,12 @@ def add_scale_options(p: argparse.ArgumentParser) -> None:
 
 
 def scale_wanted(args: argparse.Namespace) -> bool:
-    return getattr(args, "procs", 1) != 1 or bool(getattr(args, "dask", None))
+    """``--procs``/``--dask`` given, or OUT holds a planned run (resumed with any ``--procs``)."""
+    from aiograb._store.parts import is_parted
+
+    if not hasattr(args, "procs"):
+        return False
+    return args.procs != 1 or bool(args.dask) or is_parted(args.out)
 
 
 def run_scaled(

@@ -96,7 +96,9 @@ def download(
 
     >>> aiograb.download("urls.txt", "images/", procs="auto")
     """
-    if executor is not None or procs != 1:
+    from aiograb._store.parts import is_parted
+
+    if executor is not None or procs != 1 or is_parted(out_dir):
         return _download_parted(
             urls, out_dir, limits, policy, retry_failed, pipeline, io_threads, procs, executor,
             parts,

@@ -1,51 +1,15 @@
-"""One manifest for a parted output: the parts' journals merged in input order.
-
-Each part's journal lists its rows by input line (``Journal.rows``); the
-parts hold disjoint lines, so a k-way merge by line gives exactly the order a
-one-process run writes. Paths are rewritten to be relative to OUT
-(``parts/00003/ab/<key>.jpg``). Read only after the parts have finished.
-"""
+"""One manifest for a parted output: ``OUT/manifest.jsonl`` from the parts' journals."""
 
 from __future__ import annotations
 
-import heapq
 import json
 import os
-from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
-from aiograb._scale.plan import PARTS_DIR, PLAN_NAME, Plan
-from aiograb._store.journal import JOURNAL_NAME, Journal
+from aiograb._scale.plan import Plan
+from aiograb._store.parts import merged_rows
 
-__all__ = ["is_parted", "merged_rows", "write_merged_manifest"]
-
-
-def is_parted(out: str | os.PathLike[str]) -> bool:
-    """Whether ``out`` is the output of a run with several parts (``--procs``, ``--dask``)."""
-    return (Path(out) / PLAN_NAME).is_file() and (Path(out) / PARTS_DIR).is_dir()
-
-
-def _part_rows(journal: Journal, prefix: str) -> Iterator[tuple[tuple[bool, int], dict[str, Any]]]:
-    for record in journal.rows():
-        if record.get("path"):
-            record["path"] = f"{prefix}/{record['path']}"
-        line = record.get("line")
-        yield (line is None, line or 0), record
-
-
-def merged_rows(out: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """Every row of every part, in input order, paths relative to ``out``."""
-    root = Path(out) / PARTS_DIR
-    with ExitStack() as stack:
-        streams = []
-        for part in sorted(p for p in root.iterdir() if (p / JOURNAL_NAME).is_file()):
-            journal = Journal(part / JOURNAL_NAME)
-            stack.callback(journal.close)
-            streams.append(_part_rows(journal, f"{PARTS_DIR}/{part.name}"))
-        for _, record in heapq.merge(*streams, key=lambda item: item[0]):
-            yield record
+__all__ = ["write_merged_manifest"]
 
 
 def write_merged_manifest(plan: Plan, target: Path) -> int:

@@ -38,11 +38,10 @@ from typing import Any
 from aiograb._core.errors import InputError, InvalidURL, UsageError
 from aiograb._core.urls import parse_url
 from aiograb._get.sources import InputRow
+from aiograb._store.parts import PARTS_DIR, PLAN_NAME
 
 __all__ = ["PARTS_DIR", "PLAN_NAME", "Part", "Plan", "load_plan", "make_plan", "read_part_rows"]
 
-PLAN_NAME = "plan.json"
-PARTS_DIR = "parts"
 PART_INPUT = "input.jsonl"
 SPILL_NAME = ".plan-spill.jsonl"
 PLAN_VERSION = 1
