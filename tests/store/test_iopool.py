@@ -12,7 +12,7 @@ import pytest
 from aiograb import Limits, RequestPolicy, RetryPolicy, Timeouts, UsageError
 from aiograb._core.stats import os_threads
 from aiograb._core.urls import parse_url, url_key
-from aiograb._get.engine import run_get
+from aiograb._get.download import run_get
 from aiograb._get.sources import InputRow
 from aiograb._store.sinks import SPILL_BYTES, FileSink
 from aiograb.testing import RunningServer, image_bytes

@@ -13,10 +13,12 @@ from aiograb._core.config import DEFAULT_IO_THREADS, Limits, RequestPolicy
 from aiograb._core.errors import UsageError
 from aiograb._core.loop import run_stoppable
 from aiograb._core.stats import Progress, Summary
-from aiograb._get.engine import run_get
+from aiograb._get.download import run_get
 from aiograb._get.sources import InputRow, open_source
 
 if TYPE_CHECKING:
+    from aiograb._core.clock import Clock
+    from aiograb._http.aiohttp_transport import Transport
     from aiograb._images.pipeline import ImagePipeline
 
 __all__ = ["download", "download_async"]
@@ -32,6 +34,8 @@ async def download_async(
     stop: asyncio.Event | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     pipeline: ImagePipeline | None = None,
+    transport: Transport | None = None,
+    clock: Clock | None = None,
     io_threads: int = DEFAULT_IO_THREADS,
 ) -> Summary:
     """Download ``urls`` (an iterable of URLs or input rows, or a path to a URL list).
@@ -41,6 +45,8 @@ async def download_async(
     exceptions; ``UsageError`` is raised only for unusable input or options.
     With a ``pipeline`` (``ImagePipeline``), images are verified, filtered,
     resized and deduplicated in worker processes and stored as files or shards.
+    ``transport`` replaces the HTTP client (``aiograb.testing.MockTransport`` in
+    tests); ``clock`` replaces time for backoff and rate limits (``FakeClock``).
     Files are created and renamed by ``io_threads`` IO threads (0: on the loop).
     """
     return await run_get(
@@ -51,7 +57,9 @@ async def download_async(
         retry_failed=retry_failed,
         stop=stop,
         on_progress=on_progress,
-        processor=pipeline,
+        pipeline=pipeline,
+        transport=transport,
+        clock=clock,
         io_threads=io_threads,
     )
 
@@ -92,7 +100,9 @@ def download(
     the run's parts wherever it runs tasks. The input is planned once into
     ``parts`` parts by host (default: one per process), under ``out_dir/parts/``,
     with the merged manifest in ``out_dir/manifest.jsonl``; ``limits.concurrency``
-    is the total over all of them. Rerun to resume, with any ``procs``.
+    is the total over all of them. Rerun to resume, with any ``procs``. (A script
+    that uses ``procs`` needs the ``if __name__ == "__main__":`` guard: the
+    processes are spawned.)
 
     >>> aiograb.download("urls.txt", "images/", procs="auto")
     """

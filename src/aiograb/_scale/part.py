@@ -84,7 +84,7 @@ async def _watch_stop_file(path: str, stop: asyncio.Event) -> None:
 
 def run_part(job: PartJob) -> Summary:
     """Run (or resume) one part to its end; the executor's task."""
-    from aiograb._get.engine import run_get
+    from aiograb._get.download import run_get
     from aiograb._scale.plan import read_part_rows
 
     progress = _ProgressFile(job.out)
@@ -101,7 +101,7 @@ def run_part(job: PartJob) -> Summary:
                     retry_failed=job.retry_failed,
                     stop=stop,
                     on_progress=progress,
-                    processor=job.pipeline,
+                    pipeline=job.pipeline,
                     io_threads=job.io_threads,
                 )
             finally:

@@ -256,7 +256,7 @@ def _combine(
     for part, _exc in broken:
         path = plan.part_dir(part) / JOURNAL_NAME
         if path.is_file():
-            journal = Journal(path)
+            journal = Journal(path, readonly=True)
             counts.update(journal.counts())
             errors.update(journal.error_counts())
             journal.close()

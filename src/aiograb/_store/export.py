@@ -69,7 +69,7 @@ def export_manifest(out_dir: str | os.PathLike[str], to: str | os.PathLike[str])
             "exporting to Parquet needs pyarrow: pip install 'aiograb[parquet]'"
         ) from exc
     types = {"bool": pa.bool_(), "int": pa.int64(), "float": pa.float64()}
-    journal = None if parted else Journal(journal_path)
+    journal = None if parted else Journal(journal_path, readonly=True)
 
     def rows() -> Iterator[dict[str, Any]]:
         return merged_rows(out_dir) if journal is None else journal.rows()

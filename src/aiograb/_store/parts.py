@@ -44,7 +44,7 @@ def merged_rows(out: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     with ExitStack() as stack:
         streams = []
         for part in sorted(p for p in root.iterdir() if (p / JOURNAL_NAME).is_file()):
-            journal = Journal(part / JOURNAL_NAME)
+            journal = Journal(part / JOURNAL_NAME, readonly=True)
             stack.callback(journal.close)
             streams.append(_part_rows(journal, f"{PARTS_DIR}/{part.name}"))
         for _, record in heapq.merge(*streams, key=lambda item: item[0]):
