@@ -82,3 +82,14 @@ def test_a_killed_planning_run_plans_again(tmp_path: Path) -> None:
     assert load_plan(tmp_path) is None  # no plan.json: nothing counts
     plan = make_plan(iter(_rows()), tmp_path, 2)
     assert sum(len(p) for p in _parts(tmp_path)) == plan.rows == len(_rows())
+
+
+def test_image_workers_are_shared_out_between_the_parts() -> None:
+    from aiograb._images.pipeline import ImagePipeline
+
+    whole = ImagePipeline(workers=5)
+    part = whole.shared(2, 3)
+    assert (part.workers, part.first_shard) == (2, 3_000_000)
+    assert part.backlog == whole.backlog * 2 // 5
+    assert whole.shared(8, 0).workers == 1  # at least one each
+    assert (whole.workers, whole.first_shard) == (5, 0)  # the original is untouched

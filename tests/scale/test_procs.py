@@ -209,3 +209,23 @@ def test_per_host_limits_hold_across_processes(tmp_path: Path) -> None:
     assert counting.peak["127.0.0.1"] <= 4
     assert counting.peak["127.0.0.1"] > 2  # ... and both did fetch from it at once
     assert max(counting.peak.values()) <= 4
+
+
+def test_procs_with_the_image_pipeline_part_unique_shards(hosts: list[str], tmp_path: Path) -> None:
+    urls = _urls(hosts, 4)
+    src = _write(tmp_path / "urls.txt", urls)
+    out = tmp_path / "out"
+    done = aiograb_cli("get", src, "-o", out, "-q", "--per-host", "0", "--procs", "2",
+                       "--format", "webdataset", "--shard-size", "16", "--workers", "2",
+                       timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = manifest(out)
+    assert len(rows) == len(urls)
+    assert all(r["state"] == "ok" for r in rows)
+    shards = sorted(p.name for p in out.glob("parts/*/*.tar"))
+    assert len(shards) == len(set(shards))  # unique over the whole run
+    by_part = {p.parent.name: sorted(q.name for q in p.parent.glob("*.tar"))
+               for p in out.glob("parts/*/*.tar")}  # fmt: skip
+    assert by_part["00000"][0] == "00000.tar"
+    assert by_part["00001"][0] == "1000000.tar"
+    assert {r["path"].split("/")[1] for r in rows} == {"00000", "00001"}

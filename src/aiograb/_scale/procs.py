@@ -193,7 +193,6 @@ def run_parted(
     plan = _plan(rows, out, parts, width)
     running = max(1, min(width, len(plan.parts)))
     limits, policy = limits or Limits(), policy or RequestPolicy()
-    shared = pipeline.shared(running) if pipeline is not None else None
     stop_file = out / PARTS_DIR / STOP_NAME
     with _Stop(stop_file) as stop:
         jobs = [
@@ -205,7 +204,7 @@ def run_parted(
                 policy=policy,
                 retry_failed=retry_failed,
                 io_threads=io_threads,
-                pipeline=shared,
+                pipeline=pipeline.shared(running, part.index) if pipeline else None,
                 use_uvloop=use_uvloop,
             )
             for part in plan.parts
