@@ -34,6 +34,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiograb._core.errors import InputError, InvalidURL, UsageError
 from aiograb._core.urls import parse_url
@@ -87,17 +88,55 @@ def load_plan(out: Path) -> Plan | None:
     return Plan(out, parts, data["rows"], data["split"])
 
 
-def domain_of(row: InputRow) -> tuple[str, str]:
-    """``(registrable domain, normalised URL)``; ``("", "")`` for a row that is not a URL."""
+def domain_of(row: InputRow) -> str:
+    """The registrable domain of a row's host; ``""`` for a row that is not a URL.
+
+    Cheap on purpose (``urlsplit``, a cached suffix lookup): planning reads every
+    row once. A URL that the full check later rejects still has its own row, in
+    the part its host went to.
+    """
     from aiograb._crawl.scope import registrable_domain
 
     if row.error is not None:
-        return _NO_HOST, ""
+        return _NO_HOST
+    host = _fast_host(row.url)
+    if host is None:
+        try:
+            host = urlsplit(row.url.strip()).hostname or ""
+        except ValueError:
+            return _NO_HOST
+    if not host.isascii():  # one spelling for a host however the input writes it
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            return _NO_HOST
+    return registrable_domain(host).replace("\t", " ") if host else _NO_HOST
+
+
+def _fast_host(url: str) -> str | None:
+    """The host of a plain ``http(s)://host[:port]/...`` URL, or None to ask urlsplit."""
+    start = 8 if url.startswith("https://") else 7 if url.startswith("http://") else 0
+    if not start:
+        return None
+    end = len(url)
+    for sep in "/?#":
+        if (i := url.find(sep, start)) != -1 and i < end:
+            end = i
+    netloc = url[start:end]
+    if "@" in netloc or "[" in netloc or "\\" in netloc or not netloc:
+        return None
+    host, _, port = netloc.partition(":")
+    if port and not port.isdigit():
+        return None
+    return host.lower()
+
+
+def _url_key(url: str) -> str:
+    """The normalised URL (the journal's key), so repeats of a split domain meet."""
     try:
-        url = parse_url(row.url)
+        return str(parse_url(url))
     except InvalidURL:
-        return _NO_HOST, ""
-    return registrable_domain(url.host or ""), str(url)
+        return url
 
 
 def _stable_hash(text: str) -> int:
@@ -142,9 +181,9 @@ def make_plan(rows: Iterable[InputRow], out: Path, n_parts: int) -> Plan:
     spill, counts = out / SPILL_NAME, Counter[str]()
     with spill.open("w", encoding="utf-8") as fh:
         for row in rows:
-            domain, key = domain_of(row)
+            domain = domain_of(row)
             counts[domain] += 1
-            fh.write(f"{json.dumps([domain, key])}\t{_encode(row)}\n")
+            fh.write(f"{domain}\t{_encode(row)}\n")
     assignment, _loads = _assign(counts, n_parts)
     sizes = _route(spill, parts_root, assignment, n_parts)
     spill.unlink()
@@ -170,10 +209,13 @@ def _route(spill: Path, root: Path, assignment: dict[str, list[int]], n: int) ->
     try:
         with spill.open(encoding="utf-8") as fh:
             for text in fh:
-                head, _, encoded = text.partition("\t")
-                domain, key = json.loads(head)
+                domain, _, encoded = text.partition("\t")
                 indexes = assignment[domain]
-                i = indexes[0] if len(indexes) == 1 else indexes[_stable_hash(key) % len(indexes)]
+                if len(indexes) == 1:
+                    i = indexes[0]
+                else:  # a split domain: by the hash of the normalised URL
+                    key = _url_key(json.loads(encoded)[1])
+                    i = indexes[_stable_hash(key) % len(indexes)]
                 files[i].write(encoded)
                 sizes[i] += 1
     finally:
