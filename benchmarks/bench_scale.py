@@ -4,7 +4,9 @@ nginx (from Debian) serves real images (the test server's JPEG/PNG/WebP/GIF,
 written once to tmpfs) on 16 loopback addresses with no added latency; each
 client is a child process writing to a fresh folder on tmpfs; the rounds rotate
 the order. Reported: files/s of each configuration (wall from spawn to exit,
-planning and process start-up included) and the ratios to one process.
+planning and process start-up included) and the ratios to one process. The
+reference "2 halves by hand" is what a perfect split costs here: two ordinary
+one-process runs at once, each on the URLs of 8 of the 16 hosts.
 img2dataset is run at 2 processes too when it is installed (it is not a
 dependency: skipped otherwise).
 
@@ -97,6 +99,19 @@ def write_urls(path: Path, port: int, n: int, files: int) -> None:
             fh.write(f"http://{host}:{port}/img/{k}.{EXTENSIONS[k % len(EXTENSIONS)]}\n")
 
 
+def halves_cmd(work: Path, out: Path, concurrency: int) -> list[str]:
+    """Two one-process runs at once (a shell waits for both), -c split between them."""
+    runs = [
+        " ".join(
+            aiograb_cmd(
+                work / f"half{h}.txt", out / f"h{h}", work / f"s{h}.json", concurrency // 2, []
+            )
+        )
+        for h in (0, 1)
+    ]
+    return ["sh", "-c", f"{runs[0]} & {runs[1]} & wait"]
+
+
 def img2dataset_cmd(urls: Path, out: Path) -> list[str] | None:
     if shutil.which("img2dataset") is None:
         return None
@@ -116,6 +131,7 @@ def main() -> None:
         "one process": [],
         "--procs 2": ["--procs", "2"],
         "--dask local:2": ["--dask", "local:2"],
+        "2 halves by hand": [],
     }
     walls: dict[str, list[float]] = {k: [] for k in configs}
     with tempfile.TemporaryDirectory(prefix="aiograb-bench-scale-", dir=args.tmpfs) as tmp:
@@ -123,6 +139,13 @@ def main() -> None:
         with nginx(work / "nginx", files=max(1, args.n // len(HOSTS))) as (pid, port):
             urls = work / "urls.txt"
             write_urls(urls, port, args.n, max(1, args.n // len(HOSTS)))
+            lines = urls.read_text().splitlines(keepends=True)
+            for half in (0, 1):  # hosts 1-8 and 9-16 (line i is on host i % 16)
+                mine = [line for i, line in enumerate(lines) if i % 16 // 8 == half]
+                (work / f"half{half}.txt").write_text("".join(mine))
+                        if k % 16 < 8 and k + half * 8 < len(lines)
+                    )
+                )
             names = list(configs)
             if img2dataset_cmd(urls, work) is None:
                 print("img2dataset is not installed: skipped", flush=True)
@@ -136,6 +159,8 @@ def main() -> None:
                     cmd = (
                         img2dataset_cmd(urls, out)
                         if name.startswith("img2dataset")
+                        else halves_cmd(work, out, args.concurrency)
+                        if name == "2 halves by hand"
                         else aiograb_cmd(
                             urls, out, work / "s.json", args.concurrency, configs[name]
                         )
