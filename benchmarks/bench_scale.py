@@ -143,9 +143,6 @@ def main() -> None:
             for half in (0, 1):  # hosts 1-8 and 9-16 (line i is on host i % 16)
                 mine = [line for i, line in enumerate(lines) if i % 16 // 8 == half]
                 (work / f"half{half}.txt").write_text("".join(mine))
-                        if k % 16 < 8 and k + half * 8 < len(lines)
-                    )
-                )
             names = list(configs)
             if img2dataset_cmd(urls, work) is None:
                 print("img2dataset is not installed: skipped", flush=True)
