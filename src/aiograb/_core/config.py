@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_PER_HOST",
     "DEFAULT_USER_AGENT",
+    "ENGINES",
     "Limits",
     "RequestPolicy",
     "RetryPolicy",
@@ -40,6 +41,9 @@ DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 # Threads that create, write and rename the files of ``get`` (the loop never waits for
 # the disk); fixed, whatever the concurrency. 0 stores on the loop thread.
 DEFAULT_IO_THREADS = 4
+# The engines of ``get``: one event loop (the default), and the two blocking ones it
+# is measured against (``aiograb bench``): a thread pool, one request at a time.
+ENGINES = ("async", "threads", "sync")
 
 
 def _check(ok: bool, message: str) -> None:
