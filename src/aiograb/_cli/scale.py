@@ -109,4 +109,4 @@ def run_scaled(
             )
     procs = default_procs() if args.procs == "auto" else args.procs
     with process_pool(procs) as pool:
-        return run_parted(rows, args.out, pool, width=procs, **common)
+        return run_parted(rows, args.out, pool, width=procs, own_processes=True, **common)

@@ -159,6 +159,7 @@ def _download_parted(
             retry_failed=retry_failed,
             io_threads=io_threads,
             pipeline=pipeline,
+            own_processes=own,
         )
     finally:
         if own:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import time
@@ -44,6 +45,7 @@ class PartJob:
     io_threads: int = 0
     pipeline: ImagePipeline | None = None
     use_uvloop: bool = True
+    own_process: bool = False  # a process of our own pool (--procs): tune its collector
 
 
 class _ProgressFile:
@@ -88,6 +90,12 @@ def run_part(job: PartJob) -> Summary:
     from aiograb._scale.plan import read_part_rows
 
     progress = _ProgressFile(job.out)
+    if job.own_process:
+        # As the CLI does for its own process (BENCHMARKS.md: -8% CPU): a bulk download
+        # makes many short-lived containers. Not in a Dask worker, which is not ours.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
 
     async def main(stop: asyncio.Event) -> Summary:
         async with asyncio.TaskGroup() as tg:

@@ -182,6 +182,7 @@ def run_parted(
     on_progress: Callable[[Progress], None] | None = None,
     probe: Callable[[str, str], Iterable[str | None]] | None = None,
     use_uvloop: bool = True,
+    own_processes: bool = False,
 ) -> Summary:
     """Plan ``rows()`` (only when ``out_dir`` has no plan yet) and run every part on
     ``executor``; return the summary of the whole run."""
@@ -206,6 +207,7 @@ def run_parted(
                 io_threads=io_threads,
                 pipeline=pipeline.shared(running, part.index) if pipeline else None,
                 use_uvloop=use_uvloop,
+                own_process=own_processes,
             )
             for part in plan.parts
         ]
