@@ -179,6 +179,7 @@ def main() -> None:
         "machine": machine(),
         "files_per_s": rate,
         "ratio_to_one_process": {k: v / base for k, v in rate.items()},
+        "best_files_per_s": {k: args.n / min(v) for k, v in walls.items()},
         "walls": walls,
     }
     print(json.dumps(result, indent=2))
