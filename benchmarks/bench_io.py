@@ -70,6 +70,8 @@ def main() -> None:
         "median_wall_s": med,
         "files_per_s": {k: args.n / v for k, v in med.items()},
         "median_cpu_s": {k: statistics.median(v) for k, v in cpus.items()},
+        "best_wall_s": {k: min(v) for k, v in walls.items()},
+        "walls": walls,
         "disk_over_tmpfs_wall": {
             f"io={io}": med[f"disk io={io}"] / med[f"tmpfs io={io}"] for io in (0, args.io_threads)
         },
