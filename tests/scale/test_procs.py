@@ -229,3 +229,27 @@ def test_procs_with_the_image_pipeline_part_unique_shards(hosts: list[str], tmp_
     assert by_part["00000"][0] == "00000.tar"
     assert by_part["00001"][0] == "1000000.tar"
     assert {r["path"].split("/")[1] for r in rows} == {"00000", "00001"}
+
+
+def test_download_takes_any_executor(hosts: list[str], tmp_path: Path) -> None:
+    """The library: download(..., executor=) with a ProcessPoolExecutor; a rerun resumes."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import aiograb
+    from aiograb._store.parts import is_parted
+
+    urls = _urls(hosts, 3)
+    limits = aiograb.Limits(concurrency=32, per_host=0)
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=spawn) as pool:
+        summary = aiograb.download(urls, tmp_path / "out", limits=limits, executor=pool)
+        again = aiograb.download(urls, tmp_path / "out", limits=limits, executor=pool)
+    assert summary.counts == {"ok": len(urls)}
+    assert summary.processes == 2
+    assert summary.exit_code == 0
+    assert is_parted(tmp_path / "out")
+    assert again.fetched == 0  # everything was done: nothing fetched again
+    rows = manifest(tmp_path / "out")
+    assert [r["url"] for r in rows] == urls  # input order
+    _check_files(tmp_path / "out", rows)
