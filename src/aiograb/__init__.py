@@ -13,12 +13,14 @@ verifies, resizes and deduplicates images in worker processes on the way.
 """
 
 from aiograb.__about__ import __version__
-from aiograb._client.client import Client, Response, Result, open_client
+from aiograb._client.client import Client, ClientStatistics, Response, Result, open_client
 from aiograb._core.clock import Clock, FakeClock, LoopClock
 from aiograb._core.config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_PER_HOST,
     DEFAULT_USER_AGENT,
+    Budget,
+    Hedge,
     Limits,
     RequestPolicy,
     RetryPolicy,
@@ -34,6 +36,7 @@ from aiograb._core.errors import (
     HTTPStatusError,
     ImageError,
     InputError,
+    InvalidRequest,
     InvalidURL,
     NotAccepted,
     ProtocolError,
@@ -64,7 +67,9 @@ __all__ = [
     "AiograbError",
     "AiohttpTransport",
     "BlockedAddress",
+    "Budget",
     "Client",
+    "ClientStatistics",
     "Clock",
     "ConnectError",
     "ConnectionReset",
@@ -74,11 +79,13 @@ __all__ = [
     "DeadlineExceeded",
     "FakeClock",
     "HTTPStatusError",
+    "Hedge",
     "ImageError",
     "ImageOptions",
     "ImagePipeline",
     "InputError",
     "InputRow",
+    "InvalidRequest",
     "InvalidURL",
     "Limits",
     "LoopClock",

@@ -14,10 +14,13 @@ from aiograb._core.errors import UsageError
 
 __all__ = [
     "DEFAULT_ACCEPT",
+    "DEFAULT_BUDGET",
     "DEFAULT_CONCURRENCY",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_PER_HOST",
     "DEFAULT_USER_AGENT",
+    "Budget",
+    "Hedge",
     "Limits",
     "RequestPolicy",
     "RetryPolicy",
@@ -113,3 +116,76 @@ class RequestPolicy:
         _check(0 <= self.max_redirects <= 100, "max-redirects must be between 0 and 100")
         _check(self.max_bytes >= 0, "max-bytes must be >= 0 (0 = unlimited)")
         _check(bool(self.accept.strip()), "accept must not be empty")
+
+
+# The share of extra attempts (retries and hedges) a backend may get over requests,
+# Finagle/Envoy style: a backend that fails everything sees at most 5 % more load.
+DEFAULT_BUDGET = 0.05
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Budget:
+    """How many extra attempts (retries + hedges) per host the client may send.
+
+    Over the last ``window`` seconds, extras may be at most ``ratio`` × requests,
+    plus ``min_extra`` so that a quiet client can still retry a lone failure.
+
+    >>> Budget(ratio=0.1, window=10.0, min_extra=0)
+    """
+
+    ratio: float = DEFAULT_BUDGET
+    window: float = 10.0
+    min_extra: int = 10
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.ratio <= 10, "budget ratio must be between 0 and 10")
+        _check(self.window > 0, "budget window must be > 0 seconds")
+        _check(self.min_extra >= 0, "budget min_extra must be >= 0")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Hedge:
+    """Hedged requests ("The Tail at Scale"): when an idempotent request has not
+    answered after ``after``, send a second copy; the first response wins and the
+    other is cancelled.
+
+    ``after`` is seconds, or a percentile of the latencies recently seen for the
+    host such as ``"p95"`` (until ``min_samples`` are seen, ``initial`` seconds).
+    ``budget`` (a fraction, or a ``Budget``) caps hedges and retries together.
+
+    >>> Hedge(after="p95", budget=0.05)
+    >>> Hedge(after=0.05)
+    """
+
+    after: float | str = "p95"
+    budget: float | Budget = DEFAULT_BUDGET
+    initial: float = 0.1
+    min_samples: int = 20
+
+    def __post_init__(self) -> None:
+        if isinstance(self.after, str):
+            text = self.after.strip().lower()
+            ok = text.startswith("p") and text[1:].replace(".", "", 1).isdigit()
+            _check(
+                ok and 0 < float(text[1:]) < 100,
+                f"hedge after must be seconds or 'p50'..'p99.9', not {self.after!r}",
+            )
+        else:
+            _check(self.after >= 0, "hedge after must be >= 0 seconds")
+        if not isinstance(self.budget, Budget):
+            _check(
+                isinstance(self.budget, int | float), "hedge budget must be a fraction or a Budget"
+            )
+            object.__setattr__(self, "budget", Budget(ratio=float(self.budget)))
+        _check(self.initial >= 0, "hedge initial must be >= 0 seconds")
+        _check(self.min_samples >= 1, "hedge min_samples must be >= 1")
+
+    @property
+    def percentile(self) -> float | None:
+        """The percentile of ``after`` (95.0 for ``"p95"``), None when it is seconds."""
+        return float(self.after.strip()[1:]) if isinstance(self.after, str) else None
+
+    @property
+    def extra_budget(self) -> Budget:
+        assert isinstance(self.budget, Budget)
+        return self.budget
