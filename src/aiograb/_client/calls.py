@@ -7,6 +7,7 @@ with an error. Only cancellation (and bugs) propagate.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 
 from yarl import URL
@@ -23,6 +24,7 @@ from aiograb._store.sinks import MemorySink
 __all__ = ["Call", "Calls"]
 
 _BAD_HEADER_CHARS = frozenset("\r\n\0")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an HTTP method (RFC 9110 token)
 
 
 @dataclass(slots=True)
@@ -41,7 +43,7 @@ def check_request(request: Request) -> RequestError | None:
     for name, value in (request.headers or {}).items():
         if _BAD_HEADER_CHARS.intersection(name) or _BAD_HEADER_CHARS.intersection(str(value)):
             return InvalidRequest(f"header {name!r} contains CR, LF or NUL", url=request.url)
-    if not request.method.isalpha():
+    if not _TOKEN.fullmatch(request.method):
         return InvalidRequest(f"invalid method {request.method!r}", url=request.url)
     return None
 
