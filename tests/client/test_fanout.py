@@ -133,9 +133,11 @@ def test_only_idempotent_requests_are_hedged() -> None:
     backend = Backend()
 
     async def main() -> None:
-        async with serve_app(backend.app()) as base:
-            hedge = Hedge(after=0.02, budget=Budget(ratio=1.0))
-            async with open_client(hedge=hedge, policy=NO_RETRY) as client:
+        hedge = Hedge(after=0.02, budget=Budget(ratio=1.0))
+        async with (
+            serve_app(backend.app()) as base,
+            open_client(hedge=hedge, policy=NO_RETRY) as client,
+        ):
             requests = [
                 Request(f"{base}/k/post", method="POST", data=b"x"),
                 Request(f"{base}/k/patch", method="PATCH", data=b"x"),
@@ -242,7 +244,7 @@ def test_gather_keeps_the_input_order() -> None:
         async with serve_app(app) as base, open_client(limits=Limits(concurrency=30)) as client:
             results = await client.gather([f"{base}/?i={i}" for i in range(300)])
             assert [r.response.text() if r.response else None for r in results] == [
-            str(i) for i in range(300)
+                str(i) for i in range(300)
             ]
             assert await client.gather([]) == []
 
@@ -274,8 +276,8 @@ def test_gather_fail_fast_cancels_the_rest_and_raises_the_first_error() -> None:
             requests = [f"{base}/slow?i={i}" for i in range(10)] + [f"{base}/bad"]
             # Without fail_fast this would take 10 s; the test's bound says it did not.
             async with asyncio.timeout(5):
-            with pytest.raises(HTTPStatusError) as info:
-                await client.gather(requests, fail_fast=True)
+                with pytest.raises(HTTPStatusError) as info:
+                    await client.gather(requests, fail_fast=True)
             assert info.value.status == 500
             assert client.statistics().in_flight == 0
             # Without fail_fast the same failure is one result among the others.
@@ -308,12 +310,12 @@ def test_fan_outs_share_the_slots_fairly() -> None:
             small = [f"{base}/?fan=small&i={i}" for i in range(10)]
 
             async def later() -> list[object]:
-            await big_started.wait()
-            return list(await client.gather(small))
+                await big_started.wait()
+                return list(await client.gather(small))
 
             async with asyncio.TaskGroup() as tg:
-            big_task = tg.create_task(client.gather(big, concurrency=200))
-            small_task = tg.create_task(later())
+                big_task = tg.create_task(client.gather(big, concurrency=200))
+                small_task = tg.create_task(later())
             assert all(r.ok for r in big_task.result())
             assert len(small_task.result()) == 10
 
@@ -324,6 +326,7 @@ def test_fan_outs_share_the_slots_fairly() -> None:
     assert order[first_small:last_small].count("big") <= 30
 
 
+@pytest.mark.slow
 def test_no_fd_or_task_leak_after_10k_hedged_calls() -> None:
     served = 0
 
@@ -343,16 +346,18 @@ def test_no_fd_or_task_leak_after_10k_hedged_calls() -> None:
         async with serve_app(app) as base:
             tasks_before, fds_before = len(asyncio.all_tasks()), fds()
             hedge = Hedge(after=0.001, budget=Budget(ratio=1.0))
-            async with asyncio.timeout(100):
-            async with open_client(hedge=hedge, limits=Limits(concurrency=64)) as client:
+            async with (
+                asyncio.timeout(100),
+                open_client(hedge=hedge, limits=Limits(concurrency=64)) as client,
+            ):
                 results = await client.gather([f"{base}/?i={i}" for i in range(10_000)])
                 assert all(r.ok for r in results)
                 assert client.statistics().hedges > 1000
                 assert client.statistics().in_flight == 0
             for _ in range(100):  # the server's side of closed connections winds down
-            if len(asyncio.all_tasks()) <= tasks_before and fds() <= fds_before:
-                break
-            await asyncio.sleep(0.02)
+                if len(asyncio.all_tasks()) <= tasks_before and fds() <= fds_before:
+                    break
+                await asyncio.sleep(0.02)
             gc.collect()
             return tasks_before, len(asyncio.all_tasks()), fds_before, fds()
 
