@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from aiograb import (
+    DEFAULT_PER_HOST,
     Budget,
     FakeClock,
     Hedge,
@@ -57,8 +58,10 @@ class Backend:
         return app
 
 
-def test_open_client_has_no_per_host_limit_by_default() -> None:
+@pytest.mark.parametrize("limits", [None, Limits(concurrency=150)], ids=["default", "unset"])
+def test_open_client_has_no_per_host_limit_by_default(limits: Limits | None) -> None:
     """100 calls to one host are all in flight at once (get/crawl keep 16)."""
+    assert Limits().host_limit() == DEFAULT_PER_HOST == 16  # what get/crawl use
     in_flight = peak = 0
     everyone = asyncio.Event()
 
@@ -79,7 +82,7 @@ def test_open_client_has_no_per_host_limit_by_default() -> None:
     async def main() -> None:
         app = web.Application()
         app.router.add_get("/", handler)
-        async with serve_app(app) as base, open_client() as client:
+        async with serve_app(app) as base, open_client(limits=limits) as client:
             results = await client.gather(f"{base}/?i={i}" for i in range(100))
             assert all(r.ok for r in results)
 

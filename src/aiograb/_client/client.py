@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json as jsonlib
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -310,15 +311,18 @@ async def open_client(
 ) -> AsyncIterator[Client]:
     """Open a client: one connection pool, fair admission, retries, optional hedging.
 
-    ``limits`` defaults to ``SERVICE_LIMITS``: no per-host limit, only
-    ``concurrency`` in flight in total. ``policy`` defaults to accepting any
-    content type. ``hedge`` sends a second copy of a slow idempotent request.
+    ``limits`` defaults to ``SERVICE_LIMITS``: no per-host limit (also when
+    ``Limits.per_host`` is left unset), only ``concurrency`` in flight in total.
+    ``policy`` defaults to accepting any content type. ``hedge`` sends a second
+    copy of a slow idempotent request.
     ``budget`` caps retries and hedges together per host (default
     ``hedge.budget``, else 5 % of requests over 10 s).
 
     >>> async with open_client(hedge=Hedge(after="p95")) as client: ...
     """
     limits = limits or SERVICE_LIMITS
+    if limits.per_host is None:  # unset: a service's default, not a crawler's
+        limits = dataclasses.replace(limits, per_host=0)
     policy = policy or CLIENT_POLICY
     clock = clock or LoopClock()
     if isinstance(budget, int | float):

@@ -51,16 +51,24 @@ class Limits:
     """How much may be in flight.
 
     >>> Limits(concurrency=500, per_host=0)   # 0 = no per-host limit
+
+    ``per_host=None`` (the default) means the caller's default: ``DEFAULT_PER_HOST``
+    for ``download``/``crawl`` (other people's sites), none for ``open_client``
+    (a service calling its own backends).
     """
 
     concurrency: int = DEFAULT_CONCURRENCY
-    per_host: int = DEFAULT_PER_HOST
+    per_host: int | None = None
     rate: float = 0.0  # requests per second per host; 0 = unlimited
 
     def __post_init__(self) -> None:
         _check(1 <= self.concurrency <= 100_000, "concurrency must be between 1 and 100000")
-        _check(self.per_host >= 0, "per-host must be >= 0 (0 = unlimited)")
+        _check(self.per_host is None or self.per_host >= 0, "per-host must be >= 0 (0 = unlimited)")
         _check(self.rate >= 0, "rate must be >= 0 (0 = unlimited)")
+
+    def host_limit(self, default: int = DEFAULT_PER_HOST) -> int:
+        """``per_host``, or ``default`` when it was left unset (0 = unlimited)."""
+        return default if self.per_host is None else self.per_host
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

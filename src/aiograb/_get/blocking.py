@@ -81,7 +81,7 @@ class BlockingFetcher:
     def __init__(self, policy: RequestPolicy, limits: Limits) -> None:
         self._policy = policy
         self._rules = FetchRules(policy)
-        self._per_host = limits.per_host
+        self._per_host = limits.host_limit()
         self._local = threading.local()
         self._slots: dict[str, threading.Semaphore] = {}
         self._lock = threading.Lock()
