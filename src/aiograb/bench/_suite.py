@@ -316,7 +316,13 @@ def run_bench(config: BenchConfig, *, log: Log = print) -> dict[str, Any]:
             results["cpu"] = runner.cpu()
         if peers:
             results["peers"] = runner.peers(peers)
+    if config.fanout is not None:  # the service fan-out (#12), with its own backend
+        from ._fanout import run_fanout
+
+        results["fanout"] = run_fanout(config.fanout, log=log)
     results["peers_found"] = [p.name for p in peers]
     results["duration_s"] = round(time.perf_counter() - t0, 2)
     derive(results)
+    if config.fanout is not None:
+        results["acceptance"] += results["fanout"]["acceptance"]
     return results
