@@ -25,9 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ._fanout_backend import assigned_latency
-from ._fanout_child import round_keys
 from ._fanout_clients import CLIENTS, available_clients
+from ._fanout_model import assigned_latency, round_keys
 from ._measure import measure_process
 
 __all__ = ["FanoutSpec", "fanout_acceptance", "fanout_table", "quick_fanout", "run_fanout"]
@@ -57,8 +56,8 @@ class FanoutSpec:
 
 
 def quick_fanout() -> FanoutSpec:
-    """The small size ``aiograb bench --fanout`` runs (~1 minute on 2 cores)."""
-    return FanoutSpec(widths=(100, 500), rounds=(15, 8))
+    """The small size ``aiograb bench --fanout`` runs (~1-2 minutes on 2 cores)."""
+    return FanoutSpec(widths=(100, 300), rounds=(12, 6))
 
 
 class _Backend:
@@ -84,6 +83,8 @@ class _Backend:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def _env() -> dict[str, str]:

@@ -18,31 +18,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import json
-import math
 from dataclasses import dataclass, field
-from statistics import NormalDist
 from typing import Any
 
-__all__ = ["MEDIAN_S", "SIGMA", "TAIL_P", "TAIL_S", "assigned_latency", "main"]
+from aiograb.bench._fanout_model import MEDIAN_S, assigned_latency
 
-MEDIAN_S = 0.020
-SIGMA = 0.35  # p95 ~ 36 ms, p99.9 ~ 59 ms
-TAIL_P = 0.001
-TAIL_S = 0.400
-_NORMAL = NormalDist()
+__all__ = ["main", "serve"]
+
 _STATUS = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-
-
-def assigned_latency(key: str, seed: int = 12) -> float:
-    """The latency of the first request for ``key`` (seconds), the same on every run."""
-    digest = hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=16).digest()
-    u_tail = int.from_bytes(digest[:8], "big") / 2**64
-    if u_tail < TAIL_P:
-        return TAIL_S
-    u = int.from_bytes(digest[8:], "big") / 2**64
-    return MEDIAN_S * math.exp(SIGMA * _NORMAL.inv_cdf(min(max(u, 1e-12), 1 - 1e-12)))
 
 
 @dataclass

@@ -13,13 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from aiograb.bench._fanout_clients import ASYNC_CLIENTS, SYNC_CLIENTS
+from aiograb.bench._fanout_model import round_keys
 
-__all__ = ["main", "round_keys", "round_urls"]
-
-
-def round_keys(width: int, r: int | str) -> list[str]:
-    """The keys of round ``r`` (``"warm"`` for warm-up): the same for every client."""
-    return [f"w{width}-r{r}-{i}" for i in range(width)]
+__all__ = ["main", "round_urls"]
 
 
 def round_urls(spec: dict[str, Any], r: int | str) -> list[str]:
