@@ -40,7 +40,7 @@ from aiohttp import web
 
 import aiograb
 
-DEADLINE_S = 5.0
+DEADLINE_S = 10.0  # per incoming request
 
 
 def backend_urls(backend: str, request_id: str, width: int, impl: str) -> list[str]:
@@ -147,6 +147,13 @@ def _start(cmd: list[str]) -> tuple[subprocess.Popen[str], int]:
     return proc, int(words[1])
 
 
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    proc.wait(timeout=10)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
 def _proc_stat(pid: int) -> tuple[float, int, float]:
     """CPU seconds, OS threads, peak RSS (MB) of a running process (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -207,8 +214,7 @@ def _measure(args: argparse.Namespace, backend: str, impl: str) -> dict[str, Any
         poller.join()
         cpu1, _threads, rss = _proc_stat(proc.pid)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        _stop(proc)
     calls = args.m * args.w * args.requests
     lat.sort()
     return {
@@ -233,8 +239,7 @@ def loadtest(args: argparse.Namespace) -> None:
             print(json.dumps(row), flush=True)
             rows.append(row)
     finally:
-        backend.terminate()
-        backend.wait(timeout=10)
+        _stop(backend)
     print(f"\nM={args.m} concurrent incoming requests x {args.requests}, W={args.w} calls each")
     print("| service | p50 ms | p99 ms | CPU µs/backend call | OS threads | peak RSS MB |")
     print("|---|---:|---:|---:|---:|---:|")

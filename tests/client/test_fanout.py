@@ -378,3 +378,35 @@ def test_hedge_and_budget_are_validated() -> None:
         Budget(ratio=-0.1)
     assert Hedge(after="p99.9").percentile == 99.9
     assert Hedge(budget=0.2).extra_budget == Budget(ratio=0.2)
+
+
+def test_equal_fan_outs_finish_one_after_another_not_all_at_the_end() -> None:
+    """Four fan-outs of 40 started together through 4 slots: the first is done after
+    about a quarter of the work (round-robin would finish every one near the end)."""
+    served = 0
+    done_at: list[int] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        nonlocal served
+        served += 1
+        await asyncio.sleep(0.002)
+        return web.Response(text="ok")
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/", handler)
+        async with serve_app(app) as base, open_client(limits=Limits(concurrency=4)) as client:
+
+            async def fan(j: int) -> None:
+                results = await client.gather([f"{base}/?fan={j}&i={i}" for i in range(40)])
+                assert all(r.ok for r in results)
+                done_at.append(served)
+
+            async with asyncio.TaskGroup() as tg:
+                for j in range(4):
+                    tg.create_task(fan(j))
+
+    run(main())
+    assert sorted(done_at) == done_at
+    assert done_at[0] <= 60  # of 160: the first fan-out did not wait for the others
+    assert done_at[1] <= 100

@@ -130,7 +130,7 @@ class Client:
 
         >>> resp = await client.fetch("https://api.example.org/health")
         """
-        result = await self._one(_as_request(request), Lane())
+        result = await self._one(_as_request(request), Lane(1))
         if result.error is not None:
             raise result.error
         assert result.response is not None
@@ -179,7 +179,7 @@ class Client:
         """
         todo = [_as_request(r) for r in requests]
         results: list[Result | None] = [None] * len(todo)
-        lane, ends_at = Lane(), self._ends_at(deadline)
+        lane, ends_at = Lane(len(todo)), self._ends_at(deadline)
         items = iter(enumerate(todo))
 
         async def work() -> None:
