@@ -7,7 +7,7 @@ gets at most ``ratio`` more load, not ``retries`` times more.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 
 from aiograb._core.clock import Clock
 from aiograb._core.config import Budget
@@ -44,19 +44,21 @@ class ExtraBudget:
         self.budget = budget
         self._clock = clock
         self._width = budget.window / _BUCKETS
-        self._hosts: OrderedDict[str, _Window] = OrderedDict()
+        self._hosts: dict[str, _Window] = {}
         self.spent = 0  # extras granted, over all hosts
         self.refused = 0  # extras refused for lack of budget
 
     def _window(self, host: str) -> tuple[_Window, list[int]]:
         window = self._hosts.get(host)
         if window is None:
+            if len(self._hosts) >= _MAX_HOSTS:  # forget the oldest host seen
+                del self._hosts[next(iter(self._hosts))]
             window = self._hosts[host] = _Window()
-            if len(self._hosts) > _MAX_HOSTS:
-                self._hosts.popitem(last=False)
-        else:
-            self._hosts.move_to_end(host)
-        return window, window.current(int(self._clock.now() // self._width))
+        bucket = int(self._clock.now() // self._width)
+        buckets = window.buckets
+        if buckets and buckets[-1][0] == bucket and buckets[0][0] > bucket - _BUCKETS:
+            return window, buckets[-1]  # the usual case: nothing to slide
+        return window, window.current(bucket)
 
     def request(self, host: str) -> None:
         """Count one request (a deposit)."""

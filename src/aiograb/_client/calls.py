@@ -24,6 +24,7 @@ from aiograb._store.sinks import MemorySink
 __all__ = ["Call", "Calls"]
 
 _BAD_HEADER_CHARS = frozenset("\r\n\0")
+_COMMON_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an HTTP method (RFC 9110 token)
 
 
@@ -40,6 +41,8 @@ class Call:
 
 def check_request(request: Request) -> RequestError | None:
     """Refuse, before sending, what the HTTP client would raise ``ValueError`` on."""
+    if request.headers is None and request.method in _COMMON_METHODS:
+        return None  # the hot path of a fan-out
     for name, value in (request.headers or {}).items():
         if _BAD_HEADER_CHARS.intersection(name) or _BAD_HEADER_CHARS.intersection(str(value)):
             return InvalidRequest(f"header {name!r} contains CR, LF or NUL", url=request.url)
@@ -84,10 +87,18 @@ class Calls:
             return Call(None, invalid)
         host = url.host or ""
         self._budget.request(host)
-        if self._hedge is None or not request.hedgeable:
-            await self._admission.acquire(lane)
-            return _call(await self._holding(request, url))
-        return await self._hedged(request, url, host, lane)
+        if self._hedge is not None and request.hedgeable:
+            return await self._hedged(request, url, host, lane)
+        await self._admission.acquire(lane)
+        try:  # _holding, inlined: this is every plain call's path
+            got: Outcome | RequestError = await self._fetcher.fetch(
+                request, self._sink, "", url=url
+            )
+        except ValueError as exc:
+            got = InvalidRequest(f"cannot send this request: {exc}", url=request.url)
+        finally:
+            self._admission.release()
+        return _call(got)
 
     async def _holding(self, request: Request, url: URL) -> Outcome | RequestError:
         """Fetch under an admission slot already acquired; release it after."""

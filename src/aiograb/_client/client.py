@@ -143,7 +143,9 @@ class Client:
 
     async def _until(self, req: Request, lane: Lane, ends_at: float | None) -> Result:
         if ends_at is None:
-            return await self._one(req, lane)
+            if self._closed:
+                raise UsageError("the client is closed (used after open_client's block ended)")
+            return _result(req, await self._calls.run(req, lane))
         remaining = ends_at - asyncio.get_running_loop().time()
         if remaining <= 0:
             return Result(req, None, _late(req))
