@@ -325,4 +325,6 @@ def run_bench(config: BenchConfig, *, log: Log = print) -> dict[str, Any]:
     derive(results)
     if config.fanout is not None:
         results["acceptance"] += results["fanout"]["acceptance"]
+        rows = results["fanout"]["rows"]
+        results["errors"] += sum(int("failed" in r) + r.get("errors", 0) for r in rows)
     return results
