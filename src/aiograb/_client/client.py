@@ -11,7 +11,7 @@ For a service that must call hundreds or thousands of backends per request::
 It shares the engine's pieces (transport, retries, redirects, limits) with
 ``aiograb get``; only the sink differs (memory, not files). Unlike ``get``, it
 has no per-host limit by default (a service calls its own backends), and
-concurrent fan-outs share its slots round-robin (see ``admission``).
+concurrent fan-outs share its slots fairly (see ``admission``).
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import asyncio
 import contextlib
 import dataclasses
 import json as jsonlib
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sized
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from aiograb._client.admission import Admission, Lane
+from aiograb._client.admission import UNKNOWN, Admission, Lane
 from aiograb._client.budget import ExtraBudget
 from aiograb._client.calls import Call, Calls
 from aiograb._core.clock import Clock, LoopClock
@@ -216,7 +216,8 @@ class Client:
         n = concurrency or self._limits.concurrency
         todo: asyncio.Queue[Request | None] = asyncio.Queue(maxsize=n)
         results: asyncio.Queue[Result | None] = asyncio.Queue(maxsize=n)
-        lane, ends_at = Lane(), self._ends_at(deadline)
+        size = len(requests) if isinstance(requests, Sized) else UNKNOWN
+        lane, ends_at = Lane(size), self._ends_at(deadline)
 
         async def produce() -> None:
             if isinstance(requests, AsyncIterable):
