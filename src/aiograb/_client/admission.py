@@ -6,7 +6,9 @@ left to start (then the oldest): a fan-out of 10 started behind one of 5,000 is
 served at once instead of after the big one's queue, and many equal fan-outs
 (one per incoming request of a service) finish one after another, not all
 together at the end as they would if served round-robin. This is "shortest
-remaining first", which minimises the mean latency of the fan-outs.
+remaining first", which minimises the mean latency of the fan-outs; its price is
+that a big fan-out yields to smaller ones for as long as they keep coming (its
+``deadline`` bounds that wait).
 """
 
 from __future__ import annotations
