@@ -3,7 +3,10 @@ processes, the report's section and plots, and the CLI flag."""
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -92,3 +95,21 @@ def test_cli_offers_the_fanout_flag() -> None:
     proc = aiograb_cli("bench", "--help")
     assert proc.returncode == 0
     assert "--fanout" in proc.stdout
+
+
+@pytest.mark.slow
+def test_the_aggregator_example_serves_and_load_tests_both_designs() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "aggregator.py"
+    cmd = [sys.executable, str(example), "loadtest", "--m", "4", "--w", "20", "--requests", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=110, env=_env())
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    by_impl = {r["impl"]: r for r in rows}
+    assert set(by_impl) == {"aiograb", "threads"}
+    for row in rows:
+        assert row["endpoint_requests"] == 8
+        assert row["p50_ms"] >= 20  # at least the backend's median
+        assert row["cpu_us_per_call"] > 0
+    assert "failed" not in proc.stdout  # every backend call answered
+    assert by_impl["threads"]["peak_threads"] > by_impl["aiograb"]["peak_threads"]
+    assert "| aiograb |" in proc.stdout
