@@ -95,3 +95,27 @@ def test_a_request_that_cannot_be_sent_is_an_error_result(
     assert [r.request for r in errors] == [bad_request]
     assert isinstance(errors[0].error, aiograb.InvalidRequest)
     assert errors[0].error.code == "invalid_request"
+
+
+def test_a_consumer_outliving_its_client_gets_an_error_not_a_hang(
+    server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        got: list[aiograb.Result] = []
+        async with open_client(limits=Limits(concurrency=2)) as client:
+            slow = (Request(server.url("/echo?delay_ms=2000")) for _ in range(100))
+            results = client.fetch_all(slow)
+
+            async def consume() -> None:
+                async for result in results:
+                    got.append(result)
+
+            consumer = asyncio.create_task(consume())
+            await asyncio.sleep(0.1)  # the consumer waits for the first result
+        # The block ended with the consumer still reading: it is told, promptly.
+        async with asyncio.timeout(5):
+            with pytest.raises(UsageError, match="closed while fetch_all"):
+                await consumer
+        assert got == []
+
+    _run_clean(main(), caplog)

@@ -122,7 +122,8 @@ class Client:
         self._fetcher = fetcher
         self._limits = limits
         self._budget = budget
-        self._runners: set[asyncio.Task[None]] = set()
+        # Running fan-outs of fetch_all: the runner task and the queue its consumer reads.
+        self._runners: dict[asyncio.Task[None], asyncio.Queue[Result | None]] = {}
         self._closed = False
 
     async def fetch(self, request: Request | str) -> Response:
@@ -250,21 +251,26 @@ class Client:
         # generator, and the runner is then cancelled and awaited here, never orphaned.
         # One that just stops iterating has its runner cancelled when the client closes.
         runner = asyncio.create_task(run())
-        self._runners.add(runner)
+        self._runners[runner] = results
         try:
             while (result := await results.get()) is not None:
                 yield result
+            if runner.cancelled() and self._closed:  # its client closed under a consumer
+                raise UsageError("the client was closed while fetch_all was being read")
             await runner
         finally:
-            self._runners.discard(runner)
+            self._runners.pop(runner, None)
             await _cancel(runner)
 
     async def aclose(self) -> None:
         """Cancel the fan-outs still running (their consumers stopped early). Idempotent."""
         self._closed = True
-        runners, self._runners = self._runners, set()
-        for runner in runners:
+        runners, self._runners = self._runners, {}
+        for runner, results in runners.items():
             await _cancel(runner)
+            while not results.empty():  # wake a consumer still waiting in another task
+                results.get_nowait()
+            results.put_nowait(None)
 
     def statistics(self) -> ClientStatistics:
         return ClientStatistics(
