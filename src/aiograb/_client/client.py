@@ -18,18 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json as jsonlib
+import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sized
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiograb._client.admission import UNKNOWN, Admission, Lane
 from aiograb._client.budget import ExtraBudget
 from aiograb._client.calls import Call, Calls
 from aiograb._core.clock import Clock, LoopClock
-from aiograb._core.config import Budget, Hedge, Limits, RequestPolicy
+from aiograb._core.config import Budget, Hedge, Limits, Network, RequestPolicy
 from aiograb._core.errors import DeadlineExceeded, RequestError, UsageError
 from aiograb._fetch.fetcher import Fetcher, Outcome, Request
 from aiograb._fetch.politeness import Politeness
@@ -315,6 +315,8 @@ async def open_client(
     policy: RequestPolicy | None = None,
     hedge: Hedge | None = None,
     budget: Budget | float | None = None,
+    network: Network | None = None,
+    cookies: str | os.PathLike[str] | None = None,
     transport: Transport | None = None,
     clock: Clock | None = None,
 ) -> AsyncIterator[Client]:
@@ -328,17 +330,29 @@ async def open_client(
     ``hedge.budget``, else 5 % of requests over 10 s).
 
     >>> async with open_client(hedge=Hedge(after="p95")) as client: ...
+
+    ``network`` (TLS, proxy, cookies) replaces ``policy.network``; ``cookies``
+    is a Netscape ``cookies.txt`` whose cookies are sent where they belong,
+    and cookies set by responses are kept while the client is open::
+
+        async with open_client(
+            network=Network(ca_bundle="corp-ca.pem", proxy="http://127.0.0.1:3128"),
+            cookies="cookies.txt",
+        ) as client: ...
     """
     limits = limits or SERVICE_LIMITS
     if limits.per_host is None:  # unset: a service's default, not a crawler's
-        limits = dataclasses.replace(limits, per_host=0)
+        limits = replace(limits, per_host=0)
     policy = policy or CLIENT_POLICY
+    network = network or policy.network
+    if cookies is not None:
+        network = replace(network, cookies=os.fspath(cookies))
     clock = clock or LoopClock()
     if isinstance(budget, int | float):
         budget = Budget(ratio=float(budget))
     extra = ExtraBudget(budget or (hedge.extra_budget if hedge else Budget()), clock)
     own = transport is None
-    transport = transport or AiohttpTransport(limits)
+    transport = transport or AiohttpTransport(limits, network=network)
     fetcher = Fetcher(
         transport, Politeness(limits, clock), policy, clock, may_retry=extra.try_spend
     )
