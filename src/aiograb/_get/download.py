@@ -86,6 +86,9 @@ async def run_get(
     """
     limits = limits or Limits()
     policy = policy or RequestPolicy()
+    own_transport = transport is None
+    # Before the journal opens: a bad CA bundle or cookie file is a UsageError.
+    transport = transport or AiohttpTransport(limits, network=policy.network)
     state = RunState(
         rows,
         out_dir,
@@ -95,8 +98,6 @@ async def run_get(
         io_threads=io_threads,
     )
     clock = clock or LoopClock()
-    own_transport = transport is None
-    transport = transport or AiohttpTransport(limits)
     politeness = Politeness(limits, clock)
     fetcher = Fetcher(transport, politeness, policy, clock)
     interrupted = True  # until the run returns normally
