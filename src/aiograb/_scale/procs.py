@@ -195,27 +195,31 @@ def run_parted(
     running = max(1, min(width, len(plan.parts)))
     limits, policy = limits or Limits(), policy or RequestPolicy()
     stop_file = out / PARTS_DIR / STOP_NAME
+    common = PartJob(
+        out="", input="", stop_file=str(stop_file), limits=limits, policy=policy,
+        retry_failed=retry_failed, io_threads=io_threads, use_uvloop=use_uvloop,
+        own_process=own_processes,
+    )  # fmt: skip
     with _Stop(stop_file) as stop:
-        jobs = [
-            PartJob(
-                out=str(plan.part_dir(part)),
-                input=str(plan.part_dir(part) / PART_INPUT),
-                stop_file=str(stop_file),
-                limits=part_limits(limits, part, running),
-                policy=policy,
-                retry_failed=retry_failed,
-                io_threads=io_threads,
-                pipeline=pipeline.shared(running, part.index) if pipeline else None,
-                use_uvloop=use_uvloop,
-                own_process=own_processes,
-            )
-            for part in plan.parts
-        ]
+        jobs = [_job(common, plan, part, running, pipeline) for part in plan.parts]
         futures = [executor.submit(run_part, job) for job in jobs]
         results = list(_wait(futures, plan, on_progress))
         interrupted = stop.requested.is_set()
     write_merged_manifest(plan, out / MANIFEST_NAME)
     return _combine(plan, results, time.monotonic() - t0, interrupted, (io_threads, running))
+
+
+def _job(
+    common: PartJob, plan: Plan, part: Part, running: int, pipeline: ImagePipeline | None
+) -> PartJob:
+    folder = plan.part_dir(part)
+    return replace(
+        common,
+        out=str(folder),
+        input=str(folder / PART_INPUT),
+        limits=part_limits(common.limits, part, running),
+        pipeline=pipeline.shared(running, part.index) if pipeline is not None else None,
+    )
 
 
 def _wait(
