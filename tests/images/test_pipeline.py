@@ -16,9 +16,9 @@ from aiohttp import web
 from PIL import Image
 
 from aiograb import ImageOptions, ImagePipeline, Limits, RequestPolicy, RetryPolicy, Timeouts
+from aiograb._core.models import InputRow
 from aiograb._core.stats import Summary
 from aiograb._get.engine import run_get
-from aiograb._get.sources import InputRow
 from aiograb._images.outputs import COMMIT_MARKER
 from aiograb.testing import RunningServer, image_bytes
 from tests.helpers import by_url, manifest, run, serve_app

@@ -24,7 +24,8 @@ from typing import Any
 from aiograb._core.clock import Clock, LoopClock
 from aiograb._core.config import Limits, RequestPolicy
 from aiograb._core.errors import DeadlineExceeded, RequestError
-from aiograb._fetch.fetcher import Fetcher, Outcome, Request
+from aiograb._core.models import Outcome, Request
+from aiograb._fetch.fetcher import Fetcher
 from aiograb._fetch.politeness import Politeness
 from aiograb._http.aiohttp_transport import AiohttpTransport, Transport
 from aiograb._store.sinks import MemorySink

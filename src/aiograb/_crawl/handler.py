@@ -32,6 +32,7 @@ from aiograb._core.clock import Clock, LoopClock
 from aiograb._core.config import Limits, RequestPolicy
 from aiograb._core.content import AcceptPolicy
 from aiograb._core.errors import ContentError, InvalidURL, NotAccepted, RequestError, TooLarge
+from aiograb._core.models import Outcome, Request, Stored
 from aiograb._core.stats import Progress, Summary
 from aiograb._core.urls import url_key
 from aiograb._crawl.extract import Found, extract_css, extract_html, extract_sitemap
@@ -39,7 +40,7 @@ from aiograb._crawl.frontier import Discovery, Frontier, LinkRow, data_key
 from aiograb._crawl.options import CrawlOptions
 from aiograb._crawl.robots import MAX_ROBOTS_BYTES, Robots
 from aiograb._crawl.scope import Scope, normalize_url
-from aiograb._fetch.fetcher import Fetcher, Outcome, Request
+from aiograb._fetch.fetcher import Fetcher
 from aiograb._fetch.politeness import Politeness
 from aiograb._get.engine import Processor, Stage, _Run
 from aiograb._get.runstate import RunState
@@ -47,7 +48,7 @@ from aiograb._http.addresses import address_policy
 from aiograb._http.aiohttp_transport import AiohttpTransport, Transport
 from aiograb._store.graph import GRAPH_NAMES, write_graph
 from aiograb._store.journal import PendingRow
-from aiograb._store.sinks import MemorySink, Stored
+from aiograb._store.sinks import MemorySink
 
 __all__ = ["CrawlSummary", "run_crawl"]
 

@@ -21,8 +21,9 @@ from protego import Protego
 from yarl import URL
 
 from aiograb._core.errors import BlockedAddress, HTTPStatusError, TransportError
+from aiograb._core.models import Request
 from aiograb._crawl.frontier import Frontier
-from aiograb._fetch.fetcher import Fetcher, Request
+from aiograb._fetch.fetcher import Fetcher
 from aiograb._fetch.politeness import Politeness
 from aiograb._store.sinks import MemorySink
 

@@ -7,13 +7,11 @@
 from __future__ import annotations
 
 import email.utils
-import json as jsonlib
 import random
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from yarl import URL
 
@@ -27,66 +25,18 @@ from aiograb._core.errors import (
     RequestError,
     TooLarge,
 )
+from aiograb._core.models import Outcome, Request, Stored, Timing
 from aiograb._core.urls import parse_url
 from aiograb._fetch.politeness import Politeness
 from aiograb._http.aiohttp_transport import Transport
-from aiograb._store.sinks import BodyWriter, Stored
+from aiograb._store.sinks import BodyWriter
 
-__all__ = ["Attempts", "Fetcher", "Outcome", "Request"]
+# Outcome and Request live in _core.models; re-exported for older imports.
+__all__ = ["Attempts", "BodyReader", "FetchRules", "Fetcher", "Outcome", "Request", "SinkFactory"]
 
 SMALL_BODY = 256 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
-_NO_BODY = object()
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """One HTTP request for the client API.
-
-    >>> Request("https://api.example.org/items", method="POST", json={"id": 1})
-    """
-
-    url: str
-    method: str = "GET"
-    headers: Mapping[str, str] | None = None
-    json: Any = _NO_BODY
-    data: bytes | str | None = None
-    tag: Any = None  # anything of the caller's, handed back with the result
-
-    def body(self) -> tuple[bytes | None, dict[str, str]]:
-        if self.json is not _NO_BODY:
-            return jsonlib.dumps(self.json).encode(), {"Content-Type": "application/json"}
-        if isinstance(self.data, str):
-            return self.data.encode(), {"Content-Type": "text/plain; charset=utf-8"}
-        return self.data, {}
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What became of one URL; the fields of a journal and manifest row."""
-
-    url: str
-    ok: bool = False
-    final_url: str | None = None
-    status: int | None = None
-    content_type: str | None = None
-    stored: Stored | None = None
-    error: RequestError | None = None
-    attempts: int = 0
-    started: float = 0.0  # wall clock (time.time())
-    elapsed: float = 0.0  # seconds, all attempts and waits
-    headers: Mapping[str, str] = field(default_factory=dict)
-    info: dict[str, Any] | None = None  # what later processing learnt (width, height, ...)
-    # perf_counter() instants of the last attempt, and the thread it ran on (timelines).
-    t_start: float = 0.0
-    t_first_byte: float = 0.0
-    t_end: float = 0.0
-    thread: int = 0
-
-    @property
-    def error_code(self) -> str | None:
-        return self.error.code if self.error is not None else None
 
 
 class SinkFactory(Protocol):
@@ -253,14 +203,15 @@ class Attempts:
         return run.finish(now)
     """
 
-    __slots__ = ("_done", "_rules", "_t0", "method", "outcome", "url")
+    __slots__ = ("_done", "_rules", "_t0", "method", "outcome", "timing", "url")
 
     def __init__(self, rules: FetchRules, request: Request, url: URL | None, now: float) -> None:
         self._rules = rules
         self._t0 = now
         self._done = False
         self.method = request.method.upper()
-        self.outcome = Outcome(url=request.url, started=time.time(), thread=threading.get_ident())
+        self.timing = Timing(threading.get_ident())
+        self.outcome = Outcome(url=request.url, started=time.time(), timing=self.timing)
         if url is None:
             try:
                 url = parse_url(request.url)
@@ -274,7 +225,7 @@ class Attempts:
         if self._done:
             return False
         self.outcome.attempts += 1
-        self.outcome.t_start = time.perf_counter()
+        self.timing.start = time.perf_counter()
         return True
 
     def succeeded(self) -> None:
@@ -290,7 +241,7 @@ class Attempts:
 
     def finish(self, now: float) -> Outcome:
         self.outcome.elapsed = now - self._t0
-        self.outcome.t_end = time.perf_counter()
+        self.timing.end = time.perf_counter()
         return self.outcome
 
 
@@ -320,7 +271,7 @@ class Fetcher:
         run = Attempts(self._rules, request, url, self._clock.now())
         while run.begin():
             try:
-                await self._attempt(run.method, run.url, request, sink, key, run.outcome)
+                await self._attempt(run, request, sink, key)
                 run.succeeded()
             except RequestError as exc:
                 if (wait := run.failed(exc)) is not None:
@@ -328,16 +279,8 @@ class Fetcher:
                     await self._clock.sleep(wait)
         return run.finish(self._clock.now())
 
-    async def _attempt(
-        self,
-        method: str,
-        url: URL,
-        request: Request,
-        sink: SinkFactory,
-        key: str,
-        outcome: Outcome,
-    ) -> None:
-        rules = self._rules
+    async def _attempt(self, run: Attempts, request: Request, sink: SinkFactory, key: str) -> None:
+        rules, method, url, outcome = self._rules, run.method, run.url, run.outcome
         body, headers = rules.request_headers(request)
         seen = {str(url)}
         for _hop in range(self._policy.max_redirects + 1):
@@ -347,7 +290,7 @@ class Fetcher:
                 async with self._transport.send(
                     method, url, headers=headers, body=body, timeouts=self._policy.timeouts
                 ) as resp:
-                    outcome.t_first_byte = time.perf_counter()
+                    run.timing.first_byte = time.perf_counter()
                     outcome.status = resp.status
                     outcome.final_url = resp.url
                     target = rules.redirect(resp.status, resp.headers, url, seen, request.url)

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 
 from aiograb._core.config import Limits, RequestPolicy
 from aiograb._core.loop import run_stoppable
+from aiograb._core.models import InputRow
 from aiograb._core.stats import Progress, Summary
 from aiograb._get.engine import run_get
-from aiograb._get.sources import InputRow, open_source
+from aiograb._get.sources import open_source
 
 if TYPE_CHECKING:
     from aiograb._images.pipeline import ImagePipeline

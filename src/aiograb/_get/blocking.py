@@ -22,7 +22,6 @@ from pathlib import Path
 
 import urllib3
 from urllib3 import exceptions as u3
-from yarl import URL
 
 from aiograb._core.config import Limits, RequestPolicy
 from aiograb._core.errors import (
@@ -35,11 +34,11 @@ from aiograb._core.errors import (
     Truncated,
     UsageError,
 )
+from aiograb._core.models import InputRow, Outcome, Request
 from aiograb._core.stats import Progress, Summary
 from aiograb._core.urls import url_key
-from aiograb._fetch.fetcher import Attempts, FetchRules, Outcome, Request, SinkFactory
+from aiograb._fetch.fetcher import Attempts, FetchRules, SinkFactory
 from aiograb._get.runstate import OutcomeHook, RunState
-from aiograb._get.sources import InputRow
 from aiograb._store.journal import PendingRow
 
 __all__ = ["ENGINES", "BlockingFetcher", "run_get_blocking"]
@@ -115,7 +114,7 @@ class BlockingFetcher:
         while run.begin():
             try:
                 with _map_errors(request.url):
-                    self._attempt(run.method, run.url, request, sink, key, run.outcome)
+                    self._attempt(run, request, sink, key)
                 run.succeeded()
             except RequestError as exc:
                 if (wait := run.failed(exc)) is not None:
@@ -124,16 +123,9 @@ class BlockingFetcher:
                     time.sleep(wait)
         return run.finish(time.monotonic())
 
-    def _attempt(
-        self,
-        method: str,
-        url: URL,
-        request: Request,
-        sink: SinkFactory,
-        key: str,
-        outcome: Outcome,
-    ) -> None:
-        rules, deadline = self._rules, time.monotonic() + self._policy.timeouts.total
+    def _attempt(self, run: Attempts, request: Request, sink: SinkFactory, key: str) -> None:
+        rules, method, url, outcome = self._rules, run.method, run.url, run.outcome
+        deadline = time.monotonic() + self._policy.timeouts.total
         body, headers = rules.request_headers(request)
         seen = {str(url)}
         for _hop in range(self._policy.max_redirects + 1):
@@ -144,7 +136,7 @@ class BlockingFetcher:
                 )  # fmt: skip
                 reusable = False  # the connection goes back to the pool only when drained
                 try:
-                    outcome.t_first_byte = time.perf_counter()
+                    run.timing.first_byte = time.perf_counter()
                     outcome.status, outcome.final_url = resp.status, str(url)
                     target = rules.redirect(resp.status, resp.headers, url, seen, request.url)
                     if target is not None:

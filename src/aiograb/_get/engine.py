@@ -26,12 +26,12 @@ from yarl import URL
 
 from aiograb._core.clock import Clock, LoopClock
 from aiograb._core.config import Limits, RequestPolicy
+from aiograb._core.models import InputRow, Outcome, Request
 from aiograb._core.stats import Progress, Summary
 from aiograb._core.urls import url_key
-from aiograb._fetch.fetcher import Fetcher, Outcome, Request, SinkFactory
+from aiograb._fetch.fetcher import Fetcher, SinkFactory
 from aiograb._fetch.politeness import Politeness
 from aiograb._get.runstate import MANIFEST_NAME, OutcomeHook, RunState
-from aiograb._get.sources import InputRow
 from aiograb._http.aiohttp_transport import AiohttpTransport, Transport
 from aiograb._store.journal import PendingRow
 

@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aiograb._core.errors import WriteError
-from aiograb._fetch.fetcher import Outcome
+from aiograb._core.models import Outcome, Stored
 from aiograb._store.journal import PendingRow
-from aiograb._store.sinks import TMP_DIR, BodyWriter, FileSink, SpoolWriter, Stored
+from aiograb._store.sinks import TMP_DIR, BodyWriter, FileSink, SpoolWriter
 
 __all__ = [
     "FilesOutput",
@@ -52,7 +52,16 @@ COMMIT_MARKER = ".aiograb-committing"
 PARQUET_BATCH = 256
 _MIME = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"}
 
-Held = tuple[PendingRow, Outcome, str]  # a row whose outcome waits for its shard
+
+@dataclass(slots=True)
+class Held:
+    """A row whose outcome waits for its shard (or file) before it is recorded."""
+
+    row: PendingRow
+    outcome: Outcome
+    key: str
+
+
 Commit = Callable[[list[Held]], None]
 
 
@@ -150,7 +159,7 @@ class FilesOutput:
             mime = _MIME.get(sample.ext) if sample.data is not None else sample.content_type
             stored = writer.commit(mime or _MIME.get(sample.ext, ""))
             rel, size = stored.path or "", stored.size
-        held[1].stored = Stored(size=size, sha256=staged.sha256, path=rel)
+        held.outcome.stored = Stored(size=size, sha256=staged.sha256, path=rel)
         self._record(held)
         return rel
 
@@ -208,7 +217,7 @@ class _Shards:
             self._write(sample, data)
         except OSError as exc:
             raise WriteError(f"cannot write {self._part}: {exc.strerror or exc}") from exc
-        held[1].stored = Stored(size=len(data), sha256=sample.staged.sha256, path=self.name)
+        held.outcome.stored = Stored(size=len(data), sha256=sample.staged.sha256, path=self.name)
         self._held.append(held)
         self._count += 1
         name = self.name

@@ -34,8 +34,9 @@ from typing import Any
 
 from aiograb._core.content import extension_for
 from aiograb._core.errors import ImageError, RequestError
+from aiograb._core.models import Outcome, Stored
 from aiograb._core.urls import url_key
-from aiograb._fetch.fetcher import Outcome, SinkFactory
+from aiograb._fetch.fetcher import SinkFactory
 from aiograb._get.engine import Stage
 from aiograb._get.runstate import RunState
 from aiograb._images.outputs import (
@@ -51,7 +52,6 @@ from aiograb._images.outputs import (
 from aiograb._images.work import ImageOptions
 from aiograb._images.workers import PoolStatistics, WorkerPool
 from aiograb._store.journal import PendingRow
-from aiograb._store.sinks import Stored
 
 __all__ = ["DEDUP_MODES", "OUTPUT_FORMATS", "ImagePipeline"]
 
@@ -241,15 +241,15 @@ class _ImageStage:
     def _make_output(self, known: set[str]) -> Output:
         root, p = self._state.out, self._p
         if p.output == "files":
-            return FilesOutput(root, lambda held: self._state.record(*held))
+            return FilesOutput(root, lambda h: self._state.record(h.row, h.outcome, h.key))
         if p.output == "webdataset":
             return TarShards(root, p.shard_size, self._commit, known)
         extra = [c for c in p.extra_columns if c != p.caption_column]
         return ParquetShards(root, p.shard_size, self._commit, known, extra)
 
     def _commit(self, items: list[Held]) -> None:
-        for row, outcome, key in items:
-            self._state.record(row, outcome, key, flush=False)
+        for held in items:
+            self._state.record(held.row, held.outcome, held.key, flush=False)
         self._journal.flush()
 
     def close(self) -> None:
@@ -343,7 +343,7 @@ class _ImageStage:
             caption = (extra or {}).get(self._p.caption_column or "")
             sample.caption = None if caption is None else str(caption)
         outcome.info = info
-        location = self._output.store((row, outcome, key), sample)
+        location = self._output.store(Held(row, outcome, key), sample)
         size = outcome.stored.size if outcome.stored else 0
         info_w, info_h = info.get("width"), info.get("height")
         return _Entry(row.id, location, size, info_w, info_h, key)
@@ -373,4 +373,4 @@ class _ImageStage:
         if self._shards:
             info["key"] = seen.key
         outcome.info = info
-        self._output.attach(seen.location, (row, outcome, key))
+        self._output.attach(seen.location, Held(row, outcome, key))

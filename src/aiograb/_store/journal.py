@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiograb._fetch.fetcher import Outcome
+from aiograb._core.models import Outcome
 
 __all__ = ["JOURNAL_NAME", "DoneRow", "Journal", "NewRow", "PendingRow"]
 
