@@ -53,7 +53,8 @@ from aiograb._crawl.handler import CrawlSummary
 from aiograb._crawl.options import CrawlOptions
 from aiograb._get.api import download, download_async
 from aiograb._get.sources import open_source
-from aiograb._http.aiohttp_transport import AiohttpTransport, ResponseStream, Transport
+from aiograb._http.aiohttp_transport import AiohttpTransport
+from aiograb._http.base import ResponseStream, Transport
 from aiograb._images.pipeline import ImagePipeline
 from aiograb._images.work import ImageOptions
 

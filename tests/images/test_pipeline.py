@@ -15,7 +15,15 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from aiograb import ImageOptions, ImagePipeline, Limits, RequestPolicy, RetryPolicy, Timeouts
+from aiograb import (
+    ImageOptions,
+    ImagePipeline,
+    Limits,
+    RequestPolicy,
+    RetryPolicy,
+    Timeouts,
+    UsageError,
+)
 from aiograb._core.models import InputRow
 from aiograb._core.stats import Summary
 from aiograb._get.engine import run_get
@@ -389,11 +397,11 @@ def test_a_saturated_pool_slows_downloading_down(tmp_path: Path) -> None:
 
 
 def test_pipeline_options_are_validated() -> None:
-    with pytest.raises(ValueError, match="output"):
+    with pytest.raises(UsageError, match="output"):
         ImagePipeline(output="zip")
-    with pytest.raises(ValueError, match="dedup"):
+    with pytest.raises(UsageError, match="dedup"):
         ImagePipeline(dedup="fuzzy")
-    with pytest.raises(ValueError, match="workers"):
+    with pytest.raises(UsageError, match="workers"):
         ImagePipeline(workers=0)
 
 

@@ -29,6 +29,7 @@ from aiograb._cli.images import (
     add_manifest_command,
     pipeline_from_args,
 )
+from aiograb._cli.words import as_flags
 from aiograb._core.config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_BYTES,
@@ -502,7 +503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except UsageError as exc:
-        print(f"aiograb: error: {exc}", file=sys.stderr)
+        print(f"aiograb: error: {as_flags(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("aiograb: interrupted", file=sys.stderr)

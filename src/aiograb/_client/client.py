@@ -27,7 +27,8 @@ from aiograb._core.errors import DeadlineExceeded, RequestError
 from aiograb._core.models import Outcome, Request
 from aiograb._fetch.fetcher import Fetcher
 from aiograb._fetch.politeness import Politeness
-from aiograb._http.aiohttp_transport import AiohttpTransport, Transport
+from aiograb._http.aiohttp_transport import AiohttpTransport
+from aiograb._http.base import Transport
 from aiograb._store.sinks import MemorySink
 
 __all__ = ["Client", "Response", "Result", "open_client"]

@@ -56,7 +56,7 @@ class Limits:
 
     def __post_init__(self) -> None:
         _check(1 <= self.concurrency <= 100_000, "concurrency must be between 1 and 100000")
-        _check(self.per_host >= 0, "per-host must be >= 0 (0 = unlimited)")
+        _check(self.per_host >= 0, "per_host must be >= 0 (0 = unlimited)")
         _check(self.rate >= 0, "rate must be >= 0 (0 = unlimited)")
 
 
@@ -68,8 +68,8 @@ class Timeouts:
     connect: float = 10.0
 
     def __post_init__(self) -> None:
-        _check(self.total > 0, "timeout must be > 0")
-        _check(self.connect > 0, "connect timeout must be > 0")
+        _check(self.total > 0, "Timeouts.total must be > 0")
+        _check(self.connect > 0, "Timeouts.connect must be > 0")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -110,6 +110,6 @@ class RequestPolicy:
     user_agent: str = DEFAULT_USER_AGENT
 
     def __post_init__(self) -> None:
-        _check(0 <= self.max_redirects <= 100, "max-redirects must be between 0 and 100")
-        _check(self.max_bytes >= 0, "max-bytes must be >= 0 (0 = unlimited)")
+        _check(0 <= self.max_redirects <= 100, "max_redirects must be between 0 and 100")
+        _check(self.max_bytes >= 0, "max_bytes must be >= 0 (0 = unlimited)")
         _check(bool(self.accept.strip()), "accept must not be empty")

@@ -45,7 +45,8 @@ from aiograb._fetch.politeness import Politeness
 from aiograb._get.engine import Processor, Stage, _Run
 from aiograb._get.runstate import RunState
 from aiograb._http.addresses import address_policy
-from aiograb._http.aiohttp_transport import AiohttpTransport, Transport
+from aiograb._http.aiohttp_transport import AiohttpTransport
+from aiograb._http.base import Transport
 from aiograb._store.graph import GRAPH_NAMES, write_graph
 from aiograb._store.journal import PendingRow
 from aiograb._store.sinks import MemorySink

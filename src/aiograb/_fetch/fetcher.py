@@ -28,7 +28,7 @@ from aiograb._core.errors import (
 from aiograb._core.models import Outcome, Request, Stored, Timing
 from aiograb._core.urls import parse_url
 from aiograb._fetch.politeness import Politeness
-from aiograb._http.aiohttp_transport import Transport
+from aiograb._http.base import Transport
 from aiograb._store.sinks import BodyWriter
 
 # Outcome and Request live in _core.models; re-exported for older imports.
@@ -95,7 +95,7 @@ class BodyReader:
         length = headers.get("Content-Length")
         size = int(length) if length is not None and length.isdigit() else -1
         if limit and size > limit:
-            raise TooLarge(f"Content-Length {length} > --max-bytes {limit}", url=url)
+            raise TooLarge(f"Content-Length {length} > max_bytes={limit}", url=url)
         # A body of known, small length can be read in one piece (Content-Encoding aside:
         # a compressed body may inflate past what was announced).
         self.small = 0 <= size <= SMALL_BODY and "Content-Encoding" not in headers
@@ -103,7 +103,7 @@ class BodyReader:
     def feed(self, chunk: bytes) -> None:
         self._size += len(chunk)
         if self._limit and self._size > self._limit:
-            raise TooLarge(f"body exceeds --max-bytes {self._limit}", url=self._url)
+            raise TooLarge(f"body exceeds max_bytes={self._limit}", url=self._url)
         if self._mime is None:
             self._head += chunk
             if len(self._head) < SNIFF_BYTES:

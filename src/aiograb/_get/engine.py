@@ -32,7 +32,8 @@ from aiograb._core.urls import url_key
 from aiograb._fetch.fetcher import Fetcher, SinkFactory
 from aiograb._fetch.politeness import Politeness
 from aiograb._get.runstate import MANIFEST_NAME, OutcomeHook, RunState
-from aiograb._http.aiohttp_transport import AiohttpTransport, Transport
+from aiograb._http.aiohttp_transport import AiohttpTransport
+from aiograb._http.base import Transport
 from aiograb._store.journal import PendingRow
 
 __all__ = ["MANIFEST_NAME", "Processor", "Stage", "run_get"]

@@ -322,7 +322,7 @@ class ParquetShards(_Shards):
             from aiograb._core.errors import UsageError
 
             raise UsageError(
-                "--format parquet needs pyarrow: pip install 'aiograb[parquet]'"
+                "output='parquet' needs pyarrow: pip install 'aiograb[parquet]'"
             ) from exc
         super().__init__(root, shard_size, commit, known)
         self._pa, self._pq = pa, pq

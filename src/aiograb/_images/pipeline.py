@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from aiograb._core.content import extension_for
-from aiograb._core.errors import ImageError, RequestError
+from aiograb._core.errors import ImageError, RequestError, UsageError
 from aiograb._core.models import Outcome, Stored
 from aiograb._core.urls import url_key
 from aiograb._fetch.fetcher import SinkFactory
@@ -144,16 +144,16 @@ class ImagePipeline:
         handler: str | os.PathLike[str] | None = None,
     ) -> None:
         if output not in OUTPUT_FORMATS:
-            raise ValueError(f"output must be one of {', '.join(OUTPUT_FORMATS)}")
+            raise UsageError(f"output must be one of {', '.join(OUTPUT_FORMATS)}")
         if dedup not in DEDUP_MODES:
-            raise ValueError(f"dedup must be one of {', '.join(DEDUP_MODES)}")
+            raise UsageError(f"dedup must be one of {', '.join(DEDUP_MODES)}")
         if shard_size < 1:
-            raise ValueError("shard_size must be >= 1")
+            raise UsageError("shard_size must be >= 1")
         if not 0 <= phash_distance <= 15:
-            raise ValueError("phash_distance must be between 0 and 15")
+            raise UsageError("phash_distance must be between 0 and 15")
         self.workers = workers if workers is not None else default_workers()
         if self.workers < 1:
-            raise ValueError("workers must be >= 1")
+            raise UsageError("workers must be >= 1")
         options = options or ImageOptions()
         self.options = replace(options, phash=options.phash or dedup == "perceptual")
         self.output = output

@@ -1,0 +1,177 @@
+"""The blocking transport (urllib3) of the ``sync`` and ``threads`` engines.
+
+``Urllib3Transport`` implements ``_http.base.BlockingTransport``: each thread
+keeps its own keep-alive pool (urllib3's pools are not shared between threads
+here, so no lock is held while a request runs). Every urllib3/OS error is
+translated here, once, into the ``RequestError`` tree (most specific first).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+
+import urllib3
+from urllib3 import exceptions as u3
+from yarl import URL
+
+from aiograb._core.config import Timeouts
+from aiograb._core.errors import (
+    ConnectError,
+    ConnectionReset,
+    InvalidURL,
+    ProtocolError,
+    RequestError,
+    Timeout,
+    Truncated,
+)
+from aiograb._http.base import Headers, make_headers
+
+__all__ = ["Urllib3Transport", "map_errors"]
+
+CHUNK = 64 * 1024
+
+
+@contextmanager
+def map_errors(url: str) -> Iterator[None]:
+    """Translate urllib3 and OS errors raised inside into aiograb's, for ``url``."""
+    try:
+        yield
+    except RequestError:
+        raise
+    except u3.NameResolutionError as exc:
+        raise ConnectError(f"DNS lookup failed: {exc}", url=url, code="dns_error") from exc
+    # NewConnectionError subclasses ConnectTimeoutError in urllib3 2: test it first.
+    except u3.NewConnectionError as exc:
+        if "refused" in str(exc).lower():
+            raise ConnectError("connection refused", url=url, code="connect_refused") from exc
+        raise ConnectError(f"cannot connect: {exc}", url=url) from exc
+    except (u3.ConnectTimeoutError, u3.ReadTimeoutError, TimeoutError) as exc:
+        raise Timeout(f"timed out: {exc}", url=url) from exc
+    except u3.ProtocolError as exc:
+        if "reset" in str(exc).lower():
+            raise ConnectionReset("connection reset by peer", url=url) from exc
+        if "IncompleteRead" in str(exc) or "ended prematurely" in str(exc):
+            raise Truncated(f"body ended early: {exc}", url=url) from exc
+        raise ProtocolError(f"{exc}", url=url) from exc
+    except (u3.LocationParseError, u3.LocationValueError) as exc:
+        raise InvalidURL(f"invalid URL: {exc}", url=url) from exc
+    except (u3.HTTPError, OSError) as exc:
+        raise ProtocolError(f"{type(exc).__name__}: {exc}", url=url) from exc
+
+
+class _Response:
+    __slots__ = ("_chunks", "done", "headers", "raw", "status", "url")
+
+    def __init__(self, resp: urllib3.BaseHTTPResponse, url: str) -> None:
+        self.raw = resp
+        self._chunks: Iterator[bytes] | None = None
+        self.done = False  # the body was read to its end
+        self.status = resp.status
+        self.headers: Headers = make_headers(resp.headers.items())
+        self.url = url
+
+    @property
+    def untouched(self) -> bool:
+        return self._chunks is None
+
+    def read_chunk(self) -> bytes:
+        if self._chunks is None:
+            self._chunks = self.raw.stream(CHUNK, decode_content=True)
+        with map_errors(self.url):
+            chunk = next(self._chunks, b"")
+        self.done = not chunk
+        return chunk
+
+
+class _Send:
+    """``with transport.send(...) as response``: one request, errors translated."""
+
+    __slots__ = ("_args", "_pool", "_response")
+
+    def __init__(self, pool: urllib3.PoolManager, args: dict[str, Any]) -> None:
+        self._pool, self._args = pool, args
+        self._response: _Response | None = None
+
+    def __enter__(self) -> _Response:
+        url = self._args["url"]
+        with map_errors(url):
+            resp = self._pool.request(**self._args)
+        self._response = _Response(resp, url)
+        return self._response
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        response = self._response
+        if response is None:
+            return
+        resp = response.raw
+        # The connection goes back to the pool only when nothing is left unread on it:
+        # a body read to its end, or one never started (a redirect, an error status)
+        # that is drained first. A body abandoned halfway closes the connection.
+        unread = response.untouched and (exc is None or isinstance(exc, RequestError))
+        if unread:
+            try:
+                with map_errors(response.url):
+                    resp.drain_conn()
+            except RequestError:
+                resp.close()
+                return
+        if unread or response.done:
+            resp.release_conn()
+        else:
+            resp.close()
+
+
+class Urllib3Transport:
+    """Blocking HTTP through urllib3, one keep-alive pool per thread."""
+
+    def __init__(self, *, pools_per_thread: int = 64) -> None:
+        self._local = threading.local()
+        self._pools_per_thread = pools_per_thread
+        self._timeouts: dict[Timeouts, urllib3.Timeout] = {}
+
+    def _pool(self) -> urllib3.PoolManager:
+        pool: urllib3.PoolManager | None = getattr(self._local, "pool", None)
+        if pool is None:
+            pool = urllib3.PoolManager(num_pools=self._pools_per_thread, maxsize=1, retries=False)
+            self._local.pool = pool
+        return pool
+
+    def send(
+        self,
+        method: str,
+        url: URL,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeouts: Timeouts,
+    ) -> _Send:
+        timeout = self._timeouts.get(timeouts)
+        if timeout is None:
+            timeout = urllib3.Timeout(connect=timeouts.connect, read=timeouts.total)
+            self._timeouts[timeouts] = timeout
+        args: dict[str, Any] = {
+            "method": method,
+            "url": str(url),
+            "headers": dict(headers),
+            "body": body,
+            "timeout": timeout,
+            "redirect": False,
+            "preload_content": False,
+        }
+        return _Send(self._pool(), args)
+
+    def close(self) -> None:
+        """Close the calling thread's pool (other threads' pools close with their thread)."""
+        pool: urllib3.PoolManager | None = getattr(self._local, "pool", None)
+        if pool is not None:
+            pool.clear()
+            self._local.pool = None
