@@ -14,6 +14,7 @@ from aiograb._core.models import InputRow
 from aiograb._core.stats import Progress, Summary
 from aiograb._get.engine import run_get
 from aiograb._get.sources import open_source
+from aiograb._http.base import Transport
 
 if TYPE_CHECKING:
     from aiograb._images.pipeline import ImagePipeline
@@ -31,6 +32,7 @@ async def download_async(
     stop: asyncio.Event | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     pipeline: ImagePipeline | None = None,
+    transport: Transport | None = None,
 ) -> Summary:
     """Download ``urls`` (an iterable of URLs or input rows, or a path to a URL list).
 
@@ -39,6 +41,8 @@ async def download_async(
     exceptions; ``UsageError`` is raised only for unusable input or options.
     With a ``pipeline`` (``ImagePipeline``), images are verified, filtered,
     resized and deduplicated in worker processes and stored as files or shards.
+    ``transport`` replaces the HTTP client (e.g. ``aiograb.testing.MockTransport``
+    in tests); one you pass is yours to close.
     """
     rows: Iterable[InputRow]
     if isinstance(urls, str | os.PathLike):
@@ -57,6 +61,7 @@ async def download_async(
         stop=stop,
         on_progress=on_progress,
         processor=pipeline,
+        transport=transport,
     )
 
 
@@ -68,6 +73,7 @@ def download(
     policy: RequestPolicy | None = None,
     retry_failed: bool = False,
     pipeline: ImagePipeline | None = None,
+    transport: Transport | None = None,
 ) -> Summary:
     """Blocking ``download_async`` on a fresh event loop (uvloop when installed).
 
@@ -88,5 +94,6 @@ def download(
             retry_failed=retry_failed,
             stop=stop,
             pipeline=pipeline,
+            transport=transport,
         )
     )
