@@ -78,6 +78,7 @@ class BlockingFetcher:
                 outcome.status, outcome.final_url = resp.status, resp.url
                 target = rules.redirect(resp.status, resp.headers, url, seen, request.url)
                 if target is not None:
+                    headers = rules.redirect_headers(headers, url, target)
                     url, method = target, rules.redirect_method(resp.status, method)
                     body = None if method == "GET" else body
                     continue

@@ -37,6 +37,9 @@ __all__ = ["Attempts", "BodyReader", "FetchRules", "Fetcher", "Outcome", "Reques
 SMALL_BODY = 256 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+# Credentials the user gave for one origin; never sent on to another (as curl,
+# requests and httpx do).
+SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
 class SinkFactory(Protocol):
@@ -57,6 +60,11 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if when is None:
         return None
     return max(0.0, when.timestamp() - now)
+
+
+def same_origin(a: URL, b: URL) -> bool:
+    """Whether ``a`` and ``b`` share scheme, host and (explicit or default) port."""
+    return (a.scheme, (a.host or "").lower(), a.port) == (b.scheme, (b.host or "").lower(), b.port)
 
 
 class BodyReader:
@@ -168,6 +176,15 @@ class FetchRules:
             raise RedirectError(f"redirect loop back to {text}", url=origin, code="redirect_loop")
         seen.add(text)
         return target
+
+    @staticmethod
+    def redirect_headers(headers: dict[str, str], url: URL, target: URL) -> dict[str, str]:
+        """The headers for the hop from ``url`` to ``target``: without the user's
+        credentials when ``target`` is another origin (scheme, host or port; so an
+        https -> http downgrade drops them too). Once dropped they stay dropped."""
+        if same_origin(url, target):
+            return headers
+        return {k: v for k, v in headers.items() if k.lower() not in SECRET_HEADERS}
 
     @staticmethod
     def redirect_method(status: int, method: str) -> str:
@@ -295,6 +312,7 @@ class Fetcher:
                     outcome.final_url = resp.url
                     target = rules.redirect(resp.status, resp.headers, url, seen, request.url)
                     if target is not None:
+                        headers = rules.redirect_headers(headers, url, target)
                         url, method = target, rules.redirect_method(resp.status, method)
                         body = None if method == "GET" else body
                         continue
