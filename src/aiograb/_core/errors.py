@@ -116,8 +116,11 @@ class ProtocolError(TransportError):
 class HTTPStatusError(RequestError):
     """A final status that is not a success. 408, 429 and 5xx are retried."""
 
-    def __init__(self, status: int, *, url: str = "", retry_after: float | None = None) -> None:
-        super().__init__(f"HTTP {status}", url=url, code=f"http_{status}")
+    def __init__(
+        self, status: int, *, url: str = "", retry_after: float | None = None, detail: str = ""
+    ) -> None:
+        message = f"HTTP {status} ({detail})" if detail else f"HTTP {status}"
+        super().__init__(message, url=url, code=f"http_{status}")
         self.status = status
         self.retry_after = retry_after
         self.retryable = status in (408, 429) or status >= 500

@@ -196,10 +196,25 @@ class FetchRules:
         )
 
     def status_error(self, status: int, headers: Mapping[str, str], url: str) -> HTTPStatusError:
-        retry_after = None
+        retry_after, detail = None, ""
         if status in (429, 503):
             retry_after = parse_retry_after(headers.get("Retry-After"), time.time())
-        return HTTPStatusError(status, url=url, retry_after=retry_after)
+            cap = self.policy.retry.max_retry_after
+            if retry_after is not None and retry_after > cap:
+                detail = (
+                    f"Retry-After {retry_after:.0f}s > max_retry_after={cap:g}s: not waited for"
+                )
+        return HTTPStatusError(status, url=url, retry_after=retry_after, detail=detail)
+
+    def host_pause(self, error: HTTPStatusError) -> float:
+        """How long the host asked everyone to wait: its Retry-After when we honour it.
+
+        A Retry-After beyond ``max_retry_after`` fails the URL at once and pauses
+        nothing, so one such answer cannot freeze the host's other URLs."""
+        wait = error.retry_after
+        if wait is None or wait > self.policy.retry.max_retry_after:
+            return 0.0
+        return wait
 
     def body_reader(self, headers: Mapping[str, str], writer: BodyWriter, url: str) -> BodyReader:
         return BodyReader(self.accept, self.policy.max_bytes, headers, writer, url)
@@ -318,8 +333,7 @@ class Fetcher:
                         continue
                     if not 200 <= resp.status < 300:
                         error = rules.status_error(resp.status, resp.headers, request.url)
-                        if error.retry_after:
-                            pause = min(error.retry_after, self._policy.retry.max_retry_after)
+                        if pause := rules.host_pause(error):
                             self.politeness.pause(host, pause)
                         raise error
                     outcome.headers = resp.headers
