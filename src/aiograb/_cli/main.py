@@ -32,9 +32,11 @@ from aiograb._cli.images import (
 from aiograb._cli.words import as_flags
 from aiograb._core.config import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_DISALLOWED_HEADER_DIRECTIVES,
     DEFAULT_MAX_BYTES,
     DEFAULT_PER_HOST,
     DEFAULT_USER_AGENT,
+    DEFAULT_USER_AGENT_TOKEN,
     Limits,
     RequestPolicy,
     RetryPolicy,
@@ -155,6 +157,21 @@ def _add_request_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--user-agent", default=DEFAULT_USER_AGENT, help="User-Agent header (default names aiograb)"
     )
+    g.add_argument(
+        "--user-agent-token",
+        default=DEFAULT_USER_AGENT_TOKEN,
+        metavar="TOKEN",
+        help="the product token robots rules name us by, e.g. 'X-Robots-Tag: aiograb: noai' "
+        "(default %(default)s)",
+    )
+    g.add_argument(
+        "--disallowed-header-directives",
+        default=",".join(DEFAULT_DISALLOWED_HEADER_DIRECTIVES),
+        metavar="LIST",
+        help="X-Robots-Tag directives (for all agents or for --user-agent-token) that "
+        "forbid keeping a body: its row is x_robots_tag; '' honours none "
+        "(default %(default)s; e.g. --disallowed-header-directives noai,noimageai)",
+    )
 
 
 def _policy(args: argparse.Namespace) -> tuple[Limits, RequestPolicy]:
@@ -167,6 +184,8 @@ def _policy(args: argparse.Namespace) -> tuple[Limits, RequestPolicy]:
         accept=args.accept,
         headers=dict(args.header),
         user_agent=args.user_agent,
+        user_agent_token=args.user_agent_token,
+        disallowed_header_directives=tuple(args.disallowed_header_directives.split(",")),
     )
     return limits, policy
 

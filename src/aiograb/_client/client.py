@@ -33,7 +33,8 @@ from aiograb._store.sinks import MemorySink
 
 __all__ = ["Client", "Response", "Result", "open_client"]
 
-CLIENT_POLICY = RequestPolicy(accept="any")
+# Any content type, and X-Robots-Tag ignored: an API's answer is not a page to index.
+CLIENT_POLICY = RequestPolicy(accept="any", disallowed_header_directives=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +195,8 @@ async def open_client(
 ) -> AsyncIterator[Client]:
     """Open a client: one connection pool, per-host slots and retry policy.
 
-    ``policy`` defaults to accepting any content type (``accept="any"``).
+    ``policy`` defaults to accepting any content type and ignoring X-Robots-Tag
+    (``accept="any", disallowed_header_directives=()``).
     """
     limits = limits or Limits()
     policy = policy or CLIENT_POLICY

@@ -6,6 +6,7 @@ its flags and the library takes them as keyword arguments.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -15,9 +16,11 @@ from aiograb._core.errors import UsageError
 __all__ = [
     "DEFAULT_ACCEPT",
     "DEFAULT_CONCURRENCY",
+    "DEFAULT_DISALLOWED_HEADER_DIRECTIVES",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_PER_HOST",
     "DEFAULT_USER_AGENT",
+    "DEFAULT_USER_AGENT_TOKEN",
     "Limits",
     "RequestPolicy",
     "RetryPolicy",
@@ -36,6 +39,12 @@ DEFAULT_ACCEPT = "image"
 # A body this large is almost never an image anyone wants, and in memory (the
 # client API) it would hurt: refuse it as ``too_large``. 0 lifts the limit.
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+# X-Robots-Tag directives that forbid storing a body, as img2dataset has them:
+# a site that says "noai" or "noindex" did not agree to be in a dataset.
+DEFAULT_DISALLOWED_HEADER_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
+# The product token robots rules address us by (RFC 9309; "aiograb: noai").
+DEFAULT_USER_AGENT_TOKEN = "aiograb"
+_TOKEN = re.compile(r"[A-Za-z_-]+")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -108,8 +117,25 @@ class RequestPolicy:
     accept: str = DEFAULT_ACCEPT  # "image", "any", or comma-separated MIME types
     headers: Mapping[str, str] = field(default_factory=dict)
     user_agent: str = DEFAULT_USER_AGENT
+    # A response whose X-Robots-Tag names one of these (for all agents, or for
+    # ``user_agent_token``) is not stored: its row is ``x_robots_tag``. () disables.
+    disallowed_header_directives: tuple[str, ...] = DEFAULT_DISALLOWED_HEADER_DIRECTIVES
+    user_agent_token: str = DEFAULT_USER_AGENT_TOKEN
 
     def __post_init__(self) -> None:
         _check(0 <= self.max_redirects <= 100, "max_redirects must be between 0 and 100")
         _check(self.max_bytes >= 0, "max_bytes must be >= 0 (0 = unlimited)")
         _check(bool(self.accept.strip()), "accept must not be empty")
+        _check(
+            bool(_TOKEN.fullmatch(self.user_agent_token)),
+            f"user_agent_token must be letters, '-' and '_' only, not {self.user_agent_token!r}",
+        )
+        directives = self.disallowed_header_directives
+        if isinstance(directives, str):  # "noai,noindex" is taken as it is meant
+            directives = tuple(directives.split(","))
+        directives = tuple(d.strip().lower() for d in directives if d.strip())
+        _check(
+            all(_TOKEN.fullmatch(d) for d in directives),
+            f"disallowed_header_directives must be directive names, not {directives!r}",
+        )
+        object.__setattr__(self, "disallowed_header_directives", directives)

@@ -22,6 +22,7 @@ the engine. Usage errors are separate: they end a whole run before it starts.
     │   ├── ContentError              the body is not what was asked for
     │   │   ├── TooLarge              too_large
     │   │   ├── NotAccepted           not_image, unaccepted_type, empty_body
+    │   │   ├── RobotsTagDisallowed   x_robots_tag (an X-Robots-Tag directive forbids it)
     │   │   ├── WriteError            write_error (disk full, permissions)
     │   │   └── ImageError            corrupt_image, too_many_pixels, too_small,
     │   │                             bad_aspect_ratio, not_raster, unsupported_image,
@@ -48,6 +49,7 @@ __all__ = [
     "ProtocolError",
     "RedirectError",
     "RequestError",
+    "RobotsTagDisallowed",
     "Timeout",
     "TooLarge",
     "TransportError",
@@ -132,6 +134,12 @@ class RedirectError(RequestError):
 
 class ContentError(RequestError):
     code = "content_error"
+
+
+class RobotsTagDisallowed(ContentError):
+    """The response's ``X-Robots-Tag`` names a directive of ``disallowed_header_directives``."""
+
+    code = "x_robots_tag"
 
 
 class TooLarge(ContentError):

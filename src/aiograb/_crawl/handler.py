@@ -90,11 +90,13 @@ class _Fetchers:
         self.max_bytes = policy.max_bytes
         self.image = Fetcher(transport, self.politeness, policy, clock)
         by_kind = {}
+        # X-Robots-Tag guards what is kept (images), not the pages and robots.txt read.
+        read = dataclasses.replace(policy, disallowed_header_directives=())
         for kind, accept in _ACCEPT.items():
-            p = dataclasses.replace(policy, accept=accept, max_bytes=max_page)
+            p = dataclasses.replace(read, accept=accept, max_bytes=max_page)
             by_kind[kind] = Fetcher(transport, self.politeness, p, clock)
         self.by_kind = by_kind
-        robots = dataclasses.replace(policy, accept="any", max_bytes=MAX_ROBOTS_BYTES)
+        robots = dataclasses.replace(read, accept="any", max_bytes=MAX_ROBOTS_BYTES)
         self.robots = Fetcher(transport, self.politeness, robots, clock)
 
     @property

@@ -85,6 +85,7 @@ class BlockingFetcher:
                 if not 200 <= resp.status < 300:
                     raise rules.status_error(resp.status, resp.headers, request.url)
                 outcome.headers = resp.headers
+                rules.check_robots_tag(resp.headers, request.url)
                 reader = rules.body_reader(resp.headers, sink.open(key), request.url)
                 try:
                     while chunk := resp.read_chunk():

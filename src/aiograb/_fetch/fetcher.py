@@ -23,12 +23,14 @@ from aiograb._core.errors import (
     InvalidURL,
     RedirectError,
     RequestError,
+    RobotsTagDisallowed,
     TooLarge,
 )
 from aiograb._core.models import Outcome, Request, Stored, Timing
 from aiograb._core.urls import parse_url
 from aiograb._fetch.politeness import Politeness
-from aiograb._http.base import Transport
+from aiograb._fetch.robots_tag import forbidding_directive
+from aiograb._http.base import Headers, Transport
 from aiograb._store.sinks import BodyWriter
 
 # Outcome and Request live in _core.models; re-exported for older imports.
@@ -216,6 +218,22 @@ class FetchRules:
             return 0.0
         return wait
 
+    def check_robots_tag(self, headers: Headers, url: str) -> None:
+        """Raise ``RobotsTagDisallowed`` when X-Robots-Tag forbids keeping the body."""
+        policy = self.policy
+        if not policy.disallowed_header_directives or "X-Robots-Tag" not in headers:
+            return
+        directive = forbidding_directive(
+            headers.getall("X-Robots-Tag"),
+            policy.user_agent_token,
+            policy.disallowed_header_directives,
+        )
+        if directive is not None:
+            raise RobotsTagDisallowed(
+                f"X-Robots-Tag: {directive} forbids keeping it (disallowed_header_directives)",
+                url=url,
+            )
+
     def body_reader(self, headers: Mapping[str, str], writer: BodyWriter, url: str) -> BodyReader:
         return BodyReader(self.accept, self.policy.max_bytes, headers, writer, url)
 
@@ -337,6 +355,7 @@ class Fetcher:
                             self.politeness.pause(host, pause)
                         raise error
                     outcome.headers = resp.headers
+                    rules.check_robots_tag(resp.headers, request.url)
                     reader = rules.body_reader(resp.headers, sink.open(key), request.url)
                     try:
                         if reader.small:  # one read, one feed: fewer awaits per file
