@@ -50,8 +50,8 @@ from aiograb._core.errors import (
 from aiograb._core.models import InputRow, Request
 from aiograb._core.stats import Progress, Summary
 from aiograb._crawl.api import crawl, crawl_async
-from aiograb._crawl.handler import CrawlSummary
 from aiograb._crawl.options import CrawlOptions
+from aiograb._crawl.run import CrawlSummary
 from aiograb._get.api import download, download_async
 from aiograb._get.sources import open_source
 from aiograb._http.aiohttp_transport import AiohttpTransport

@@ -6,9 +6,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from aiograb import FakeClock, Limits, RequestPolicy, RetryPolicy
-from aiograb._core.models import InputRow
-from aiograb._get.engine import run_get
+from aiograb import FakeClock, Limits, RequestPolicy, RetryPolicy, download_async
 from aiograb.testing import RunningServer
 from tests.helpers import by_url, run
 
@@ -16,8 +14,7 @@ LIMITS = Limits(concurrency=1, per_host=1)  # one after the other, on one host
 
 
 def _get(urls: list[str], out: Path, policy: RequestPolicy, clock: FakeClock) -> None:
-    rows = [InputRow(line=i, url=u) for i, u in enumerate(urls, 1)]
-    run(run_get(rows, out, limits=LIMITS, policy=policy, clock=clock))
+    run(download_async(urls, out, limits=LIMITS, policy=policy, clock=clock))
 
 
 def test_retry_after_beyond_the_cap_does_not_pause_the_host(

@@ -23,10 +23,10 @@ from aiograb import (
     RetryPolicy,
     Timeouts,
     UsageError,
+    download_async,
 )
 from aiograb._core.models import InputRow
 from aiograb._core.stats import Summary
-from aiograb._get.engine import run_get
 from aiograb._images.outputs import COMMIT_MARKER
 from aiograb.testing import RunningServer, image_bytes
 from tests.helpers import by_url, manifest, run, serve_app
@@ -47,12 +47,12 @@ async def get_async(
     items = [
         r if isinstance(r, InputRow) else InputRow(line=i, url=r) for i, r in enumerate(rows, 1)
     ]
-    return await run_get(
+    return await download_async(
         items,
         out,
         limits=Limits(concurrency=concurrency, per_host=0),
         policy=policy,
-        processor=pipeline,
+        pipeline=pipeline,
         stop=stop,
     )
 

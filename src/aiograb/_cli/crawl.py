@@ -159,7 +159,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     from aiograb._cli.images import pipeline_from_args
     from aiograb._cli.main import _policy, _summary_dict
     from aiograb._core.loop import run_stoppable
-    from aiograb._crawl.handler import run_crawl
+    from aiograb._crawl.run import run_crawl
 
     limits, policy = _policy(args)
     options = CrawlOptions(
@@ -195,7 +195,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
                 policy=policy,
                 stop=stop,
                 on_progress=display.update,
-                processor=pipeline,
+                pipeline=pipeline,
             ),
             use_uvloop=not args.no_uvloop,
         )
@@ -218,6 +218,7 @@ def format_crawl_summary(result: Any) -> str:
         if states:
             text = ", ".join(f"{n:,} {s}" for s, n in sorted(states.items()))
             lines.append(f"  {name}: {text}")
-    lines.append(f"  robots.txt: {result.robots} ({result.robots_fetched} fetched this run)")
+    robots = "ignored (--ignore-robots)" if result.robots == "ignored" else result.robots
+    lines.append(f"  robots.txt: {robots} ({result.robots_fetched} fetched this run)")
     lines.append(f"  graph: {result.graph}")
     return "\n".join(lines)

@@ -12,11 +12,12 @@ from aiograb._core.config import Limits, RequestPolicy
 from aiograb._core.loop import run_stoppable
 from aiograb._core.models import InputRow
 from aiograb._core.stats import Progress, Summary
-from aiograb._get.engine import run_get
+from aiograb._get.download import run_get
 from aiograb._get.sources import open_source
-from aiograb._http.base import Transport
 
 if TYPE_CHECKING:
+    from aiograb._core.clock import Clock
+    from aiograb._http.base import Transport
     from aiograb._images.pipeline import ImagePipeline
 
 __all__ = ["download", "download_async"]
@@ -33,6 +34,7 @@ async def download_async(
     on_progress: Callable[[Progress], None] | None = None,
     pipeline: ImagePipeline | None = None,
     transport: Transport | None = None,
+    clock: Clock | None = None,
 ) -> Summary:
     """Download ``urls`` (an iterable of URLs or input rows, or a path to a URL list).
 
@@ -41,8 +43,8 @@ async def download_async(
     exceptions; ``UsageError`` is raised only for unusable input or options.
     With a ``pipeline`` (``ImagePipeline``), images are verified, filtered,
     resized and deduplicated in worker processes and stored as files or shards.
-    ``transport`` replaces the HTTP client (e.g. ``aiograb.testing.MockTransport``
-    in tests); one you pass is yours to close.
+    ``transport`` replaces the HTTP client (``aiograb.testing.MockTransport`` in
+    tests); ``clock`` replaces time for backoff and rate limits (``FakeClock``).
     """
     rows: Iterable[InputRow]
     if isinstance(urls, str | os.PathLike):
@@ -60,8 +62,9 @@ async def download_async(
         retry_failed=retry_failed,
         stop=stop,
         on_progress=on_progress,
-        processor=pipeline,
+        pipeline=pipeline,
         transport=transport,
+        clock=clock,
     )
 
 
@@ -73,7 +76,6 @@ def download(
     policy: RequestPolicy | None = None,
     retry_failed: bool = False,
     pipeline: ImagePipeline | None = None,
-    transport: Transport | None = None,
 ) -> Summary:
     """Blocking ``download_async`` on a fresh event loop (uvloop when installed).
 
@@ -94,6 +96,5 @@ def download(
             retry_failed=retry_failed,
             stop=stop,
             pipeline=pipeline,
-            transport=transport,
         )
     )
