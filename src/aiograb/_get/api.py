@@ -76,6 +76,7 @@ def download(
     policy: RequestPolicy | None = None,
     retry_failed: bool = False,
     pipeline: ImagePipeline | None = None,
+    transport: Transport | None = None,
 ) -> Summary:
     """Blocking ``download_async`` on a fresh event loop (uvloop when installed).
 
@@ -96,5 +97,6 @@ def download(
             retry_failed=retry_failed,
             stop=stop,
             pipeline=pipeline,
+            transport=transport,
         )
     )
