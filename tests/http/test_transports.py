@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
-from aiograb import ConnectError, Timeouts
+from aiograb import ConnectError, Timeouts, TooLarge
 from aiograb._core.config import Limits
 from aiograb._http.aiohttp_transport import AiohttpTransport
 from aiograb._http.base import make_headers
@@ -35,7 +35,13 @@ def _app(peers: list[int]) -> web.Application:
         peers.append(request.transport.get_extra_info("peername")[1])
         return web.Response(status=302, headers={"Location": "/head"}, body=b"gone " * 1000)
 
+    async def huge(request: web.Request) -> web.Response:
+        assert request.transport is not None
+        peers.append(request.transport.get_extra_info("peername")[1])
+        return web.Response(body=b"x" * 1_000_000, content_type="image/png")
+
     app = web.Application()
+    app.router.add_get("/huge", huge)
     app.router.add_get("/head", head)
     app.router.add_get("/moved", moved)
     return app
@@ -122,10 +128,20 @@ def test_blocking_transport_headers_body_and_connection_reuse() -> None:
             with transport.send("GET", url, headers={}, body=None, timeouts=TIMEOUTS) as r:
                 while r.read_chunk():
                     pass
+            # A large body refused before reading (too_large by its length) is not drained.
+            huge = URL(f"{base}/huge")
+            send = transport.send("GET", huge, headers={}, body=None, timeouts=TIMEOUTS)
+            with pytest.raises(TooLarge), send:
+                raise TooLarge("Content-Length 1000000 > max_bytes=1000")
+            with transport.send("GET", url, headers={}, body=None, timeouts=TIMEOUTS) as r:
+                while r.read_chunk():
+                    pass
         finally:
             transport.close()
     assert peers[0] == peers[1] == peers[2]  # drained and fully read: one connection
     assert peers[3] != peers[2]
+    assert peers[4] == peers[3]
+    assert peers[5] != peers[4]
 
 
 def test_blocking_transport_maps_errors() -> None:

@@ -33,6 +33,7 @@ from aiograb._http.base import Headers, make_headers
 __all__ = ["Urllib3Transport", "map_errors"]
 
 CHUNK = 64 * 1024
+DRAIN_LIMIT = 256 * 1024  # read and discard at most this much to keep a connection
 
 
 @contextmanager
@@ -87,6 +88,13 @@ class _Response:
         return chunk
 
 
+def _worth_draining(response: _Response) -> bool:
+    length = response.headers.get("Content-Length", "")
+    if length.isdigit():
+        return int(length) <= DRAIN_LIMIT
+    return not 200 <= response.status < 300  # redirects and error pages: short, as a rule
+
+
 class _Send:
     """``with transport.send(...) as response``: one request, errors translated."""
 
@@ -114,9 +122,14 @@ class _Send:
             return
         resp = response.raw
         # The connection goes back to the pool only when nothing is left unread on it:
-        # a body read to its end, or one never started (a redirect, an error status)
-        # that is drained first. A body abandoned halfway closes the connection.
-        unread = response.untouched and (exc is None or isinstance(exc, RequestError))
+        # a body read to its end, or one never started and worth draining (a redirect,
+        # an error page, a small body). A body abandoned halfway, or a large one never
+        # started (e.g. refused by its Content-Length), closes the connection instead.
+        unread = (
+            response.untouched
+            and (exc is None or isinstance(exc, RequestError))
+            and _worth_draining(response)
+        )
         if unread:
             try:
                 with map_errors(response.url):
