@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_PER_HOST",
     "DEFAULT_USER_AGENT",
     "DEFAULT_USER_AGENT_TOKEN",
+    "ENGINES",
     "Limits",
     "RequestPolicy",
     "RetryPolicy",
@@ -45,6 +46,9 @@ DEFAULT_DISALLOWED_HEADER_DIRECTIVES = ("noai", "noimageai", "noindex", "noimage
 # The product token robots rules address us by (RFC 9309; "aiograb: noai").
 DEFAULT_USER_AGENT_TOKEN = "aiograb"
 _TOKEN = re.compile(r"[A-Za-z_-]+")
+# The engines of ``get``: one event loop (the default), and the two blocking ones it
+# is measured against (``aiograb bench``): a thread pool, one request at a time.
+ENGINES = ("async", "threads", "sync")
 
 
 def _check(ok: bool, message: str) -> None:

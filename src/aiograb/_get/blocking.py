@@ -29,9 +29,7 @@ from aiograb._fetch.blocking import BlockingFetcher
 from aiograb._get.runstate import OutcomeHook, RunState
 from aiograb._store.journal import PendingRow
 
-__all__ = ["ENGINES", "run_get_blocking"]
-
-ENGINES = ("async", "threads", "sync")
+__all__ = ["run_get_blocking"]
 
 
 def run_get_blocking(
