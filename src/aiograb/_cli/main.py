@@ -28,7 +28,6 @@ from typing import NoReturn
 
 from aiograb import __about__
 from aiograb._cli import bench, crawl, get, manifest, serve
-from aiograb._cli.words import as_flags
 from aiograb._core.errors import UsageError
 from aiograb._core.stats import ExitCode
 
@@ -71,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except UsageError as exc:
+        from aiograb._cli.words import as_flags  # the library's option names, as flags
+
         return _fail(ExitCode.USAGE, f"error: {as_flags(str(exc))}")
     except KeyboardInterrupt:
         return _fail(ExitCode.INTERRUPTED, "interrupted")
