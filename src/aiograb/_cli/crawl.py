@@ -14,6 +14,7 @@ from typing import Any
 
 from aiograb._cli.display import ProgressDisplay, format_crawl_summary
 from aiograb._cli.images import add_image_options, pipeline_from_args
+from aiograb._cli.network import NETWORK_EXAMPLES
 from aiograb._cli.options import (
     EXIT_CODES_HELP,
     HelpFormatter,
@@ -40,6 +41,8 @@ examples:
   aiograb crawl seeds.txt -o out/ --depth 3 --max-pages 50000 \\
       --include '/photos/' --exclude '\\?sort='
   aiograb crawl https://example.org/ -o out/ --pages-only --format jsonl   # just the graph
+  aiograb crawl https://example.org/ -o out/ --image-scope domain \
+      --image-exclude '/thumbs/'   # images from the site's own hosts only, no thumbnails
 
 Run the same command again after a crash or Ctrl-C: it resumes from the journal,
 and no page already done is fetched again. Output: images as in 'aiograb get'
@@ -51,6 +54,7 @@ loopback, private or link-local addresses are refused (blocked_address) unless a
 seed is on such an address or --allow-private is given.
 {EXIT_CODES_HELP}
 """
+_NETWORK_EXAMPLES = NETWORK_EXAMPLES.replace("aiograb get urls.txt", "aiograb crawl URL")
 
 
 def add_parser(sub: Any) -> None:
@@ -59,7 +63,7 @@ def add_parser(sub: Any) -> None:
         help="crawl pages from seeds and download every image they show",
         description="Crawl pages from seed URLs (or files of seed URLs), following links "
         "within scope, and download every image the pages show.",
-        epilog=_EXAMPLES,
+        epilog=_EXAMPLES + "\n" + _NETWORK_EXAMPLES,
         formatter_class=HelpFormatter,
     )
     p.add_argument("seeds", nargs="+", help="seed URLs, or files of seed URLs (txt/csv/jsonl)")
@@ -122,6 +126,34 @@ def add_parser(sub: Any) -> None:
     )
     g.add_argument(
         "--ignore-robots", action="store_true", help="do not obey robots.txt (the summary says so)"
+    )
+    g.add_argument(
+        "--user-agent-token",
+        default="aiograb",
+        metavar="TOKEN",
+        help="product token robots.txt groups are matched by (RFC 9309; default %(default)s),"
+        " e.g. --user-agent-token mybot",
+    )
+    g.add_argument(
+        "--image-scope",
+        choices=SCOPES,
+        default="any",
+        help="fetch images from the seeds' hosts, registrable domains, or any host"
+        " (default: any, as sites serve images from CDNs)",
+    )
+    g.add_argument(
+        "--image-include",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="fetch only image URLs matching one of these (repeatable), e.g. '\\.jpe?g$'",
+    )
+    g.add_argument(
+        "--image-exclude",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="never fetch image URLs matching one of these (repeatable), e.g. '/thumbs/'",
     )
     g.add_argument(
         "--allow-private",
@@ -215,4 +247,8 @@ def _crawl_options(args: argparse.Namespace) -> CrawlOptions:
         all_sizes=args.all_sizes,
         pages_only=args.pages_only,
         graph_format=args.format,
+        user_agent_token=args.user_agent_token,
+        image_scope=args.image_scope,
+        image_include=tuple(args.image_include),
+        image_exclude=tuple(args.image_exclude),
     )

@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from aiograb._cli.network import add_network_options, network_from_args
 from aiograb._core.config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_DISALLOWED_HEADER_DIRECTIVES,
@@ -87,6 +88,7 @@ def add_request_options(p: argparse.ArgumentParser) -> None:
     """The ``Limits`` and ``RequestPolicy`` flags of ``get`` and ``crawl``."""
     _add_limits(p.add_argument_group("concurrency and politeness"))
     _add_policy(p.add_argument_group("request policy"))
+    add_network_options(p)
 
 
 def _add_limits(g: argparse._ArgumentGroup) -> None:
@@ -196,6 +198,7 @@ def request_config(args: argparse.Namespace) -> tuple[Limits, RequestPolicy]:
         user_agent=args.user_agent,
         user_agent_token=args.user_agent_token,
         disallowed_header_directives=tuple(args.disallowed_header_directives.split(",")),
+        network=network_from_args(args),
     )
     return limits, policy
 

@@ -13,6 +13,9 @@ __all__ = ["as_flags"]
 
 FLAGS = {
     "Limits.rate": "--rate",
+    "Network.proxy": "--proxy",
+    "proxy=''": "--proxy ''",
+    "Network.cookies": "--cookies",
     "per_host": "--per-host",
     "Timeouts.total": "--timeout",
     "timeouts.total": "--timeout",

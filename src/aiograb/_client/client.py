@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json as jsonlib
+import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiograb._core.clock import Clock, LoopClock
-from aiograb._core.config import Limits, RequestPolicy
+from aiograb._core.config import Limits, Network, RequestPolicy
 from aiograb._core.errors import DeadlineExceeded, RequestError
 from aiograb._core.models import Outcome, Request
 from aiograb._fetch.fetcher import Fetcher
@@ -190,6 +191,8 @@ async def open_client(
     *,
     limits: Limits | None = None,
     policy: RequestPolicy | None = None,
+    network: Network | None = None,
+    cookies: str | os.PathLike[str] | None = None,
     transport: Transport | None = None,
     clock: Clock | None = None,
 ) -> AsyncIterator[Client]:
@@ -197,12 +200,23 @@ async def open_client(
 
     ``policy`` defaults to accepting any content type and ignoring X-Robots-Tag
     (``accept="any", disallowed_header_directives=()``).
+    ``network`` (TLS, proxy, cookies) replaces ``policy.network``; ``cookies``
+    is a Netscape ``cookies.txt`` whose cookies are sent where they belong,
+    and cookies set by responses are kept while the client is open::
+
+        async with open_client(
+            network=Network(ca_bundle="corp-ca.pem", proxy="http://127.0.0.1:3128"),
+            cookies="cookies.txt",
+        ) as client: ...
     """
     limits = limits or Limits()
     policy = policy or CLIENT_POLICY
+    network = network or policy.network
+    if cookies is not None:
+        network = replace(network, cookies=os.fspath(cookies))
     clock = clock or LoopClock()
     own = transport is None
-    transport = transport or AiohttpTransport(limits)
+    transport = transport or AiohttpTransport(limits, network=network)
     try:
         yield Client(Fetcher(transport, Politeness(limits, clock), policy, clock), limits)
     finally:

@@ -6,9 +6,11 @@ its flags and the library takes them as keyword arguments.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from aiograb import __about__
 from aiograb._core.errors import UsageError
@@ -22,7 +24,9 @@ __all__ = [
     "DEFAULT_USER_AGENT",
     "DEFAULT_USER_AGENT_TOKEN",
     "ENGINES",
+    "PROXY_SCHEMES",
     "Limits",
+    "Network",
     "RequestPolicy",
     "RetryPolicy",
     "Timeouts",
@@ -110,6 +114,58 @@ class RetryPolicy:
         return float(rand * min(self.max_backoff, self.backoff * 2.0 ** (attempt - 1)))
 
 
+PROXY_SCHEMES = ("http", "socks5", "socks5h")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Network:
+    """How connections are made: TLS verification, proxy, cookies.
+
+    >>> Network(ca_bundle="corp-ca.pem", proxy="socks5h://user:pw@127.0.0.1:1080")
+    >>> Network(verify=False)                  # like curl --insecure
+    >>> Network(proxy="")                      # ignore HTTP_PROXY & co.
+
+    ``verify``: check certificates (default). ``ca_bundle``: a PEM file or a
+    folder of hashed certificates to trust *instead of* the system's (without it,
+    ``SSL_CERT_FILE``/``SSL_CERT_DIR`` are honoured as OpenSSL does). ``proxy``:
+    ``None`` takes ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``/``NO_PROXY`` from
+    the environment, ``""`` uses none, else an ``http://`` (CONNECT for https),
+    ``socks5://`` (names resolved here) or ``socks5h://`` (resolved by the proxy)
+    URL, credentials in the URL. ``cookies``: a Netscape ``cookies.txt`` whose
+    cookies are sent where their domain/path/secure flags allow; cookies set by
+    responses are then kept for the run. Without it no cookie is kept or sent.
+    """
+
+    verify: bool = True
+    ca_bundle: str | None = None
+    proxy: str | None = None
+    cookies: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.ca_bundle is not None:
+            _check(self.verify, "ca_bundle and verify=False (--insecure) exclude each other")
+            _check(os.path.exists(self.ca_bundle), f"ca_bundle: no such file: {self.ca_bundle}")
+        if self.cookies is not None:
+            _check(os.path.isfile(self.cookies), f"cookies: no such file: {self.cookies}")
+        if self.proxy:
+            check_proxy_url(self.proxy)
+
+
+def check_proxy_url(url: str) -> None:
+    """Raise ``UsageError`` unless ``url`` is a usable proxy URL."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UsageError(f"proxy: not a URL: {url!r} ({exc})") from None
+    _check(
+        parts.scheme in PROXY_SCHEMES,
+        f"proxy: unsupported scheme in {url!r} (use http://, socks5:// or socks5h://)",
+    )
+    _check(bool(parts.hostname), f"proxy: no host in {url!r}")
+    _check(port is None or port > 0, f"proxy: bad port in {url!r}")
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RequestPolicy:
     """What a request may do and what its response must be."""
@@ -125,6 +181,7 @@ class RequestPolicy:
     # ``user_agent_token``) is not stored: its row is ``x_robots_tag``. () disables.
     disallowed_header_directives: tuple[str, ...] = DEFAULT_DISALLOWED_HEADER_DIRECTIVES
     user_agent_token: str = DEFAULT_USER_AGENT_TOKEN
+    network: Network = field(default_factory=Network)
 
     def __post_init__(self) -> None:
         _check(0 <= self.max_redirects <= 100, "max_redirects must be between 0 and 100")

@@ -12,7 +12,11 @@ the engine. Usage errors are separate: they end a whole run before it starts.
     │   ├── InvalidURL                invalid_url, unsupported_scheme, invalid_encoding
     │   ├── TransportError            retryable network failures
     │   │   ├── ConnectError          connect_refused, dns_error, connect_error
-    │   │   │   └── BlockedAddress    blocked_address (private/loopback/metadata; not retried)
+    │   │   │   ├── BlockedAddress    blocked_address (private/loopback/metadata; not retried)
+    │   │   │   ├── ProxyError        proxy_error (proxy unreachable or refused the request)
+    │   │   │   └── TLSError          tls_error: the TLS handshake failed (not retried)
+    │   │   │       └── TLSCertificateError  tls_certificate: the certificate failed
+    │   │   │                         verification (unknown issuer, expired, hostname)
     │   │   ├── Timeout               timeout
     │   │   ├── ConnectionReset       connection_reset
     │   │   ├── Truncated             truncated
@@ -47,9 +51,12 @@ __all__ = [
     "InvalidURL",
     "NotAccepted",
     "ProtocolError",
+    "ProxyError",
     "RedirectError",
     "RequestError",
     "RobotsTagDisallowed",
+    "TLSCertificateError",
+    "TLSError",
     "Timeout",
     "TooLarge",
     "TransportError",
@@ -97,6 +104,25 @@ class BlockedAddress(ConnectError):
 
     code = "blocked_address"
     retryable = False
+
+
+class ProxyError(ConnectError):
+    """The proxy could not be reached (retried) or refused to connect us (not retried)."""
+
+    code = "proxy_error"
+
+
+class TLSError(ConnectError):
+    """The TLS handshake failed (wrong protocol, no shared cipher, ...). Not retried."""
+
+    code = "tls_error"
+    retryable = False
+
+
+class TLSCertificateError(TLSError):
+    """The server's certificate failed verification; the message says why. Not retried."""
+
+    code = "tls_certificate"
 
 
 class Timeout(TransportError):

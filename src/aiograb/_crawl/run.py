@@ -110,7 +110,7 @@ async def run_crawl(
     own_transport = transport is None
     if transport is None:
         guard = None if options.allow_private else address_policy(scope.seed_hosts)
-        transport = AiohttpTransport(limits, address_policy=guard)
+        transport = AiohttpTransport(limits, network=policy.network, address_policy=guard)
     fetchers = Fetchers(transport, limits, policy, clock, options.max_page_bytes)
     handler: CrawlHandler | None = None
 
@@ -123,7 +123,7 @@ async def run_crawl(
         fetchers.robots,
         tables,
         fetchers.politeness,
-        policy.user_agent,
+        options.user_agent_token,  # robots.txt groups are matched by the product token
         obey=options.obey_robots,
         on_sitemaps=add_sitemaps if options.sitemaps else None,
     )

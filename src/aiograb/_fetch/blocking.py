@@ -32,7 +32,7 @@ class BlockingFetcher:
     ) -> None:
         self._policy = policy
         self._rules = FetchRules(policy)
-        self._transport = transport or Urllib3Transport()
+        self._transport = transport or Urllib3Transport(policy.network)
         self._per_host = limits.per_host
         self._slots: dict[str, threading.Semaphore] = {}
         self._lock = threading.Lock()

@@ -27,6 +27,7 @@ from aiograb._core.stats import Progress, Summary
 from aiograb._core.urls import url_key
 from aiograb._fetch.blocking import BlockingFetcher
 from aiograb._get.runstate import OutcomeHook, RunState
+from aiograb._http.network import ProxyRoutes
 from aiograb._store.journal import PendingRow
 
 __all__ = ["run_get_blocking"]
@@ -52,6 +53,13 @@ def run_get_blocking(
     policy = policy or RequestPolicy()
     if limits.rate:
         raise UsageError("Limits.rate needs the async engine")
+    if ProxyRoutes(policy.network.proxy):
+        raise UsageError(
+            "Network.proxy (or HTTP_PROXY/HTTPS_PROXY/ALL_PROXY) needs the async engine "
+            "(proxy='' ignores the environment)"
+        )
+    if policy.network.cookies:
+        raise UsageError("Network.cookies needs the async engine")
     state = RunState(
         rows, out_dir, retry_failed=retry_failed, on_progress=on_progress, on_outcome=on_outcome
     )

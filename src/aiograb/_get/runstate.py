@@ -15,7 +15,7 @@ from pathlib import Path
 from aiograb._core.errors import InvalidURL
 from aiograb._core.models import InputRow, Outcome
 from aiograb._core.stats import Progress, ResourcePeaks, Summary, peak_rss_mb
-from aiograb._core.urls import parse_url
+from aiograb._core.urls import normalize
 from aiograb._store.journal import JOURNAL_NAME, Journal, NewRow, PendingRow
 from aiograb._store.sinks import FileSink
 
@@ -45,11 +45,11 @@ def to_journal(rows: Iterable[InputRow]) -> Iterator[NewRow]:
             yield NewRow(f"line:{row.line}", row.url, row.line, row.error, message, row.extra)
             continue
         try:
-            url = parse_url(row.url)
+            key = normalize(row.url)
         except InvalidURL as exc:
             yield NewRow(f"line:{row.line}", row.url, row.line, exc.code, str(exc), row.extra)
             continue
-        yield NewRow(str(url), row.url, row.line, extra=row.extra)
+        yield NewRow(key, row.url, row.line, extra=row.extra)
 
 
 class RunState:

@@ -8,6 +8,7 @@ translated here, once, into the ``RequestError`` tree (most specific first).
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ import urllib3
 from urllib3 import exceptions as u3
 from yarl import URL
 
-from aiograb._core.config import Timeouts
+from aiograb._core.config import Network, Timeouts
 from aiograb._core.errors import (
     ConnectError,
     ConnectionReset,
@@ -26,9 +27,12 @@ from aiograb._core.errors import (
     ProtocolError,
     RequestError,
     Timeout,
+    TLSCertificateError,
+    TLSError,
     Truncated,
 )
 from aiograb._http.base import Headers, make_headers
+from aiograb._http.network import cert_reason, ssl_context
 
 __all__ = ["Urllib3Transport", "map_errors"]
 
@@ -58,10 +62,24 @@ def map_errors(url: str) -> Iterator[None]:
         if "IncompleteRead" in str(exc) or "ended prematurely" in str(exc):
             raise Truncated(f"body ended early: {exc}", url=url) from exc
         raise ProtocolError(f"{exc}", url=url) from exc
+    except u3.SSLError as exc:
+        raise _tls_error(exc, url) from exc
     except (u3.LocationParseError, u3.LocationValueError) as exc:
         raise InvalidURL(f"invalid URL: {exc}", url=url) from exc
     except (u3.HTTPError, OSError) as exc:
         raise ProtocolError(f"{type(exc).__name__}: {exc}", url=url) from exc
+
+
+def _tls_error(exc: BaseException, url: str) -> TLSError:
+    cause: BaseException | None = exc
+    for _ in range(8):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            reason = cert_reason(cause)
+            return TLSCertificateError(f"TLS certificate not accepted: {reason}", url=url)
+        cause = (cause.args[0] if cause.args else None) if cause else None
+        if not isinstance(cause, BaseException):
+            break
+    return TLSError(f"TLS handshake failed: {exc}", url=url)
 
 
 class _Response:
@@ -144,9 +162,16 @@ class _Send:
 
 
 class Urllib3Transport:
-    """Blocking HTTP through urllib3, one keep-alive pool per thread."""
+    """Blocking HTTP through urllib3, one keep-alive pool per thread.
 
-    def __init__(self, *, pools_per_thread: int = 64) -> None:
+    ``network`` gives the TLS settings (CA bundle, ``verify``); proxies and cookies
+    are the async transport's (the blocking engines refuse them up front).
+    """
+
+    def __init__(self, network: Network | None = None, *, pools_per_thread: int = 64) -> None:
+        network = network or Network()
+        self._tls = ssl_context(network)
+        self._verify = network.verify
         self._local = threading.local()
         self._pools_per_thread = pools_per_thread
         self._timeouts: dict[Timeouts, urllib3.Timeout] = {}
@@ -154,7 +179,13 @@ class Urllib3Transport:
     def _pool(self) -> urllib3.PoolManager:
         pool: urllib3.PoolManager | None = getattr(self._local, "pool", None)
         if pool is None:
-            pool = urllib3.PoolManager(num_pools=self._pools_per_thread, maxsize=1, retries=False)
+            pool = urllib3.PoolManager(
+                num_pools=self._pools_per_thread,
+                maxsize=1,
+                retries=False,
+                ssl_context=self._tls,
+                cert_reqs=None if self._verify else "CERT_NONE",
+            )
             self._local.pool = pool
         return pool
 

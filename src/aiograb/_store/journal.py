@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from aiograb._core.models import Outcome
+from aiograb._store.migrations import SCHEMA_VERSION, migrate
 
 __all__ = ["JOURNAL_NAME", "DoneRow", "Journal", "NewRow", "PendingRow", "SavedFile"]
 
 JOURNAL_NAME = "aiograb-journal.sqlite"
-SCHEMA_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -190,6 +190,7 @@ class Journal:
             self._db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
+            migrate(self._db)  # an older journal is brought up to SCHEMA_VERSION (migrations.py)
         self._updates: list[tuple[Any, ...]] = []
         self.last_commit = time.monotonic()
 
