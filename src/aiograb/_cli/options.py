@@ -169,8 +169,9 @@ def _add_policy(g: argparse._ArgumentGroup) -> None:
         "--user-agent-token",
         default=DEFAULT_USER_AGENT_TOKEN,
         metavar="TOKEN",
-        help="the product token robots rules name us by, e.g. 'X-Robots-Tag: aiograb: noai' "
-        "(default %(default)s)",
+        help="the product token robots rules name us by (RFC 9309): robots.txt groups "
+        "(crawl) and 'X-Robots-Tag: aiograb: noai' (default %(default)s; "
+        "e.g. --user-agent-token mybot)",
     )
     g.add_argument(
         "--disallowed-header-directives",
