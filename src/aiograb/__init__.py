@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING, Any
 from aiograb.__about__ import __version__
 
 if TYPE_CHECKING:
-    from aiograb._client.client import Client, Response, Result, open_client
+    from aiograb._client.client import Client, ClientStatistics, Response, Result, open_client
     from aiograb._core.clock import Clock, FakeClock, LoopClock
     from aiograb._core.config import (
         DEFAULT_CONCURRENCY,
         DEFAULT_PER_HOST,
         DEFAULT_USER_AGENT,
+        Budget,
+        Hedge,
         Limits,
         Network,
         RequestPolicy,
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
         HTTPStatusError,
         ImageError,
         InputError,
+        InvalidRequest,
         InvalidURL,
         NotAccepted,
         ProtocolError,
@@ -81,7 +84,9 @@ __all__ = [
     "AiograbError",
     "AiohttpTransport",
     "BlockedAddress",
+    "Budget",
     "Client",
+    "ClientStatistics",
     "Clock",
     "ConnectError",
     "ConnectionReset",
@@ -91,11 +96,13 @@ __all__ = [
     "DeadlineExceeded",
     "FakeClock",
     "HTTPStatusError",
+    "Hedge",
     "ImageError",
     "ImageOptions",
     "ImagePipeline",
     "InputError",
     "InputRow",
+    "InvalidRequest",
     "InvalidURL",
     "Limits",
     "LoopClock",
@@ -136,6 +143,7 @@ __all__ = [
 # Where each public name lives; ``__getattr__`` imports it on first access.
 _LAZY: dict[str, str] = {
     "Client": "aiograb._client.client",
+    "ClientStatistics": "aiograb._client.client",
     "Response": "aiograb._client.client",
     "Result": "aiograb._client.client",
     "open_client": "aiograb._client.client",
@@ -145,6 +153,8 @@ _LAZY: dict[str, str] = {
     "DEFAULT_CONCURRENCY": "aiograb._core.config",
     "DEFAULT_PER_HOST": "aiograb._core.config",
     "DEFAULT_USER_AGENT": "aiograb._core.config",
+    "Budget": "aiograb._core.config",
+    "Hedge": "aiograb._core.config",
     "Limits": "aiograb._core.config",
     "Network": "aiograb._core.config",
     "RequestPolicy": "aiograb._core.config",
@@ -159,6 +169,7 @@ _LAZY: dict[str, str] = {
     "HTTPStatusError": "aiograb._core.errors",
     "ImageError": "aiograb._core.errors",
     "InputError": "aiograb._core.errors",
+    "InvalidRequest": "aiograb._core.errors",
     "InvalidURL": "aiograb._core.errors",
     "NotAccepted": "aiograb._core.errors",
     "ProtocolError": "aiograb._core.errors",

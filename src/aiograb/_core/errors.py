@@ -10,6 +10,7 @@ the engine. Usage errors are separate: they end a whole run before it starts.
     AiograbError
     ├── RequestError                  one URL could not be fetched; has .url, .code
     │   ├── InvalidURL                invalid_url, unsupported_scheme, invalid_encoding
+    │   ├── InvalidRequest            invalid_request (e.g. CR/LF in a header; never sent)
     │   ├── TransportError            retryable network failures
     │   │   ├── ConnectError          connect_refused, dns_error, connect_error
     │   │   │   ├── BlockedAddress    blocked_address (private/loopback/metadata; not retried)
@@ -48,6 +49,7 @@ __all__ = [
     "HTTPStatusError",
     "ImageError",
     "InputError",
+    "InvalidRequest",
     "InvalidURL",
     "NotAccepted",
     "ProtocolError",
@@ -88,6 +90,12 @@ class RequestError(AiograbError):
 
 class InvalidURL(RequestError):
     code = "invalid_url"
+
+
+class InvalidRequest(RequestError):
+    """A request that cannot be sent as given (a header with CR/LF, a bad method)."""
+
+    code = "invalid_request"
 
 
 class TransportError(RequestError):

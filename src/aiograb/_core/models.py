@@ -18,6 +18,7 @@ from aiograb._core.errors import RequestError
 __all__ = ["InputRow", "Outcome", "Request", "Stored", "Timing"]
 
 _NO_BODY: Any = object()
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,17 @@ class Request:
     json: Any = _NO_BODY
     data: bytes | str | None = None
     tag: Any = None  # anything of the caller's, handed back with the result
+    # The client hedges only idempotent requests: GET/HEAD/OPTIONS unless said here.
+    idempotent: bool | None = None
+    hedge: bool = True  # False: never send a hedge for this request
+
+    @property
+    def hedgeable(self) -> bool:
+        if not self.hedge:
+            return False
+        if self.idempotent is not None:
+            return self.idempotent
+        return self.method.upper() in _SAFE
 
     def body(self) -> tuple[bytes | None, dict[str, str]]:
         if self.json is not _NO_BODY:

@@ -33,7 +33,7 @@ class BlockingFetcher:
         self._policy = policy
         self._rules = FetchRules(policy)
         self._transport = transport or Urllib3Transport(policy.network)
-        self._per_host = limits.per_host
+        self._per_host = limits.host_limit()
         self._slots: dict[str, threading.Semaphore] = {}
         self._lock = threading.Lock()
         self.retries = 0

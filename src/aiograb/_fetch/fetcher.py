@@ -10,7 +10,7 @@ import email.utils
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from yarl import URL
@@ -306,8 +306,10 @@ class Fetcher:
         clock: Clock,
         *,
         rng: random.Random | None = None,
+        may_retry: Callable[[str], bool] | None = None,
     ) -> None:
         self._transport = transport
+        self._may_retry = may_retry  # a retry budget, asked with the host before each retry
         self.politeness = politeness
         self._policy = policy
         self._rules = FetchRules(policy, rng)
@@ -325,6 +327,8 @@ class Fetcher:
                 run.succeeded()
             except RequestError as exc:
                 if (wait := run.failed(exc)) is not None:
+                    if self._may_retry is not None and not self._may_retry(run.url.host or ""):
+                        break  # over the retry budget: the last error stands
                     self.retries += 1
                     await self._clock.sleep(wait)
         return run.finish(self._clock.now())
