@@ -240,7 +240,6 @@ def _crawl_options(args: argparse.Namespace) -> CrawlOptions:
         all_sizes=args.all_sizes,
         pages_only=args.pages_only,
         graph_format=args.format,
-        user_agent_token=args.user_agent_token,  # the request options' flag: one token for all
         image_scope=args.image_scope,
         image_include=tuple(args.image_include),
         image_exclude=tuple(args.image_exclude),

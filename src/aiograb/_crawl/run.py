@@ -123,7 +123,7 @@ async def run_crawl(
         fetchers.robots,
         tables,
         fetchers.politeness,
-        options.user_agent_token,  # robots.txt groups are matched by the product token
+        policy.user_agent_token,  # robots.txt groups, like X-Robots-Tag, by the product token
         obey=options.obey_robots,
         on_sitemaps=add_sitemaps if options.sitemaps else None,
     )
