@@ -27,6 +27,7 @@ the engine. Usage errors are separate: they end a whole run before it starts.
     │   ├── ContentError              the body is not what was asked for
     │   │   ├── TooLarge              too_large
     │   │   ├── NotAccepted           not_image, unaccepted_type, empty_body
+    │   │   ├── RobotsTagDisallowed   x_robots_tag (an X-Robots-Tag directive forbids it)
     │   │   ├── WriteError            write_error (disk full, permissions)
     │   │   └── ImageError            corrupt_image, too_many_pixels, too_small,
     │   │                             bad_aspect_ratio, not_raster, unsupported_image,
@@ -55,6 +56,7 @@ __all__ = [
     "ProxyError",
     "RedirectError",
     "RequestError",
+    "RobotsTagDisallowed",
     "TLSCertificateError",
     "TLSError",
     "Timeout",
@@ -150,8 +152,11 @@ class ProtocolError(TransportError):
 class HTTPStatusError(RequestError):
     """A final status that is not a success. 408, 429 and 5xx are retried."""
 
-    def __init__(self, status: int, *, url: str = "", retry_after: float | None = None) -> None:
-        super().__init__(f"HTTP {status}", url=url, code=f"http_{status}")
+    def __init__(
+        self, status: int, *, url: str = "", retry_after: float | None = None, detail: str = ""
+    ) -> None:
+        message = f"HTTP {status} ({detail})" if detail else f"HTTP {status}"
+        super().__init__(message, url=url, code=f"http_{status}")
         self.status = status
         self.retry_after = retry_after
         self.retryable = status in (408, 429) or status >= 500
@@ -163,6 +168,12 @@ class RedirectError(RequestError):
 
 class ContentError(RequestError):
     code = "content_error"
+
+
+class RobotsTagDisallowed(ContentError):
+    """The response's ``X-Robots-Tag`` names a directive of ``disallowed_header_directives``."""
+
+    code = "x_robots_tag"
 
 
 class TooLarge(ContentError):

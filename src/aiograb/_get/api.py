@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Literal
 from aiograb._core.config import DEFAULT_IO_THREADS, Limits, RequestPolicy
 from aiograb._core.errors import UsageError
 from aiograb._core.loop import run_stoppable
+from aiograb._core.models import InputRow
 from aiograb._core.stats import Progress, Summary
 from aiograb._get.download import run_get
-from aiograb._get.sources import InputRow, open_source
+from aiograb._get.sources import open_source
 
 if TYPE_CHECKING:
     from aiograb._core.clock import Clock
-    from aiograb._http.aiohttp_transport import Transport
+    from aiograb._http.base import Transport
     from aiograb._images.pipeline import ImagePipeline
 
 __all__ = ["download", "download_async"]
@@ -85,6 +86,7 @@ def download(
     procs: int | Literal["auto"] = 1,
     executor: Executor | None = None,
     parts: int | None = None,
+    transport: Transport | None = None,
 ) -> Summary:
     """Blocking ``download_async`` on a fresh event loop (uvloop when installed).
 
@@ -109,6 +111,8 @@ def download(
     from aiograb._store.parts import is_parted
 
     if executor is not None or procs != 1 or is_parted(out_dir):
+        if transport is not None:
+            raise UsageError("a transport cannot cross processes: use procs=1 without executor")
         return _download_parted(
             urls, out_dir, limits, policy, retry_failed, pipeline, io_threads, procs, executor,
             parts,
@@ -124,6 +128,7 @@ def download(
             stop=stop,
             pipeline=pipeline,
             io_threads=io_threads,
+            transport=transport,
         )
     )
 

@@ -27,7 +27,8 @@ from aiograb._core.urls import host_of
 from aiograb._store.journal import PendingRow
 
 if TYPE_CHECKING:
-    from aiograb._fetch.fetcher import Outcome, SinkFactory
+    from aiograb._core.models import Outcome
+    from aiograb._fetch.fetcher import SinkFactory
     from aiograb._get.runstate import RunState
 
 __all__ = ["Engine", "RowHandler", "Stage", "StageFactory"]

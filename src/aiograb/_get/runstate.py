@@ -13,10 +13,9 @@ from itertools import islice
 from pathlib import Path
 
 from aiograb._core.errors import InvalidURL
+from aiograb._core.models import InputRow, Outcome
 from aiograb._core.stats import Progress, ResourcePeaks, Summary, peak_rss_mb
 from aiograb._core.urls import normalize
-from aiograb._fetch.fetcher import Outcome
-from aiograb._get.sources import InputRow
 from aiograb._store.journal import JOURNAL_NAME, Journal, NewRow, PendingRow
 from aiograb._store.sinks import FileSink
 

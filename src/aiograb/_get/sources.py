@@ -33,12 +33,12 @@ import json
 import os
 import sys
 import zlib
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from typing import Any, BinaryIO, Final, cast
 
 from aiograb._core.errors import InputError
+from aiograb._core.models import InputRow
 
 __all__ = ["FORMATS", "InputRow", "detect_format", "open_source"]
 
@@ -80,25 +80,6 @@ _BOM: Final = b"\xef\xbb\xbf"
 _SNIFF_BYTES: Final = 4096
 _PARQUET_BATCH: Final = 16_384
 _json_decode: Final = json.JSONDecoder().decode  # json.loads re-checks its options every call
-
-
-@dataclass(frozen=True, slots=True)
-class InputRow:
-    """One record of the input.
-
-    ``line`` is the 1-based line number (txt, jsonl), the physical line where
-    the record starts (csv, tsv) or the row number (parquet). ``url`` is the
-    stripped URL text; for undecodable bytes a readable form with ``\\x..``
-    escapes. ``error`` is None or a row error class (see the module docstring).
-    ``extra`` maps each requested extra column to its value as read (None
-    where absent; undecodable bytes in a csv cell shown as ``\\x..``), or is
-    None when no extra columns were asked for.
-    """
-
-    line: int
-    url: str
-    error: str | None = None
-    extra: Mapping[str, Any] | None = None
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:

@@ -29,28 +29,18 @@ import itertools
 import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from aiograb._core.content import extension_for
 from aiograb._core.errors import UsageError, WriteError
+from aiograb._core.models import Stored
 
 __all__ = ["BodyWriter", "FileSink", "MemorySink", "SpoolWriter", "Stored"]
 
 SPILL_BYTES = 1 << 20
 MAX_IO_THREADS = 64
 TMP_DIR = ".aiograb-tmp"
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """What a writer committed."""
-
-    size: int
-    sha256: str
-    path: str | None = None  # relative to the output folder
-    body: bytes | None = None  # in-memory sinks only
 
 
 class BodyWriter(Protocol):
