@@ -16,22 +16,9 @@ import pytest
 
 from tests.helpers import aiograb_cli, closed_port, manifest
 from tests.scale.servers import Counting, serve_hosts
-from tests.scale.test_procs import _check_files, _ok_so_far, _start, _wait_for, _write
+from tests.scale.test_procs import _check_files, _children, _ok_so_far, _start, _wait_for, _write
 
 pytest.importorskip("distributed")
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            stat = (entry / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid == pid and b"spawn_main" in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-    return found
 
 
 def test_dask_local_2_survives_a_killed_worker(tmp_path: Path) -> None:

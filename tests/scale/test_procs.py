@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -120,6 +121,20 @@ def _wait_for(predicate: Any, timeout: float = 60.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def _children(pid: int) -> list[int]:
+    """Child processes of ``pid`` started by multiprocessing (pool or Dask workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == pid and b"spawn_main" in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+    return found
 
 
 @pytest.fixture
@@ -253,3 +268,34 @@ def test_download_takes_any_executor(hosts: list[str], tmp_path: Path) -> None:
     rows = manifest(tmp_path / "out")
     assert [r["url"] for r in rows] == urls  # input order
     _check_files(tmp_path / "out", rows)
+
+
+def test_a_dead_pool_process_leaves_the_run_resumable(
+    slow_hosts: tuple[Counting, list[str]], tmp_path: Path
+) -> None:
+    """One --procs child SIGKILLed: the pool breaks, the run ends resumable (130) with a
+    line per part it lost, and the same command then finishes every part."""
+    _, bases = slow_hosts
+    urls = [f"{b}/{i}.png" for i in range(20) for b in bases]
+    src = _write(tmp_path / "urls.txt", urls)
+    out = tmp_path / "out"
+    args = ["get", src, "-o", out, "-c", "16", "--per-host", "0", "--procs", "2"]
+    proc = _start(args, tmp_path)
+    try:
+        _wait_for(lambda: _ok_so_far(out) >= 40)
+        children = _children(proc.pid)
+        assert len(children) == 2, children
+        os.kill(children[0], signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, stderr
+    assert "BrokenProcessPool" in stdout
+    assert "run the same command again to resume it" in stdout
+    assert "Traceback" not in stderr
+    done = aiograb_cli(*args, "-q", timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = manifest(out)
+    assert sorted(r["url"] for r in rows) == sorted(urls)
+    _check_files(out, rows)
