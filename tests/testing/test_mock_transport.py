@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 import aiograb
 from aiograb import ConnectError, Limits, RequestPolicy, RetryPolicy
 from aiograb.testing import MockRequest, MockResponse, MockTransport, image_bytes
@@ -89,3 +91,16 @@ def test_open_client_with_a_mock_transport() -> None:
     assert response.status == 201
     assert response.json() == {"ok": True}
     assert response.headers["Content-Type"] == "application/json"  # any case finds it
+
+
+def test_a_transport_that_raises_a_foreign_error_surfaces_as_that_error(tmp_path: Path) -> None:
+    """A bug in a user's transport is not a per-URL failure: it leaves download() as
+    itself (never an ExceptionGroup), and the journal and manifest are still written."""
+
+    def broken(request: MockRequest) -> MockResponse:
+        raise RuntimeError(f"handler bug at {request.url}")
+
+    urls = [f"{BASE}/{i}.png" for i in range(3)]
+    with pytest.raises(RuntimeError, match="handler bug"):
+        aiograb.download(urls, tmp_path, policy=POLICY, transport=MockTransport(broken))
+    assert {row["state"] for row in by_url(tmp_path).values()} == {"pending"}
