@@ -105,6 +105,14 @@ def format_summary(s: Summary) -> str:
         top = ", ".join(f"{k} {v:,}" for k, v in list(s.errors.items())[:8])
         more = f" (+{len(s.errors) - 8} more classes)" if len(s.errors) > 8 else ""
         lines.append(f"  failed by class: {top}{more}")
+    if s.input is not None:
+        i = s.input
+        lines.append(
+            f"  input: {i.records:,} lines/records read: {i.new:,} new, "
+            f"{i.known:,} already known (duplicates or earlier runs), {i.skipped:,} blank/comment"
+        )
+    if s.input_error is not None:
+        lines.append(f"  input stopped early: {s.input_error}")
     lines.append(
         f"  peak: {s.peak_threads} OS thread{'s' if s.peak_threads != 1 else ''}, "
         f"{s.peak_rss_mb:,.0f} MB RSS"

@@ -9,6 +9,7 @@ library function, prints, and maps our exceptions to exit codes:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import os
@@ -327,6 +328,8 @@ def _summary_dict(summary: Summary) -> dict[str, Any]:
         "peak_rss_mb": summary.peak_rss_mb,
         "interrupted": summary.interrupted,
         "exit_code": summary.exit_code,
+        "input": dataclasses.asdict(summary.input) if summary.input else None,
+        "input_error": summary.input_error,
     }
 
 
@@ -357,6 +360,8 @@ def _run_download(
         else:
             summary = _run_blocking(args, rows, limits, policy, retry_failed, display, engine)
     print(format_summary(summary), flush=True)
+    if summary.input_error is not None:
+        print(f"aiograb: error: {summary.input_error}", file=sys.stderr)
     if args.summary_json:
         args.summary_json.write_text(json.dumps(_summary_dict(summary), indent=2) + "\n")
     return summary.exit_code

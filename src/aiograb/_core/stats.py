@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Progress", "ResourcePeaks", "Summary", "os_threads"]
+__all__ = ["InputCounts", "Progress", "ResourcePeaks", "Summary", "os_threads"]
 
 
 def os_threads() -> int:
@@ -52,6 +52,23 @@ class Progress:
 
 
 @dataclass(frozen=True, slots=True)
+class InputCounts:
+    """Every input record of a run accounted for.
+
+    ``records`` were read (lines of a txt or jsonl file, CSV records, parquet rows);
+    ``skipped`` were blank or comments; the rest became rows: ``known`` of them
+    repeat a URL already in the journal (a duplicate, or done by an earlier run)
+    and ``new`` were added. So ``records == skipped + known + new``, and ``None``
+    for counts a source cannot tell (an iterable of URLs has no blank lines).
+    """
+
+    records: int
+    skipped: int
+    known: int
+    new: int
+
+
+@dataclass(frozen=True, slots=True)
 class Summary:
     """The result of a ``download`` run. ``exit_code`` is what the CLI returns."""
 
@@ -69,6 +86,8 @@ class Summary:
     peak_threads: int
     peak_rss_mb: float
     interrupted: bool = False
+    input: InputCounts | None = None  # what was read of the input in this run
+    input_error: str | None = None  # the input broke mid-stream (rows before it kept)
 
     @property
     def files_per_second(self) -> float:
@@ -82,5 +101,7 @@ class Summary:
     def exit_code(self) -> int:
         if self.interrupted:
             return 130
+        if self.input_error is not None:
+            return 2
         remaining = self.counts.get("pending", 0) + self.counts.get("failed", 0)
         return 1 if remaining else 0

@@ -12,7 +12,7 @@ from aiograb._core.config import Limits, RequestPolicy
 from aiograb._core.loop import run_stoppable
 from aiograb._core.stats import Progress, Summary
 from aiograb._get.engine import run_get
-from aiograb._get.sources import InputRow, open_source
+from aiograb._get.sources import InputRow, RowSource, open_source
 
 if TYPE_CHECKING:
     from aiograb._images.pipeline import ImagePipeline
@@ -42,6 +42,8 @@ async def download_async(
     rows: Iterable[InputRow]
     if isinstance(urls, str | os.PathLike):
         rows = open_source(urls)
+    elif isinstance(urls, RowSource):  # keeps its line accounting for the summary
+        rows = urls
     else:
         rows = (
             u if isinstance(u, InputRow) else InputRow(line=i, url=str(u).strip())

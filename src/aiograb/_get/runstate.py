@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 
-from aiograb._core.errors import InvalidURL
-from aiograb._core.stats import Progress, ResourcePeaks, Summary, peak_rss_mb
+from aiograb._core.errors import InputError, InvalidURL
+from aiograb._core.stats import InputCounts, Progress, ResourcePeaks, Summary, peak_rss_mb
 from aiograb._core.urls import parse_url
 from aiograb._fetch.fetcher import Outcome
-from aiograb._get.sources import InputRow
+from aiograb._get.sources import InputRow, RowSource, SourceStats
 from aiograb._store.journal import JOURNAL_NAME, Journal, NewRow, PendingRow
 from aiograb._store.sinks import FileSink
 
@@ -43,8 +43,12 @@ def to_journal(rows: Iterable[InputRow]) -> Iterator[NewRow]:
     a bad row by its line, with its error class."""
     for row in rows:
         if row.error is not None:
-            message = _ROW_ERRORS.get(row.error, row.error)
+            message = row.message or _ROW_ERRORS.get(row.error, row.error)
             yield NewRow(f"line:{row.line}", row.url, row.line, row.error, message, row.extra)
+            continue
+        if (" " in row.url or not row.url.isprintable()) and (why := not_one_url(row.url)):
+            shown = row.url.encode("unicode_escape").decode("ascii")
+            yield NewRow(f"line:{row.line}", shown, row.line, "invalid_row", why, row.extra)
             continue
         try:
             url = parse_url(row.url)
@@ -52,6 +56,21 @@ def to_journal(rows: Iterable[InputRow]) -> Iterator[NewRow]:
             yield NewRow(f"line:{row.line}", row.url, row.line, exc.code, str(exc), row.extra)
             continue
         yield NewRow(str(url), row.url, row.line, extra=row.extra)
+
+
+def not_one_url(text: str) -> str | None:
+    """Why ``text`` (a stripped input cell) is not a single URL, or None.
+
+    URL parsers silently drop TAB, CR and LF from inside a URL (WHATWG), which would
+    turn ``http://a/1<CR>http://a/2`` into one wrong URL: a row with control
+    characters or several whitespace-separated URLs is an input error instead.
+    """
+    for ch in text:
+        if ch < " " or ch == "\x7f":
+            return f"input row holds a control character ({ch!r}): not a single URL"
+    if sum("://" in part for part in text.split()) > 1:
+        return "input row holds several URLs separated by white space"
+    return None
 
 
 class RunState:
@@ -67,6 +86,11 @@ class RunState:
         on_outcome: OutcomeHook | None = None,
     ) -> None:
         self.out = Path(out_dir)
+        self._source_stats: SourceStats | None = None
+        if isinstance(rows, RowSource):  # iterate the inner generator: one call less per row
+            self._source_stats, rows = rows.stats, rows.generator
+        self.input_error: str | None = None
+        self._read = self._known = 0
         self.sink = FileSink(self.out)
         self.sink.prepare()
         self.journal = Journal(self.out / JOURNAL_NAME)
@@ -100,12 +124,34 @@ class RunState:
                 continue
             if progress.input_done:
                 return
-            chunk = list(islice(self._rows, INGEST_CHUNK))
-            if len(chunk) < INGEST_CHUNK:
-                progress.input_done = True
+            chunk = self._read_chunk()
             new_pending, new_failed = journal.add(chunk)
             progress.total += new_pending + new_failed
             progress.failed += new_failed
+            self._read += len(chunk)
+            self._known += len(chunk) - new_pending - new_failed
+
+    def _read_chunk(self) -> list[NewRow]:
+        """The next chunk of input. An input that breaks mid-stream (a truncated gzip)
+        ends the input: the rows read before it are kept and done, and the run ends
+        with ``input_error`` set (exit code 2)."""
+        chunk: list[NewRow] = []
+        try:
+            chunk.extend(islice(self._rows, INGEST_CHUNK))
+        except InputError as exc:
+            self.input_error = str(exc)
+            self.progress.input_done = True
+            return chunk
+        if len(chunk) < INGEST_CHUNK:
+            self.progress.input_done = True
+        return chunk
+
+    def _input_counts(self) -> InputCounts | None:
+        stats = self._source_stats
+        if stats is None:
+            return None
+        new = self._read - self._known
+        return InputCounts(records=stats.records, skipped=stats.skipped, known=self._known, new=new)
 
     def record(
         self,
@@ -169,4 +215,6 @@ class RunState:
             peak_threads=self.peaks.threads,
             peak_rss_mb=peak_rss_mb(),
             interrupted=interrupted,
+            input=self._input_counts(),
+            input_error=self.input_error,
         )
