@@ -12,7 +12,23 @@ if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
     from rich.progress import TaskID
 
-__all__ = ["ProgressDisplay", "format_summary"]
+__all__ = ["ProgressDisplay", "bar_total", "format_summary"]
+
+
+def bar_total(p: Progress, expected: int | None) -> tuple[int | None, str]:
+    """The bar's total and its "done of total" text.
+
+    While a streamed input (stdin, gzip, parquet) is still being read, the total
+    is not known: the text says "of ≥N" (the rows read so far) and the bar has no
+    total, so it shows no false ETA. An estimate (the lines of a plain file) is
+    used while it is not exceeded.
+    """
+    done = p.already_done + p.done
+    if p.input_done:
+        return p.total, f"{done:,}/{p.total:,}"
+    if expected is not None and expected >= p.total:
+        return expected, f"{done:,}/~{expected:,}"
+    return None, f"{done:,} of ≥{p.total:,}"
 
 
 class ProgressDisplay:
@@ -33,7 +49,6 @@ class ProgressDisplay:
             from rich.console import Console
             from rich.progress import (
                 BarColumn,
-                MofNCompleteColumn,
                 TextColumn,
                 TimeElapsedColumn,
                 TimeRemainingColumn,
@@ -43,7 +58,7 @@ class ProgressDisplay:
             self._bar = RichProgress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
-                MofNCompleteColumn(),
+                TextColumn("{task.fields[count]}"),
                 TextColumn("[green]{task.fields[ok]} ok [red]{task.fields[failed]} failed"),
                 TextColumn("{task.fields[rate]}"),
                 TimeElapsedColumn(),
@@ -53,7 +68,7 @@ class ProgressDisplay:
                 auto_refresh=False,
             )
             self._bar.start()
-            self._task = self._bar.add_task("get", total=None, ok=0, failed=0, rate="")
+            self._task = self._bar.add_task("get", total=None, ok=0, failed=0, rate="", count="")
         return self
 
     def __exit__(
@@ -76,10 +91,12 @@ class ProgressDisplay:
             self._rates = ((p.done - done) / (now - t), (p.bytes - nbytes) / 1e6 / (now - t))
             self._last = (now, p.done, p.bytes)
         files_s, mb_s = self._rates
+        total, count = bar_total(p, self.expected)
         self._bar.update(
             self._task,
             completed=p.already_done + p.done,
-            total=p.total if p.input_done else max(p.total, self.expected or 0) or None,
+            total=total,
+            count=count,
             ok=f"{p.ok:,}",
             failed=f"{p.failed:,}",
             rate=f"{files_s:,.0f} files/s {mb_s:,.1f} MB/s",

@@ -53,6 +53,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70,
 _GET_EXAMPLES = f"""\
 examples:
   aiograb get urls.txt -o images/
+  aiograb get https://example.org/a.jpg https://example.org/b.png -o images/
   aiograb get urls.csv --url-column image_url -o images/ -c 1000 --per-host 32 --retries 3
   zcat urls.txt.gz | aiograb get - -o images/
   aiograb get urls.txt -o images/ --retry-failed      # after a run, retry only what failed
@@ -200,7 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_GET_EXAMPLES + "\n" + IMAGE_EXAMPLES,
         formatter_class=fmt,
     )
-    p.add_argument("input", help="URL list file, or - for stdin")
+    p.add_argument(
+        "input",
+        nargs="+",
+        help="URL list file, - for stdin, or one or more URLs (https://host/a.jpg)",
+    )
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder")
     g = p.add_argument_group("input")
     g.add_argument(
@@ -427,17 +432,13 @@ def _run_blocking(
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    from aiograb._get.sources import open_source
-
     limits, policy = _policy(args)
     extra = [c.strip() for c in args.save_columns.split(",") if c.strip()]
     pipeline = pipeline_from_args(args, extra)
     if args.caption_column and args.caption_column not in extra:
         extra.append(args.caption_column)
-    rows = open_source(
-        args.input, url_column=args.url_column, extra_columns=extra, fmt=args.input_format
-    )
-    expected = None if args.quiet or not sys.stderr.isatty() else estimate_rows(args.input)
+    rows, source = _get_inputs(args, extra)
+    expected = None if args.quiet or not sys.stderr.isatty() else estimate_rows(source)
     return _run_download(
         args,
         rows,
@@ -448,6 +449,28 @@ def cmd_get(args: argparse.Namespace) -> int:
         expected=expected,
         pipeline=pipeline,
     )
+
+
+def _get_inputs(args: argparse.Namespace, extra: list[str]) -> tuple[Any, str]:
+    """The rows of ``get``'s inputs: one list file (or -), or URLs given as arguments."""
+    from aiograb._get.sources import is_url_argument, open_source, url_arguments
+
+    inputs: list[str] = args.input
+    urls = [arg for arg in inputs if is_url_argument(arg)]
+    if urls:
+        if len(urls) != len(inputs):
+            raise UsageError("give either one URL list file or URLs as arguments, not both")
+        if args.url_column or extra or args.input_format:
+            raise UsageError("URLs given as arguments have no columns or format")
+        return url_arguments(urls), "-"
+    if len(inputs) > 1:
+        raise UsageError(
+            f"give one URL list file, not {len(inputs)} (URLs as arguments start with https://)"
+        )
+    rows = open_source(
+        inputs[0], url_column=args.url_column, extra_columns=extra, fmt=args.input_format
+    )
+    return rows, inputs[0]
 
 
 def estimate_rows(source: str) -> int | None:

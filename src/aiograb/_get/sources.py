@@ -41,6 +41,7 @@ import gzip
 import io
 import json
 import os
+import re
 import sys
 import zlib
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
@@ -233,6 +234,30 @@ def open_source(
     # when it is closed or collected, even if no row is ever taken.
     next(rows)
     return RowSource(cast(Generator[InputRow, None, None], rows), stats)
+
+
+_URL_ARGUMENT: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url_argument(arg: str) -> bool:
+    """Whether a command-line input names a URL (``https://...``) rather than a file.
+
+    An existing file wins, so a file oddly named ``http:`` stays readable.
+    """
+    return _URL_ARGUMENT.match(arg) is not None and not os.path.exists(arg)
+
+
+def url_arguments(urls: Sequence[str]) -> RowSource:
+    """The rows of URLs given directly (``aiograb get https://h/a.jpg -o out``);
+    ``line`` is the argument's position, from 1."""
+    stats = SourceStats()
+
+    def rows() -> Generator[InputRow, None, None]:
+        for i, url in enumerate(urls, 1):
+            stats.records = stats.lines = i
+            yield InputRow(i, url.strip())
+
+    return RowSource(rows(), stats)
 
 
 def _resolve_format(name: str, fmt: str | None) -> str:
