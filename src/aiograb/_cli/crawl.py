@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,10 +156,17 @@ def _seeds(args: list[str]) -> Iterator[str]:
 def cmd_crawl(args: argparse.Namespace) -> int:
     from aiograb._cli.display import ProgressDisplay
     from aiograb._cli.images import pipeline_from_args
-    from aiograb._cli.main import _policy, _summary_dict
+    from aiograb._cli.main import (
+        _policy,
+        _summary_dict,
+        check_output_args,
+        summary_stream,
+        write_summary_json,
+    )
     from aiograb._core.loop import run_stoppable
     from aiograb._crawl.handler import run_crawl
 
+    check_output_args(args)
     limits, policy = _policy(args)
     options = CrawlOptions(
         scope=args.scope,
@@ -199,11 +205,11 @@ def cmd_crawl(args: argparse.Namespace) -> int:
             ),
             use_uvloop=not args.no_uvloop,
         )
-    print(format_crawl_summary(result), flush=True)
+    print(format_crawl_summary(result), flush=True, file=summary_stream(args))
     if args.summary_json:
         data = _summary_dict(result.summary)
         data.update(kinds=result.kinds, robots=result.robots, graph=str(result.graph))
-        args.summary_json.write_text(json.dumps(data, indent=2) + "\n")
+        write_summary_json(args, data)
     code: int = result.exit_code
     return code
 

@@ -149,14 +149,19 @@ def pipeline_from_args(args: argparse.Namespace, extra: list[str]) -> ImagePipel
 def add_manifest_command(sub: Any) -> None:
     p = sub.add_parser(
         "manifest",
-        help="export a run's manifest (from its journal) to Parquet",
-        description="Write every row of OUT's journal (the manifest) to a Parquet file. "
-        "Needs pyarrow: pip install 'aiograb[parquet]'.",
-        epilog="example:\n  aiograb manifest out/ --to manifest.parquet",
+        help="export a run's manifest (from its journal) to Parquet, CSV or JSONL",
+        description="Write every row of OUT's journal (the manifest) to a file whose "
+        "extension names the format: .parquet (needs pyarrow: pip install "
+        "'aiograb[parquet]'), .csv or .jsonl. Also rebuilds a lost manifest.",
+        epilog="examples:\n  aiograb manifest out/ --to manifest.parquet\n"
+        "  aiograb manifest out/ --to manifest.csv\n"
+        "  aiograb manifest out/ --to out/manifest.jsonl   # rebuild the manifest",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("out", type=Path, help="an output folder of 'aiograb get'")
-    p.add_argument("--to", type=Path, required=True, help="the Parquet file to write")
+    p.add_argument(
+        "--to", type=Path, required=True, help="the file to write: .parquet, .csv or .jsonl"
+    )
     p.set_defaults(func=cmd_manifest)
 
 

@@ -310,7 +310,11 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("display")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar, summary only")
     g.add_argument(
-        "--summary-json", type=Path, metavar="FILE", help="also write the summary as JSON to FILE"
+        "--summary-json",
+        type=Path,
+        metavar="FILE",
+        help="also write the summary as JSON to FILE; - writes it to stdout "
+        "(the text summary then goes to stderr)",
     )
     g.add_argument("--no-uvloop", action="store_true", help="use asyncio's default loop")
 
@@ -364,12 +368,37 @@ def _run_download(
             summary = _run_async(args, rows, limits, policy, retry_failed, display, pipeline)
         else:
             summary = _run_blocking(args, rows, limits, policy, retry_failed, display, engine)
-    print(format_summary(summary), flush=True)
+    print(format_summary(summary), flush=True, file=summary_stream(args))
     if summary.input_error is not None:
         print(f"aiograb: error: {summary.input_error}", file=sys.stderr)
-    if args.summary_json:
-        args.summary_json.write_text(json.dumps(_summary_dict(summary), indent=2) + "\n")
+    write_summary_json(args, _summary_dict(summary))
     return summary.exit_code
+
+
+def check_output_args(args: argparse.Namespace) -> None:
+    """Check ``-o`` and ``--summary-json`` before anything is fetched: a typo in a
+    path must not be found out after a whole run."""
+    from aiograb._store.check import check_writable_file, ensure_output_folder
+
+    ensure_output_folder(args.out)
+    if args.summary_json is not None and str(args.summary_json) != "-":
+        check_writable_file(args.summary_json, "--summary-json")
+
+
+def summary_stream(args: argparse.Namespace) -> Any:
+    """Where the text summary goes: stdout, or stderr when stdout carries the JSON."""
+    return sys.stderr if str(args.summary_json) == "-" else sys.stdout
+
+
+def write_summary_json(args: argparse.Namespace, data: dict[str, Any]) -> None:
+    if args.summary_json is None:
+        return
+    text = json.dumps(data, indent=2) + "\n"
+    if str(args.summary_json) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        args.summary_json.write_text(text)
 
 
 def _run_async(
@@ -432,6 +461,7 @@ def _run_blocking(
 
 
 def cmd_get(args: argparse.Namespace) -> int:
+    check_output_args(args)
     limits, policy = _policy(args)
     extra = [c.strip() for c in args.save_columns.split(",") if c.strip()]
     pipeline = pipeline_from_args(args, extra)

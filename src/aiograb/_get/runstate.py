@@ -18,7 +18,9 @@ from aiograb._core.stats import InputCounts, Progress, ResourcePeaks, Summary, p
 from aiograb._core.urls import parse_url
 from aiograb._fetch.fetcher import Outcome
 from aiograb._get.sources import InputRow, RowSource, SourceStats
+from aiograb._store.check import ensure_output_folder
 from aiograb._store.journal import JOURNAL_NAME, Journal, NewRow, PendingRow
+from aiograb._store.lock import OutputLock
 from aiograb._store.sinks import FileSink
 
 __all__ = ["MANIFEST_NAME", "OutcomeHook", "RunState"]
@@ -91,9 +93,16 @@ class RunState:
             self._source_stats, rows = rows.stats, rows.generator
         self.input_error: str | None = None
         self._read = self._known = 0
-        self.sink = FileSink(self.out)
-        self.sink.prepare()
-        self.journal = Journal(self.out / JOURNAL_NAME)
+        ensure_output_folder(self.out)
+        # Locked before anything in OUT is touched: a second run exits with one line.
+        self.lock = OutputLock(self.out)
+        try:
+            self.sink = FileSink(self.out)
+            self.sink.prepare()
+            self.journal = Journal(self.out / JOURNAL_NAME)
+        except BaseException:
+            self.lock.release()
+            raise
         self._rows = to_journal(rows)
         self._retry_failed = retry_failed
         self._on_progress = on_progress
@@ -197,6 +206,7 @@ class RunState:
         journal.write_manifest(self.out / MANIFEST_NAME)
         counts, errors = journal.counts(), journal.error_counts()
         journal.close()
+        self.lock.release()
         if self._on_progress is not None:
             self._on_progress(self.progress)
         p = self.progress

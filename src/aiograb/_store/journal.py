@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from aiograb._fetch.fetcher import Outcome
+from aiograb._store.check import check_journal, journal_error
 
 __all__ = ["JOURNAL_NAME", "DoneRow", "Journal", "NewRow", "PendingRow"]
 
@@ -112,14 +113,19 @@ class Journal:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        check_journal(self.path)  # a damaged or foreign file: one line, exit 2
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
-        self._db.execute(
-            "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-        )
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise journal_error(self.path, f"damaged: {exc}") from None
         self._updates: list[tuple[Any, ...]] = []
         self.last_commit = time.monotonic()
 

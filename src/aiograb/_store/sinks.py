@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from aiograb._core.content import extension_for
-from aiograb._core.errors import WriteError
+from aiograb._core.errors import UsageError, WriteError
 
 __all__ = ["BodyWriter", "FileSink", "MemorySink", "SpoolWriter", "Stored"]
 
@@ -179,13 +179,27 @@ class FileSink:
         self._seq = 0
 
     def prepare(self) -> int:
-        """Create the folders; remove temporaries a killed run left. Returns how many."""
+        """Create the folders; remove temporaries a killed run left. Returns how many.
+
+        The temporary folder is ours: a symbolic link planted there (to a folder
+        whose files start-up would delete) is refused, never followed.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
-        self._tmp_dir.mkdir(exist_ok=True)
+        tmp = self._tmp_dir
+        if tmp.is_symlink() or (tmp.exists() and not tmp.is_dir()):
+            what = "a symbolic link" if tmp.is_symlink() else "not a folder"
+            raise UsageError(
+                f"{tmp} is {what}; aiograb never follows links for its own "
+                "working folders: remove it"
+            )
+        tmp.mkdir(exist_ok=True)
         removed = 0
-        for leftover in self._tmp_dir.iterdir():
-            leftover.unlink(missing_ok=True)
-            removed += 1
+        with os.scandir(tmp) as entries:
+            for leftover in entries:
+                if not leftover.is_dir(follow_symlinks=False):  # unlink never follows
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(leftover.path)
+                    removed += 1
         return removed
 
     def open(self, key: str) -> BodyWriter:
