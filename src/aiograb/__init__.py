@@ -48,8 +48,8 @@ from aiograb._core.errors import (
 )
 from aiograb._core.stats import Progress, Summary
 from aiograb._crawl.api import crawl, crawl_async
-from aiograb._crawl.handler import CrawlSummary
 from aiograb._crawl.options import CrawlOptions
+from aiograb._crawl.run import CrawlSummary
 from aiograb._fetch.fetcher import Request
 from aiograb._get.api import download, download_async
 from aiograb._get.sources import InputRow, open_source

@@ -13,9 +13,16 @@ from typing import Any
 
 import pytest
 
-from aiograb import CrawlOptions, CrawlSummary, Limits, RequestPolicy, RetryPolicy, Timeouts
+from aiograb import (
+    CrawlOptions,
+    CrawlSummary,
+    Limits,
+    RequestPolicy,
+    RetryPolicy,
+    Timeouts,
+    crawl_async,
+)
 from aiograb._crawl.frontier import data_key
-from aiograb._crawl.handler import run_crawl
 from aiograb.testing import (
     DATA_URI_GIF,
     RecordedRequest,
@@ -74,7 +81,7 @@ def crawl(
 ) -> Crawled:
     server.clear_requests()
     result = run(
-        run_crawl(
+        crawl_async(
             seeds or [server.url("/site/p/0.html")],
             out,
             options=options or CrawlOptions(),
@@ -170,7 +177,7 @@ def test_traps_and_bad_links_end_as_rows_with_their_class(full: Crawled) -> None
     ]:
         assert expected in classes
     huge = next(r for r in full.rows if r["url"].endswith("/site/huge.html"))
-    assert huge["message"] == "page larger than --max-page-bytes 10485760"
+    assert huge["message"] == "page larger than max_page_bytes 10485760"
     paths = full.paths()
     assert sum(p.startswith("/site/cal/") for p in paths) <= 2 * 10
     assert sum(p.startswith("/site/session") for p in paths) <= 10
@@ -265,7 +272,7 @@ def test_ignore_robots(site: RunningServer, tmp_path: Path) -> None:
     assert "/robots.txt" not in paths
     assert "/site/img/secret-0.jpg" in paths
     assert "/site/private/0.html" not in paths  # depth 0: links are not followed
-    assert done.result.robots == "ignored (--ignore-robots)"
+    assert done.result.robots == "ignored"
 
 
 def test_crawled_images_go_through_the_image_pipeline_into_shards(
@@ -286,7 +293,7 @@ def test_crawled_images_go_through_the_image_pipeline_into_shards(
         shard_size=50,
     )
     out = tmp_path / "ds"
-    crawled = crawl(site, out, CrawlOptions(max_pages=40), processor=pipeline)
+    crawled = crawl(site, out, CrawlOptions(max_pages=40), pipeline=pipeline)
     ok = crawled.images()
     assert ok  # the first 40 pages show images
     samples: dict[str, dict[str, bytes]] = {}

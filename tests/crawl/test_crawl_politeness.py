@@ -10,8 +10,16 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from aiograb import CrawlOptions, FakeClock, Limits, RequestPolicy, RetryPolicy, Timeouts
-from aiograb._crawl.handler import CrawlSummary, run_crawl
+from aiograb import (
+    CrawlOptions,
+    CrawlSummary,
+    FakeClock,
+    Limits,
+    RequestPolicy,
+    RetryPolicy,
+    Timeouts,
+    crawl_async,
+)
 from tests.helpers import by_url, run, serve_app
 
 FAST = RequestPolicy(retry=RetryPolicy(retries=0), timeouts=Timeouts(total=5, connect=2))
@@ -68,7 +76,7 @@ async def serving(site: Site) -> AsyncIterator[Site]:
 def crawl(site: Site, out: Path, options: CrawlOptions | None = None, **kw: Any) -> CrawlSummary:
     async def main() -> CrawlSummary:
         async with serving(site):
-            return await run_crawl(
+            return await crawl_async(
                 [site.base + "/"],
                 out,
                 options=options or CrawlOptions(),
@@ -123,12 +131,12 @@ def test_robots_rules_for_our_agent_and_fetched_once_across_resumes(tmp_path: Pa
     async def main() -> CrawlSummary:
         async with serving(site):
             options = CrawlOptions(max_depth=0)
-            await run_crawl([site.base + "/"], tmp_path, options=options, policy=FAST)
+            await crawl_async([site.base + "/"], tmp_path, options=options, policy=FAST)
             assert site.paths() == ["/robots.txt", "/"]
             # Resumed with a larger depth: the links left as too deep are let in, and
             # robots.txt is not asked for again.
             options = CrawlOptions(max_depth=1)
-            return await run_crawl([site.base + "/"], tmp_path, options=options, policy=FAST)
+            return await crawl_async([site.base + "/"], tmp_path, options=options, policy=FAST)
 
     result = run(main())
     assert site.paths().count("/robots.txt") == 1
@@ -149,7 +157,7 @@ def test_crawl_delay_spaces_requests(tmp_path: Path) -> None:
     async def main() -> None:
         async with serving(site):
             limits = Limits(concurrency=1, per_host=0)  # one at a time: the waits are exact
-            await run_crawl([site.base + "/"], tmp_path, limits=limits, policy=FAST, clock=clock)
+            await crawl_async([site.base + "/"], tmp_path, limits=limits, policy=FAST, clock=clock)
 
     run(main())
     # After robots.txt: 4 pages and 3 images, each but the first waiting its 7 s turn.
@@ -212,7 +220,7 @@ def test_429_with_retry_after_pauses_the_host(tmp_path: Path) -> None:
 
     async def main() -> CrawlSummary:
         async with serving(site):
-            return await run_crawl(
+            return await crawl_async(
                 [site.base + "/"], tmp_path, options=options, policy=policy, clock=clock
             )
 

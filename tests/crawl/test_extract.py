@@ -9,6 +9,7 @@ from yarl import URL
 
 from aiograb import BlockedAddress, CrawlOptions, FakeClock, Limits, UsageError
 from aiograb._core.errors import InvalidURL
+from aiograb._crawl.datauri import decode_data_uri
 from aiograb._crawl.extract import (
     decode_html,
     extract_css,
@@ -16,7 +17,6 @@ from aiograb._crawl.extract import (
     extract_sitemap,
     parse_srcset,
 )
-from aiograb._crawl.handler import decode_data_uri
 from aiograb._crawl.scope import Scope, normalize_url, registrable_domain
 from aiograb._fetch.politeness import Politeness
 from aiograb._http.addresses import address_policy, is_blocked_address

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aiograb import FakeClock, Limits, RequestPolicy, RetryPolicy, Summary, Timeouts
-from aiograb._get.engine import run_get
+from aiograb import FakeClock, Limits, RequestPolicy, RetryPolicy, Summary, Timeouts, download_async
 from aiograb._get.sources import InputRow
 from aiograb.testing import RunningServer, file_bytes, flaky_image_index, image_bytes
 from tests.helpers import by_url, closed_port, manifest, run
@@ -28,7 +27,7 @@ def get(
 ) -> Summary:
     rows = [InputRow(line=i, url=u) for i, u in enumerate(urls, 1)]
     return run(
-        run_get(
+        download_async(
             rows,
             out,
             limits=limits or Limits(concurrency=16, per_host=0),
@@ -275,7 +274,7 @@ def test_default_user_agent_and_custom_headers(server: RunningServer, tmp_path: 
 
 def test_extra_columns_reach_the_manifest(server: RunningServer, tmp_path: Path) -> None:
     rows = [InputRow(line=1, url=server.url("/img/1.png"), extra={"caption": "a cat"})]
-    run(run_get(rows, tmp_path, policy=FAST))
+    run(download_async(rows, tmp_path, policy=FAST))
     assert manifest(tmp_path)[0]["extra"] == {"caption": "a cat"}
 
 

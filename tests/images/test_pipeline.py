@@ -15,9 +15,16 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from aiograb import ImageOptions, ImagePipeline, Limits, RequestPolicy, RetryPolicy, Timeouts
+from aiograb import (
+    ImageOptions,
+    ImagePipeline,
+    Limits,
+    RequestPolicy,
+    RetryPolicy,
+    Timeouts,
+    download_async,
+)
 from aiograb._core.stats import Summary
-from aiograb._get.engine import run_get
 from aiograb._get.sources import InputRow
 from aiograb._images.outputs import COMMIT_MARKER
 from aiograb.testing import RunningServer, image_bytes
@@ -39,12 +46,12 @@ async def get_async(
     items = [
         r if isinstance(r, InputRow) else InputRow(line=i, url=r) for i, r in enumerate(rows, 1)
     ]
-    return await run_get(
+    return await download_async(
         items,
         out,
         limits=Limits(concurrency=concurrency, per_host=0),
         policy=policy,
-        processor=pipeline,
+        pipeline=pipeline,
         stop=stop,
     )
 

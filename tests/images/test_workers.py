@@ -118,10 +118,11 @@ def test_a_request_queued_behind_a_crash_goes_to_another_worker(handler: Path) -
 
 def test_the_time_limit_counts_from_when_the_worker_can_start(handler: Path) -> None:
     async def main() -> None:
-        async with WorkerPool(handler, workers=1, depth=2, timeout=0.6) as pool:
-            # The second waits 0.4 s behind the first, then works 0.4 s: 0.8 s in all.
+        # Each works 0.8 s, within the 1.5 s limit (0.7 s of slack for a loaded machine);
+        # the second waits 0.8 s behind the first: 1.6 s from its call, over the limit.
+        async with WorkerPool(handler, workers=1, depth=2, timeout=1.5) as pool:
             first, second = await asyncio.gather(
-                pool.call({"sleep": 0.4}), pool.call({"sleep": 0.4, "x": 2})
+                pool.call({"sleep": 0.8}), pool.call({"sleep": 0.8, "x": 2})
             )
             assert first["ok"]
             assert second["echo"] == 2

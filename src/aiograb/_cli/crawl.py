@@ -164,7 +164,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         write_summary_json,
     )
     from aiograb._core.loop import run_stoppable
-    from aiograb._crawl.handler import run_crawl
+    from aiograb._crawl.run import run_crawl
 
     check_output_args(args)
     limits, policy = _policy(args)
@@ -201,7 +201,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
                 policy=policy,
                 stop=stop,
                 on_progress=display.update,
-                processor=pipeline,
+                pipeline=pipeline,
             ),
             use_uvloop=not args.no_uvloop,
         )
@@ -224,6 +224,7 @@ def format_crawl_summary(result: Any) -> str:
         if states:
             text = ", ".join(f"{n:,} {s}" for s, n in sorted(states.items()))
             lines.append(f"  {name}: {text}")
-    lines.append(f"  robots.txt: {result.robots} ({result.robots_fetched} fetched this run)")
+    robots = "ignored (--ignore-robots)" if result.robots == "ignored" else result.robots
+    lines.append(f"  robots.txt: {robots} ({result.robots_fetched} fetched this run)")
     lines.append(f"  graph: {result.graph}")
     return "\n".join(lines)

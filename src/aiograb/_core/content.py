@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from aiograb._core.errors import NotAccepted
 
-__all__ = ["SNIFF_BYTES", "AcceptPolicy", "extension_for", "sniff"]
+__all__ = ["SNIFF_BYTES", "AcceptPolicy", "extension_for", "mime_for", "sniff"]
 
 SNIFF_BYTES = 32
 
@@ -94,6 +94,14 @@ def sniff(head: bytes) -> str | None:
 def extension_for(mime: str | None) -> str:
     """A file extension (without dot) for a MIME type; ``bin`` when unknown."""
     return _EXTENSIONS.get(mime or "", "bin")
+
+
+_MIME_OF_EXTENSION = {ext: mime for mime, ext in reversed(_EXTENSIONS.items())}
+
+
+def mime_for(ext: str) -> str | None:
+    """The MIME type of a file extension (without dot), e.g. ``mime_for("jpg") == "image/jpeg"``."""
+    return _MIME_OF_EXTENSION.get(ext.lower())
 
 
 def _base_type(content_type: str | None) -> str:

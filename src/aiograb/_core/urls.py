@@ -9,7 +9,7 @@ from yarl import URL
 
 from aiograb._core.errors import InvalidURL
 
-__all__ = ["MAX_URL_LENGTH", "SUPPORTED_SCHEMES", "parse_url", "url_key"]
+__all__ = ["MAX_URL_LENGTH", "SUPPORTED_SCHEMES", "host_of", "parse_url", "url_key"]
 
 SUPPORTED_SCHEMES = frozenset({"http", "https"})
 MAX_URL_LENGTH = 8192
@@ -58,3 +58,8 @@ def parse_url(text: str) -> URL:
 def url_key(url: str) -> str:
     """A stable 32-hex-digit key for a URL: its storage name and sample key."""
     return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def host_of(key: str) -> str:
+    """The host of a URL in normal form (a journal key); empty when it has none."""
+    return URL(key, encoded=True).host or ""

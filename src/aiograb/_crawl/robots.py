@@ -1,4 +1,4 @@
-"""robots.txt: fetched once per origin, kept in the frontier, obeyed (protego).
+"""robots.txt: fetched once per origin, kept in the journal (CrawlTables), obeyed (protego).
 
 Before the first request to an origin (``scheme://host:port``), its
 ``/robots.txt`` is fetched through the same fetcher, slots and address guard as
@@ -21,9 +21,9 @@ from protego import Protego
 from yarl import URL
 
 from aiograb._core.errors import BlockedAddress, HTTPStatusError, TransportError
-from aiograb._crawl.frontier import Frontier
 from aiograb._fetch.fetcher import Fetcher, Request
 from aiograb._fetch.politeness import Politeness
+from aiograb._store.crawl import CrawlTables
 from aiograb._store.sinks import MemorySink
 
 __all__ = ["MAX_CRAWL_DELAY", "Robots"]
@@ -49,7 +49,7 @@ class Robots:
     def __init__(
         self,
         fetcher: Fetcher,
-        frontier: Frontier,
+        cache: CrawlTables,
         politeness: Politeness,
         user_agent: str,
         *,
@@ -57,7 +57,7 @@ class Robots:
         on_sitemaps: Callable[[list[str]], None] | None = None,
     ) -> None:
         self._fetcher = fetcher
-        self._frontier = frontier
+        self._cache = cache  # each origin's robots.txt, kept in the journal
         self._politeness = politeness
         self._agent = user_agent
         self._obey = obey
@@ -108,10 +108,10 @@ class Robots:
         return rules
 
     async def _read(self, origin: str) -> _Rules:
-        stored = self._frontier.robots(origin)
+        stored = self._cache.robots(origin)
         if stored is None:
             stored = await self._fetch(origin)
-            self._frontier.save_robots(origin, *stored)
+            self._cache.save_robots(origin, *stored)
             fresh = True
         else:
             fresh = False

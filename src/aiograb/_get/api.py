@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING
 from aiograb._core.config import Limits, RequestPolicy
 from aiograb._core.loop import run_stoppable
 from aiograb._core.stats import Progress, Summary
-from aiograb._get.engine import run_get
+from aiograb._get.download import run_get
 from aiograb._get.sources import InputRow, RowSource, open_source
 
 if TYPE_CHECKING:
+    from aiograb._core.clock import Clock
+    from aiograb._http.aiohttp_transport import Transport
     from aiograb._images.pipeline import ImagePipeline
 
 __all__ = ["download", "download_async"]
@@ -30,6 +32,8 @@ async def download_async(
     stop: asyncio.Event | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     pipeline: ImagePipeline | None = None,
+    transport: Transport | None = None,
+    clock: Clock | None = None,
 ) -> Summary:
     """Download ``urls`` (an iterable of URLs or input rows, or a path to a URL list).
 
@@ -38,6 +42,8 @@ async def download_async(
     exceptions; ``UsageError`` is raised only for unusable input or options.
     With a ``pipeline`` (``ImagePipeline``), images are verified, filtered,
     resized and deduplicated in worker processes and stored as files or shards.
+    ``transport`` replaces the HTTP client (``aiograb.testing.MockTransport`` in
+    tests); ``clock`` replaces time for backoff and rate limits (``FakeClock``).
     """
     rows: Iterable[InputRow]
     if isinstance(urls, str | os.PathLike):
@@ -57,7 +63,9 @@ async def download_async(
         retry_failed=retry_failed,
         stop=stop,
         on_progress=on_progress,
-        processor=pipeline,
+        pipeline=pipeline,
+        transport=transport,
+        clock=clock,
     )
 
 

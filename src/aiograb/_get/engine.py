@@ -1,15 +1,17 @@
-"""The one event loop of ``aiograb get``.
+"""The one worker loop of aiograb, for ``get`` and ``crawl`` alike.
 
 ::
 
-    input rows ──(ingest, in chunks)──> journal ──(pending rows, in id order)──>
-    bounded queue ──> N long-lived workers (TaskGroup) ──> outcomes ──> journal (batched)
+    handler.rows() ──> bounded queue ──> N long-lived workers (TaskGroup) ──> handler.handle(row)
 
-The producer is lazy: it reads the next chunk of input only when the journal
-has no pending row left to hand out, so memory does not grow with the input
-and a resumed run first finishes what an earlier run left. No task is created
-per URL. Every task belongs to one ``TaskGroup``; a stop request (Ctrl-C,
-SIGTERM) cancels the group, and the journal and manifest are still written.
+The engine knows nothing of what a row means: a ``RowHandler`` gives the rows
+(lazily, from the journal) and handles each one — download and record for
+``get`` (``aiograb._get.download``), fetch, parse and discover for ``crawl``
+(``aiograb._crawl.handler``); the image stage wraps either. The engine owns
+the concurrency: no task per URL, a bounded queue, rows for a busy or paused
+host parked aside (bounded) so a worker serves other hosts meanwhile, and one
+``TaskGroup`` that a stop request (Ctrl-C, SIGTERM) cancels — the journal and
+manifest are still written by the caller.
 """
 
 from __future__ import annotations
@@ -17,33 +19,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from yarl import URL
-
-from aiograb._core.clock import Clock, LoopClock
-from aiograb._core.config import Limits, RequestPolicy
-from aiograb._core.stats import Progress, Summary
-from aiograb._core.urls import url_key
-from aiograb._fetch.fetcher import Fetcher, Outcome, Request, SinkFactory
-from aiograb._fetch.politeness import Politeness
-from aiograb._get.runstate import MANIFEST_NAME, OutcomeHook, RunState
-from aiograb._get.sources import InputRow
-from aiograb._http.aiohttp_transport import AiohttpTransport, Transport
+from aiograb._core.urls import host_of
 from aiograb._store.journal import PendingRow
 
-__all__ = ["MANIFEST_NAME", "Processor", "Stage", "run_get"]
+if TYPE_CHECKING:
+    from aiograb._fetch.fetcher import Outcome, SinkFactory
+    from aiograb._get.runstate import RunState
+
+__all__ = ["Engine", "RowHandler", "Stage", "StageFactory"]
 
 PARK_PER_WORKER = 4
+
+
+class RowHandler(Protocol):
+    """What the engine drives: where rows come from, and what is done with each."""
+
+    def rows(self) -> AsyncIterator[PendingRow]:
+        """The rows to handle, lazily; it ends when no more can come."""
+        ...
+
+    async def handle(self, row: PendingRow) -> None:
+        """Handle one row completely (fetch, record, ...); never raises for a per-URL failure."""
+        ...
+
+
+class HostGate(Protocol):
+    def available(self, host: str) -> bool: ...
 
 
 class Stage(Protocol):
     """Work between "body complete" and "recorded" (the image pipeline), for one run.
 
-    The engine fetches into ``sink``, calls ``await admit()`` before each
+    The handler fetches into ``sink``, calls ``await admit()`` before each
     fetch (a stage whose backlog is full makes downloading wait), and hands
     every outcome, ok or not, to ``process``, which must record it through
     ``RunState.record`` (at once, or later, e.g. when its shard is complete).
@@ -57,7 +68,7 @@ class Stage(Protocol):
     async def process(self, row: PendingRow, outcome: Outcome, key: str) -> None: ...
 
 
-class Processor(Protocol):
+class StageFactory(Protocol):
     """Opens a ``Stage`` for one run; leaving the context records every held outcome."""
 
     def open(self, state: RunState) -> AbstractAsyncContextManager[Stage]: ...
@@ -100,23 +111,30 @@ class _Parking:
         return None
 
 
-class _Run:
+class Engine:
+    """Runs one ``RowHandler`` with ``workers`` long-lived workers.
+
+    ``gate`` says whether a host can take a request now (politeness);
+    ``tick`` is called every ``interval`` seconds (progress, time-based commits).
+    """
+
     def __init__(
         self,
-        state: RunState,
-        fetcher: Fetcher,
-        limits: Limits,
-        progress_interval: float,
-        stage: Stage | None = None,
+        handler: RowHandler,
+        gate: HostGate,
+        *,
+        workers: int,
+        tick: Callable[[], None],
+        interval: float = 0.2,
     ) -> None:
-        self.state = state
-        self.stage = stage
-        self.fetcher = fetcher
-        self._workers = limits.concurrency
-        self._parking = _Parking(PARK_PER_WORKER * limits.concurrency)
-        self._interval = progress_interval
+        self._handler = handler
+        self._gate = gate
+        self._workers = workers
+        self._parking = _Parking(PARK_PER_WORKER * workers)
+        self._tick_fn = tick
+        self._interval = interval
 
-    async def run(self, stop: asyncio.Event | None) -> bool:
+    async def run(self, stop: asyncio.Event | None = None) -> bool:
         """Run to completion; return True when stopped early."""
         queue: asyncio.Queue[PendingRow | None] = asyncio.Queue(maxsize=2 * self._workers)
         stopped = False
@@ -146,92 +164,42 @@ class _Run:
             raise _Stopped
 
     async def _produce(self, queue: asyncio.Queue[PendingRow | None]) -> None:
-        for n, row in enumerate(self.state.pending()):
+        async for row in self._handler.rows():
             await queue.put(row)
-            if n % 1000 == 999:
-                await asyncio.sleep(0)  # reading input never starves the workers
         for _ in range(self._workers):
             await queue.put(None)
 
     async def _work(self, queue: asyncio.Queue[PendingRow | None]) -> None:
-        parking, politeness = self._parking, self.fetcher.politeness
-        while (row := await queue.get()) is not None:
-            host = URL(row.key, encoded=True).host or ""  # the key is the normalised URL
+        parking, gate = self._parking, self._gate
+        while True:
+            # Parked rows are served before waiting on an empty queue: the handler's
+            # row source may be waiting for exactly these rows to finish (a crawl).
+            if queue.empty() and (item := parking.pop_any()) is not None:
+                await self._serve_host(*item)
+                continue
+            row = await queue.get()
+            if row is None:
+                break
+            host = host_of(row.key)  # the key is the URL in normal form
             # A row for a host that is busy or paused waits aside, so this worker can
             # serve other hosts meanwhile (bounded: past the limit, the worker waits).
-            if not politeness.available(host) and parking.park(host, row):
+            if not gate.available(host) and parking.park(host, row):
                 continue
-            await self._fetch_host(host, row)
+            await self._serve_host(host, row)
         # End of input: finish the rows still parked, each worker taking its share.
         while (item := parking.pop_any()) is not None:
-            await self._fetch_host(*item)
+            await self._serve_host(*item)
 
-    async def _fetch_host(self, host: str, row: PendingRow) -> None:
-        """Fetch a row, then keep serving rows parked for the same host while it has room."""
-        parking, politeness = self._parking, self.fetcher.politeness
+    async def _serve_host(self, host: str, row: PendingRow) -> None:
+        """Handle a row, then keep serving rows parked for the same host while it has room."""
+        parking, gate, handle = self._parking, self._gate, self._handler.handle
         next_row: PendingRow | None = row
         while next_row is not None:
-            await self._process(next_row)
-            next_row = parking.pop(host) if politeness.available(host) else None
-
-    async def _process(self, row: PendingRow) -> None:
-        """Fetch one row and record its outcome (the crawl also parses pages here)."""
-        key = url_key(row.key)
-        url = URL(row.key, encoded=True)  # checked and normalised at ingest
-        if (stage := self.stage) is None:
-            outcome = await self.fetcher.fetch(Request(row.url), self.state.sink, key, url=url)
-            self.state.record(row, outcome, key)
-        else:  # the image pipeline: its stage stores and records the outcome
-            await stage.admit()
-            outcome = await self.fetcher.fetch(Request(row.url), stage.sink, key, url=url)
-            await stage.process(row, outcome, key)
+            await handle(next_row)
+            next_row = parking.pop(host) if gate.available(host) else None
 
     async def _tick(self, done: asyncio.Event) -> None:
         while not done.is_set():
-            self.state.tick()
+            self._tick_fn()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), self._interval)
-
-
-async def run_get(
-    rows: Iterable[InputRow],
-    out_dir: str | Path,
-    *,
-    limits: Limits | None = None,
-    policy: RequestPolicy | None = None,
-    retry_failed: bool = False,
-    transport: Transport | None = None,
-    clock: Clock | None = None,
-    stop: asyncio.Event | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
-    on_outcome: OutcomeHook | None = None,
-    progress_interval: float = 0.2,
-    processor: Processor | None = None,
-) -> Summary:
-    """Download every URL of ``rows`` into ``out_dir``; resume what a journal there holds.
-
-    With a ``processor`` (the image pipeline), each body goes through its stage
-    before it is stored and recorded.
-    """
-    limits = limits or Limits()
-    policy = policy or RequestPolicy()
-    state = RunState(
-        rows, out_dir, retry_failed=retry_failed, on_progress=on_progress, on_outcome=on_outcome
-    )
-    clock = clock or LoopClock()
-    own_transport = transport is None
-    transport = transport or AiohttpTransport(limits)
-    fetcher = Fetcher(transport, Politeness(limits, clock), policy, clock)
-    interrupted = True  # until the run returns normally
-    try:
-        if processor is None:
-            interrupted = await _Run(state, fetcher, limits, progress_interval).run(stop)
-        else:
-            async with processor.open(state) as stage:
-                run = _Run(state, fetcher, limits, progress_interval, stage)
-                interrupted = await run.run(stop)
-    finally:
-        summary = state.close(interrupted=interrupted, retries=fetcher.retries)
-        if own_transport:
-            await transport.aclose()
-    return summary

@@ -7,7 +7,6 @@ network; everything here is plain synchronous code called from one thread.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
@@ -168,7 +167,7 @@ class RunState:
         outcome: Outcome,
         key: str,
         *,
-        commit_with: Callable[[sqlite3.Connection], None] | None = None,
+        commit_with: Callable[[], None] | None = None,
         flush: bool = True,
     ) -> None:
         """Count and journal an outcome; ``commit_with`` commits it at once, together

@@ -33,10 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from aiograb._core.content import mime_for
 from aiograb._core.errors import WriteError
 from aiograb._fetch.fetcher import Outcome
 from aiograb._store.journal import PendingRow
-from aiograb._store.sinks import TMP_DIR, BodyWriter, FileSink, SpoolWriter, Stored
+from aiograb._store.sinks import FileSink, Stored
 
 __all__ = [
     "FilesOutput",
@@ -44,50 +45,14 @@ __all__ = [
     "Output",
     "ParquetShards",
     "Sample",
-    "StagingSink",
     "TarShards",
 ]
 
 COMMIT_MARKER = ".aiograb-committing"
 PARQUET_BATCH = 256
-_MIME = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"}
 
 Held = tuple[PendingRow, Outcome, str]  # a row whose outcome waits for its shard
 Commit = Callable[[list[Held]], None]
-
-
-# -- staging -------------------------------------------------------------------
-
-
-class _StagingWriter(SpoolWriter):
-    __slots__ = ()
-
-    def commit(self, mime: str) -> Stored:
-        digest = self._hash.hexdigest()
-        if not self.spilled:
-            return Stored(size=self._size, sha256=digest, body=b"".join(self._chunks))
-        return Stored(size=self._size, sha256=digest, path=self._to_tmp_file())
-
-
-def discard(path: str | None) -> None:
-    if path:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-
-
-class StagingSink:
-    """Bodies wait here for processing: a ``Stored`` with ``body`` (small) or a temp ``path``."""
-
-    def __init__(self, root: Path) -> None:
-        self._tmp_dir = root / TMP_DIR
-        self._seq = 0
-
-    def open(self, key: str) -> BodyWriter:
-        return _StagingWriter(self.tmp_path)
-
-    def tmp_path(self) -> str:
-        self._seq += 1
-        return os.path.join(self._tmp_dir, f"staged.{os.getpid()}.{self._seq}.part")
 
 
 # -- outputs -------------------------------------------------------------------
@@ -147,8 +112,8 @@ class FilesOutput:
         else:
             writer = self._files.open(sample.key)
             writer.write(sample.payload())
-            mime = _MIME.get(sample.ext) if sample.data is not None else sample.content_type
-            stored = writer.commit(mime or _MIME.get(sample.ext, ""))
+            mime = mime_for(sample.ext) if sample.data is not None else sample.content_type
+            stored = writer.commit(mime or mime_for(sample.ext) or "")
             rel, size = stored.path or "", stored.size
         held[1].stored = Stored(size=size, sha256=staged.sha256, path=rel)
         self._record(held)

@@ -44,10 +44,9 @@ from aiograb._images.outputs import (
     Output,
     ParquetShards,
     Sample,
-    StagingSink,
     TarShards,
-    discard,
 )
+from aiograb._images.staging import StagingSink, discard
 from aiograb._images.work import ImageOptions
 from aiograb._images.workers import PoolStatistics, WorkerPool
 from aiograb._store.journal import PendingRow

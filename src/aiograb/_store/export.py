@@ -87,7 +87,7 @@ def export_manifest(out_dir: str | os.PathLike[str], to: str | os.PathLike[str])
             "exporting to Parquet needs pyarrow: pip install 'aiograb[parquet]'"
         ) from exc
     types = {"bool": pa.bool_(), "int": pa.int64(), "float": pa.float64()}
-    journal = Journal(journal_path)
+    journal = Journal(journal_path, readonly=True)
     try:
         kinds = _column_kinds(journal.rows())
         schema = pa.schema([(n, types.get(k, pa.string())) for n, k in kinds.items()])

@@ -19,14 +19,14 @@ import json
 import os
 from pathlib import Path
 
-from aiograb._crawl.frontier import Frontier
+from aiograb._store.crawl import CrawlTables
 
 __all__ = ["GRAPH_NAMES", "write_graph"]
 
 GRAPH_NAMES = {"jsonl": "pages.jsonl", "csv": "graph.csv"}
 
 
-def write_graph(frontier: Frontier, path: Path, fmt: str = "jsonl") -> int:
+def write_graph(tables: CrawlTables, path: Path, fmt: str = "jsonl") -> int:
     """Write the graph to ``path`` (via a temporary file); returns the pages written."""
     tmp = path.with_name(path.name + ".tmp")
     n = 0
@@ -34,12 +34,12 @@ def write_graph(frontier: Frontier, path: Path, fmt: str = "jsonl") -> int:
         if fmt == "csv":
             out = csv.writer(fh)
             out.writerow(["page", "target", "kind", "alt"])
-            for page, edges in frontier.pages_with_links():
+            for page, edges in tables.pages_with_links():
                 n += 1
                 for target, kind, alt in edges:
                     out.writerow([page["url"], target, kind, alt or ""])
         else:
-            for page, edges in frontier.pages_with_links():
+            for page, edges in tables.pages_with_links():
                 n += 1
                 page["links"] = [t for t, kind, _ in edges if kind == "page"]
                 page["images"] = [

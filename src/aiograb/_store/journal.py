@@ -1,6 +1,9 @@
 """The SQLite journal: every input row, what became of it, and resume.
 
-One table, ``items``, one row per distinct URL (or per bad input row). Rows
+This package (``_store``) is the only place that speaks SQL. ``items`` holds one
+row per distinct URL (or per bad input row), for ``get`` and ``crawl`` alike;
+the crawl's own tables (links, hosts, robots.txt) are kept by
+``aiograb._store.crawl.CrawlTables`` over the same connection. Rows
 enter as ``pending`` (or ``failed`` when the input row itself is bad) and are
 updated once, to ``ok`` or ``failed``, when their outcome is final. Updates
 are buffered and committed in batches (WAL, ``synchronous=NORMAL``) so the
@@ -17,6 +20,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +28,7 @@ from typing import Any
 from aiograb._fetch.fetcher import Outcome
 from aiograb._store.check import check_journal, journal_error
 
-__all__ = ["JOURNAL_NAME", "DoneRow", "Journal", "NewRow", "PendingRow"]
+__all__ = ["JOURNAL_NAME", "DoneRow", "Journal", "NewRow", "PendingRow", "SavedFile"]
 
 JOURNAL_NAME = "aiograb-journal.sqlite"
 SCHEMA_VERSION = 1
@@ -55,7 +59,26 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE INDEX IF NOT EXISTS items_state ON items(state, id);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS crawl_links (
+    page INTEGER NOT NULL,           -- items.id of the page (or stylesheet, sitemap)
+    target TEXT NOT NULL,            -- the URL in normal form (items.key when it is a row)
+    kind TEXT NOT NULL,              -- page | image | css | sitemap | data
+    alt TEXT
+);
+CREATE INDEX IF NOT EXISTS crawl_links_page ON crawl_links(page);
+CREATE TABLE IF NOT EXISTS crawl_hosts (host TEXT PRIMARY KEY, pages INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS crawl_robots (
+    origin TEXT PRIMARY KEY,         -- scheme://host:port
+    status INTEGER NOT NULL,         -- HTTP status, 0 when unreachable
+    body TEXT
+);
 """
+
+_INSERT = (
+    "INSERT OR IGNORE INTO items (key, url, line, state, error, message, extra, kind, depth,"
+    " found_on, path, bytes, sha256, content_type)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 MANIFEST_FIELDS = (
     "url",
@@ -78,15 +101,56 @@ MANIFEST_FIELDS = (
 
 @dataclass(frozen=True, slots=True)
 class NewRow:
+    """A row to add, from the input (``get``) or found on a page (``crawl``).
+
+    ``state`` defaults to ``pending``, or ``failed`` when ``error`` is set; the
+    crawl also adds ``skipped`` rows (links not followed, with their class) and
+    ``ok`` rows already saved (``stored``: data: URIs).
+    """
+
     key: str
     url: str
-    line: int | None
+    line: int | None = None
     error: str | None = None
     message: str | None = None
     extra: Mapping[str, Any] | None = None
     kind: str = "file"
     depth: int | None = None
     found_on: int | None = None
+    state: str | None = None
+    stored: SavedFile | None = None
+
+    @property
+    def final_state(self) -> str:
+        return self.state or ("failed" if self.error else "pending")
+
+    def values(self) -> tuple[Any, ...]:
+        """The values of ``_INSERT``."""
+        extra = json.dumps(self.extra, default=str, ensure_ascii=False) if self.extra else None
+        s = self.stored
+        return (
+            self.key,
+            self.url,
+            self.line,
+            self.final_state,
+            self.error,
+            self.message,
+            extra,
+            self.kind,
+            self.depth,
+            self.found_on,
+            *((s.path, s.size, s.sha256, s.content_type) if s else (None, None, None, None)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SavedFile:
+    """A file already stored when its row is added (a crawled data: URI)."""
+
+    path: str
+    size: int
+    sha256: str
+    content_type: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,20 +175,28 @@ class DoneRow:
 class Journal:
     """Open with ``Journal(path)``; close with ``close()``. Not thread-safe by design."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
         check_journal(self.path)  # a damaged or foreign file: one line, exit 2
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            if readonly:  # exports and the coordinator of parts: never write, never create
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                self._db = sqlite3.connect(uri, uri=True, isolation_level=None)
+            else:
+                self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+            if not readonly:
+                self._db.executescript(_SCHEMA)
+                self._db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
         except sqlite3.DatabaseError as exc:
-            self._db.close()
+            if (db := getattr(self, "_db", None)) is not None:
+                db.close()
             raise journal_error(self.path, f"damaged: {exc}") from None
         self._updates: list[tuple[Any, ...]] = []
         self.last_commit = time.monotonic()
@@ -136,34 +208,33 @@ class Journal:
         good: list[tuple[Any, ...]] = []
         bad: list[tuple[Any, ...]] = []
         for r in rows:
-            extra = json.dumps(r.extra, default=str) if r.extra else None
-            (bad if r.error else good).append(
-                (
-                    r.key,
-                    r.url,
-                    r.line,
-                    "failed" if r.error else "pending",
-                    r.error,
-                    r.message,
-                    extra,
-                    r.kind,
-                    r.depth,
-                    r.found_on,
-                )
-            )
-        sql = (
-            "INSERT OR IGNORE INTO items"
-            " (key, url, line, state, error, message, extra, kind, depth, found_on)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )
-        self._db.execute("BEGIN")
-        before = self._db.total_changes
-        self._db.executemany(sql, good)
-        middle = self._db.total_changes
-        self._db.executemany(sql, bad)
-        after = self._db.total_changes
-        self._db.execute("COMMIT")
+            (bad if r.error else good).append(r.values())
+        with self.transaction():
+            before = self._db.total_changes
+            self._db.executemany(_INSERT, good)
+            middle = self._db.total_changes
+            self._db.executemany(_INSERT, bad)
+            after = self._db.total_changes
         return middle - before, after - middle
+
+    def insert(self, row: NewRow) -> bool:
+        """Insert one row unless its key is known; True when it was new. Call inside a
+        transaction (``flush(also=...)`` or ``transaction()``)."""
+        return self._db.execute(_INSERT, row.values()).rowcount > 0
+
+    def has_key(self, key: str) -> bool:
+        return self._db.execute("SELECT 1 FROM items WHERE key=?", (key,)).fetchone() is not None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction: committed on success, rolled back on any exception."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def pending(self, after_id: int, limit: int, *, retry_failed: bool = False) -> list[PendingRow]:
         """Rows still to do with ``id > after_id``, in input order."""
@@ -202,23 +273,22 @@ class Journal:
         )
 
     @property
-    def db(self) -> sqlite3.Connection:
-        """The connection, for modules that keep tables of their own (the crawl frontier)."""
+    def connection(self) -> sqlite3.Connection:
+        """The connection, for the other tables of this package (``CrawlTables``) only."""
         return self._db
 
     @property
     def buffered(self) -> int:
         return len(self._updates)
 
-    def flush(self, also: Callable[[sqlite3.Connection], None] | None = None) -> None:
+    def flush(self, also: Callable[[], None] | None = None) -> None:
         """Commit buffered outcomes in one transaction, with ``also``'s writes when given
         (the crawl commits a page's outcome and what it found on it together)."""
         self.last_commit = time.monotonic()
         if not self._updates and also is None:
             return
         updates, self._updates = self._updates, []
-        self._db.execute("BEGIN")
-        try:
+        with self.transaction():
             self._db.executemany(
                 "UPDATE items SET state=?, path=?, bytes=?, sha256=?, content_type=?, status=?,"
                 " error=?, message=?, attempts=attempts+?, started=?, elapsed=?, final_url=?,"
@@ -226,11 +296,7 @@ class Journal:
                 updates,
             )
             if also is not None:
-                also(self._db)
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+                also()
 
     # -- reading -----------------------------------------------------------
 
@@ -297,5 +363,6 @@ class Journal:
         return n
 
     def close(self) -> None:
-        self.flush()
+        if not self.readonly:
+            self.flush()
         self._db.close()

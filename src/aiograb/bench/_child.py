@@ -22,7 +22,7 @@ from aiograb._core.loop import run_loop
 from aiograb._core.stats import Summary
 from aiograb._fetch.fetcher import Outcome
 from aiograb._get.blocking import run_get_blocking
-from aiograb._get.engine import run_get
+from aiograb._get.download import run_get
 from aiograb._get.sources import InputRow
 from aiograb._store.journal import PendingRow
 

@@ -1,0 +1,118 @@
+"""``get``'s row handler: fetch one URL into a sink and record its outcome — and ``run_get``.
+
+::
+
+    input rows ──(ingest, in chunks)──> journal ──(pending rows, in id order)──>
+    Engine (the one worker loop) ──> DownloadHandler.handle ──> outcome ──> journal (batched)
+
+The row source is lazy: it reads the next chunk of input only when the journal
+has no pending row left to hand out, so memory does not grow with the input
+and a resumed run first finishes what an earlier run left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+
+from yarl import URL
+
+from aiograb._core.clock import Clock, LoopClock
+from aiograb._core.config import Limits, RequestPolicy
+from aiograb._core.stats import Progress, Summary
+from aiograb._core.urls import url_key
+from aiograb._fetch.fetcher import Fetcher, Request
+from aiograb._fetch.politeness import Politeness
+from aiograb._get.engine import Engine, Stage, StageFactory
+from aiograb._get.runstate import OutcomeHook, RunState
+from aiograb._get.sources import InputRow
+from aiograb._http.aiohttp_transport import AiohttpTransport, Transport
+from aiograb._store.journal import PendingRow
+
+__all__ = ["DownloadHandler", "run_get"]
+
+
+class DownloadHandler:
+    """Fetch a row's URL and record it — through the image stage when there is one.
+
+    The crawl composes one of these for its image rows.
+    """
+
+    def __init__(self, state: RunState, fetcher: Fetcher, stage: Stage | None = None) -> None:
+        self.state = state
+        self.fetcher = fetcher
+        self.stage = stage
+
+    async def rows(self) -> AsyncIterator[PendingRow]:
+        for n, row in enumerate(self.state.pending()):
+            yield row
+            if n % 1000 == 999:
+                await asyncio.sleep(0)  # reading input never starves the workers
+
+    async def handle(self, row: PendingRow) -> None:
+        key = url_key(row.key)
+        url = URL(row.key, encoded=True)  # checked and normalised at ingest
+        if (stage := self.stage) is None:
+            outcome = await self.fetcher.fetch(Request(row.url), self.state.sink, key, url=url)
+            self.state.record(row, outcome, key)
+        else:  # the image pipeline: its stage stores and records the outcome
+            await stage.admit()
+            outcome = await self.fetcher.fetch(Request(row.url), stage.sink, key, url=url)
+            await stage.process(row, outcome, key)
+
+
+async def run_get(
+    rows: Iterable[InputRow],
+    out_dir: str | Path,
+    *,
+    limits: Limits | None = None,
+    policy: RequestPolicy | None = None,
+    retry_failed: bool = False,
+    transport: Transport | None = None,
+    clock: Clock | None = None,
+    stop: asyncio.Event | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_outcome: OutcomeHook | None = None,
+    progress_interval: float = 0.2,
+    pipeline: StageFactory | None = None,
+) -> Summary:
+    """Download every URL of ``rows`` into ``out_dir``; resume what a journal there holds.
+
+    With a ``pipeline`` (the image pipeline), each body goes through its stage
+    before it is stored and recorded.
+    """
+    limits = limits or Limits()
+    policy = policy or RequestPolicy()
+    state = RunState(
+        rows, out_dir, retry_failed=retry_failed, on_progress=on_progress, on_outcome=on_outcome
+    )
+    clock = clock or LoopClock()
+    own_transport = transport is None
+    transport = transport or AiohttpTransport(limits)
+    politeness = Politeness(limits, clock)
+    fetcher = Fetcher(transport, politeness, policy, clock)
+    interrupted = True  # until the run returns normally
+
+    async def run(stage: Stage | None) -> bool:
+        handler = DownloadHandler(state, fetcher, stage)
+        engine = Engine(
+            handler,
+            politeness,
+            workers=limits.concurrency,
+            tick=state.tick,
+            interval=progress_interval,
+        )
+        return await engine.run(stop)
+
+    try:
+        if pipeline is None:
+            interrupted = await run(None)
+        else:
+            async with pipeline.open(state) as stage:
+                interrupted = await run(stage)
+    finally:
+        summary = state.close(interrupted=interrupted, retries=fetcher.retries)
+        if own_transport:
+            await transport.aclose()
+    return summary
