@@ -179,25 +179,24 @@ class Journal:
         self.path = Path(path)
         self.readonly = readonly
         check_journal(self.path)  # a damaged or foreign file: one line, exit 2
-        try:
-            if readonly:  # exports and the coordinator of parts: never write, never create
-                uri = f"{self.path.resolve().as_uri()}?mode=ro"
-                self._db = sqlite3.connect(uri, uri=True, isolation_level=None)
-            else:
-                self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        if readonly:  # exports and the coordinator of parts: never write, never create
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, isolation_level=None)
+            self._db.execute("PRAGMA busy_timeout=5000")
+        else:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+            try:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            if not readonly:
+                self._db.execute("PRAGMA busy_timeout=5000")
                 self._db.executescript(_SCHEMA)
                 self._db.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
-        except sqlite3.DatabaseError as exc:
-            if (db := getattr(self, "_db", None)) is not None:
-                db.close()
-            raise journal_error(self.path, f"damaged: {exc}") from None
+            except sqlite3.DatabaseError as exc:
+                self._db.close()
+                raise journal_error(self.path, f"damaged: {exc}") from None
         self._updates: list[tuple[Any, ...]] = []
         self.last_commit = time.monotonic()
 
