@@ -159,7 +159,12 @@ def _add_request_options(p: argparse.ArgumentParser) -> None:
 
 
 def _policy(args: argparse.Namespace) -> tuple[Limits, RequestPolicy]:
+    from aiograb._core.fdlimit import fit_to_fd_limit
+
     limits = Limits(concurrency=args.concurrency, per_host=args.per_host, rate=args.rate)
+    limits, warning = fit_to_fd_limit(limits)
+    if warning is not None:  # "concurrency" is -c here
+        print(f"aiograb: warning: {warning.replace('concurrency ', '-c ')}", file=sys.stderr)
     policy = RequestPolicy(
         timeouts=Timeouts(total=args.timeout, connect=args.connect_timeout),
         retry=RetryPolicy(retries=args.retries),

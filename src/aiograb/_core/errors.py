@@ -23,6 +23,7 @@ the engine. Usage errors are separate: they end a whole run before it starts.
     │   │   ├── TooLarge              too_large
     │   │   ├── NotAccepted           not_image, unaccepted_type, empty_body
     │   │   ├── WriteError            write_error (disk full, permissions)
+    │   │   │   └── TooManyOpenFiles      too_many_open_files (EMFILE/ENFILE; retried)
     │   │   └── ImageError            corrupt_image, too_many_pixels, too_small,
     │   │                             bad_aspect_ratio, not_raster, unsupported_image,
     │   │                             worker_crashed, worker_timeout (image pipeline)
@@ -32,6 +33,8 @@ the engine. Usage errors are separate: they end a whole run before it starts.
 """
 
 from __future__ import annotations
+
+import errno
 
 __all__ = [
     "AiograbError",
@@ -50,10 +53,12 @@ __all__ = [
     "RequestError",
     "Timeout",
     "TooLarge",
+    "TooManyOpenFiles",
     "TransportError",
     "Truncated",
     "UsageError",
     "WriteError",
+    "write_error",
 ]
 
 
@@ -141,6 +146,20 @@ class NotAccepted(ContentError):
 
 class WriteError(ContentError):
     code = "write_error"
+
+
+class TooManyOpenFiles(WriteError):
+    """Out of file descriptors (EMFILE, ENFILE) for a moment: retried, not a crash."""
+
+    code = "too_many_open_files"
+    retryable = True
+
+
+def write_error(message: str, exc: OSError) -> WriteError:
+    """The WriteError for an OSError: TooManyOpenFiles (retryable) for EMFILE/ENFILE."""
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        return TooManyOpenFiles(message)
+    return WriteError(message)
 
 
 class ImageError(ContentError):

@@ -35,6 +35,7 @@ from aiograb._core.errors import (
     Truncated,
     UsageError,
 )
+from aiograb._core.fdlimit import fit_limits
 from aiograb._core.stats import Progress, Summary
 from aiograb._core.urls import url_key
 from aiograb._fetch.fetcher import Attempts, FetchRules, Outcome, Request, SinkFactory
@@ -194,7 +195,7 @@ def run_get_blocking(
     """``run_get`` with the ``sync`` or ``threads`` engine (threads = ``limits.concurrency``)."""
     if engine not in ("sync", "threads"):
         raise UsageError(f"unknown blocking engine {engine!r}")
-    limits = limits or Limits()
+    limits = fit_limits(limits or Limits())
     policy = policy or RequestPolicy()
     if limits.rate:
         raise UsageError("--rate needs the async engine")

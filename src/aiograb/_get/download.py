@@ -20,6 +20,7 @@ from yarl import URL
 
 from aiograb._core.clock import Clock, LoopClock
 from aiograb._core.config import Limits, RequestPolicy
+from aiograb._core.fdlimit import fit_limits
 from aiograb._core.stats import Progress, Summary
 from aiograb._core.urls import url_key
 from aiograb._fetch.fetcher import Fetcher, Request
@@ -82,7 +83,7 @@ async def run_get(
     With a ``pipeline`` (the image pipeline), each body goes through its stage
     before it is stored and recorded.
     """
-    limits = limits or Limits()
+    limits = fit_limits(limits or Limits())
     policy = policy or RequestPolicy()
     state = RunState(
         rows, out_dir, retry_failed=retry_failed, on_progress=on_progress, on_outcome=on_outcome

@@ -109,6 +109,8 @@ class RunState:
         self.progress = Progress()
         self.peaks = ResourcePeaks()
         counts = self.journal.counts()
+        # Only rows an earlier run left can have a file stored without its row committed.
+        self._earlier_rows = self.journal.last_id()
         self.progress.total = sum(counts.values())
         self.progress.already_done = counts.get("ok", 0) + (
             0 if retry_failed else counts.get("failed", 0)
@@ -181,7 +183,8 @@ class RunState:
         else:
             progress.failed += 1
             progress.errors[outcome.error_code or "unknown"] += 1
-            self.sink.remove_stale(key)
+            if row.id <= self._earlier_rows:
+                self.sink.remove_stale(key)
         self.journal.record(row.id, outcome)
         if commit_with is not None or (flush and self.journal.buffered >= FLUSH_ROWS):
             self.journal.flush(also=commit_with)

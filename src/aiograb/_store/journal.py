@@ -299,6 +299,10 @@ class Journal:
 
     # -- reading -----------------------------------------------------------
 
+    def last_id(self) -> int:
+        """The highest row id so far (0 when empty): rows above it are new to this run."""
+        return int(self._db.execute("SELECT coalesce(max(id), 0) FROM items").fetchone()[0])
+
     def counts(self) -> dict[str, int]:
         cur = self._db.execute("SELECT state, count(*) FROM items GROUP BY state")
         return {state: n for state, n in cur}

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from aiograb._core.content import extension_for
-from aiograb._core.errors import UsageError, WriteError
+from aiograb._core.content import STORED_EXTENSIONS, extension_for
+from aiograb._core.errors import UsageError, WriteError, write_error
 
 __all__ = ["BodyWriter", "FileSink", "MemorySink", "SpoolWriter", "Stored"]
 
@@ -113,7 +113,7 @@ class SpoolWriter:
         try:
             self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         except OSError as exc:
-            raise WriteError(f"cannot create {self._tmp}: {exc.strerror}") from exc
+            raise write_error(f"cannot create {self._tmp}: {exc.strerror}", exc) from exc
 
     def _write_fd(self, chunk: bytes) -> None:
         view = memoryview(chunk)
@@ -219,8 +219,13 @@ class FileSink:
             self._dirs.add(path)
 
     def remove_stale(self, key: str) -> None:
-        """Remove a file a crashed earlier attempt stored for a URL that has now failed."""
-        folder = self.root / key[:2]
-        if str(folder) in self._dirs or folder.is_dir():
-            for stale in folder.glob(f"{key}.*"):
-                stale.unlink(missing_ok=True)
+        """Remove a file a crashed earlier attempt stored for a URL that has now failed.
+
+        A fixed number of unlinks (one per extension a stored file can have), never
+        a listing of the folder: a failure costs O(1) file-system work however many
+        files the folder holds, and needs no file descriptor.
+        """
+        base = f"{self.root_str}/{key[:2]}/{key}."
+        for ext in STORED_EXTENSIONS:
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                os.unlink(base + ext)
