@@ -112,6 +112,8 @@ def format_summary(s: Summary) -> str:
         if s.counts.get(k, 0) or k in ("ok", "failed")
     )
     head = "interrupted (run the same command again to resume)" if s.interrupted else "done"
+    if s.storage_error is not None:
+        head = "stopped: no space left (free some space, then run the same command again)"
     lines = [
         f"aiograb: {head}: {states} of {total:,} URLs",
         f"  this run: {s.fetched:,} fetched ({s.ok:,} ok, {s.failed:,} failed) in "

@@ -344,6 +344,7 @@ def _summary_dict(summary: Summary) -> dict[str, Any]:
         "exit_code": summary.exit_code,
         "input": dataclasses.asdict(summary.input) if summary.input else None,
         "input_error": summary.input_error,
+        "storage_error": summary.storage_error,
     }
 
 
@@ -376,6 +377,8 @@ def _run_download(
     print(format_summary(summary), flush=True, file=summary_stream(args))
     if summary.input_error is not None:
         print(f"aiograb: error: {summary.input_error}", file=sys.stderr)
+    if summary.storage_error is not None:
+        print(f"aiograb: error: {summary.storage_error}", file=sys.stderr)
     write_summary_json(args, _summary_dict(summary))
     return summary.exit_code
 

@@ -23,7 +23,8 @@ the engine. Usage errors are separate: they end a whole run before it starts.
     │   │   ├── TooLarge              too_large
     │   │   ├── NotAccepted           not_image, unaccepted_type, empty_body
     │   │   ├── WriteError            write_error (disk full, permissions)
-    │   │   │   └── TooManyOpenFiles      too_many_open_files (EMFILE/ENFILE; retried)
+    │   │   │   ├── TooManyOpenFiles  too_many_open_files (EMFILE/ENFILE; retried)
+    │   │   │   └── DiskFull          disk_full (ENOSPC, EDQUOT: the run stops; retried next run)
     │   │   └── ImageError            corrupt_image, too_many_pixels, too_small,
     │   │                             bad_aspect_ratio, not_raster, unsupported_image,
     │   │                             worker_crashed, worker_timeout (image pipeline)
@@ -43,6 +44,7 @@ __all__ = [
     "ConnectionReset",
     "ContentError",
     "DeadlineExceeded",
+    "DiskFull",
     "HTTPStatusError",
     "ImageError",
     "InputError",
@@ -155,10 +157,19 @@ class TooManyOpenFiles(WriteError):
     retryable = True
 
 
+class DiskFull(WriteError):
+    """No space left (ENOSPC, EDQUOT): the run stops cleanly; the next run retries these rows."""
+
+    code = "disk_full"
+
+
 def write_error(message: str, exc: OSError) -> WriteError:
-    """The WriteError for an OSError: TooManyOpenFiles (retryable) for EMFILE/ENFILE."""
+    """The WriteError for an OSError: TooManyOpenFiles (retryable) for EMFILE/ENFILE,
+    DiskFull for ENOSPC/EDQUOT, else a plain WriteError."""
     if exc.errno in (errno.EMFILE, errno.ENFILE):
         return TooManyOpenFiles(message)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(message)
     return WriteError(message)
 
 

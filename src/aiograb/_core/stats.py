@@ -88,6 +88,7 @@ class Summary:
     interrupted: bool = False
     input: InputCounts | None = None  # what was read of the input in this run
     input_error: str | None = None  # the input broke mid-stream (rows before it kept)
+    storage_error: str | None = None  # the disk filled up: stopped cleanly (exit 75)
 
     @property
     def files_per_second(self) -> float:
@@ -99,6 +100,8 @@ class Summary:
 
     @property
     def exit_code(self) -> int:
+        if self.storage_error is not None:
+            return 75  # EX_TEMPFAIL: free space and run again
         if self.interrupted:
             return 130
         if self.input_error is not None:

@@ -99,6 +99,8 @@ async def run_crawl(
     limits = fit_limits(limits or Limits())
     policy = policy or RequestPolicy()
     state = RunState((), out_dir, on_progress=on_progress)
+    stop = stop or asyncio.Event()
+    state.on_storage_error = stop.set  # a full disk ends the run cleanly
     tables = CrawlTables(state.journal)
     frontier = Frontier(
         tables, max_pages=options.max_pages, max_pages_per_host=options.max_pages_per_host

@@ -204,6 +204,7 @@ def run_get_blocking(
     )
     fetcher = BlockingFetcher(policy, limits)
     stop = stop or threading.Event()
+    state.on_storage_error = stop.set  # a full disk ends the run cleanly
     stopped = True
     try:
         if engine == "sync":

@@ -88,6 +88,8 @@ async def run_get(
     state = RunState(
         rows, out_dir, retry_failed=retry_failed, on_progress=on_progress, on_outcome=on_outcome
     )
+    stop = stop or asyncio.Event()
+    state.on_storage_error = stop.set  # a full disk ends the run cleanly
     clock = clock or LoopClock()
     own_transport = transport is None
     transport = transport or AiohttpTransport(limits)

@@ -7,12 +7,14 @@ network; everything here is plain synchronous code called from one thread.
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 
-from aiograb._core.errors import InputError, InvalidURL
+from aiograb._core.errors import DiskFull, InputError, InvalidURL
 from aiograb._core.stats import InputCounts, Progress, ResourcePeaks, Summary, peak_rss_mb
 from aiograb._core.urls import parse_url
 from aiograb._fetch.fetcher import Outcome
@@ -74,6 +76,15 @@ def not_one_url(text: str) -> str | None:
     return None
 
 
+def is_storage_full(exc: BaseException) -> bool:
+    """Whether a write failed because the disk (or quota) is full."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    code = getattr(exc, "sqlite_errorcode", None)
+    full = (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
+    return (code is not None and (code & 0xFF) in full) or "disk is full" in str(exc)
+
+
 class RunState:
     """One run over one output folder. Use from a single thread; ``close`` returns the summary."""
 
@@ -88,9 +99,12 @@ class RunState:
     ) -> None:
         self.out = Path(out_dir)
         self._source_stats: SourceStats | None = None
+        self._source: RowSource | None = None
         if isinstance(rows, RowSource):  # iterate the inner generator: one call less per row
-            self._source_stats, rows = rows.stats, rows.generator
+            self._source, self._source_stats, rows = rows, rows.stats, rows.generator
         self.input_error: str | None = None
+        self.storage_error: str | None = None  # the disk filled up: the run stopped
+        self.on_storage_error: Callable[[], None] | None = None  # the engine's stop
         self._read = self._known = 0
         ensure_output_folder(self.out)
         # Locked before anything in OUT is touched: a second run exits with one line.
@@ -108,6 +122,8 @@ class RunState:
         self._on_outcome = on_outcome
         self.progress = Progress()
         self.peaks = ResourcePeaks()
+        # Rows a full disk failed were fine: this run does them again.
+        self.journal.reopen_failed(DiskFull.code)
         counts = self.journal.counts()
         # Only rows an earlier run left can have a file stored without its row committed.
         self._earlier_rows = self.journal.last_id()
@@ -135,7 +151,13 @@ class RunState:
             if progress.input_done:
                 return
             chunk = self._read_chunk()
-            new_pending, new_failed = journal.add(chunk)
+            if self.storage_error is not None:
+                return
+            try:
+                new_pending, new_failed = journal.add(chunk)
+            except (sqlite3.Error, OSError) as exc:
+                self._storage_failed(exc)
+                return
             progress.total += new_pending + new_failed
             progress.failed += new_failed
             self._read += len(chunk)
@@ -158,8 +180,9 @@ class RunState:
 
     def _input_counts(self) -> InputCounts | None:
         stats = self._source_stats
-        if stats is None:
+        if stats is None or self._source is None:
             return None
+        self._source.close()  # a run stopped early: its counts are final up to here
         new = self._read - self._known
         return InputCounts(records=stats.records, skipped=stats.skipped, known=self._known, new=new)
 
@@ -186,8 +209,10 @@ class RunState:
             if row.id <= self._earlier_rows:
                 self.sink.remove_stale(key)
         self.journal.record(row.id, outcome)
+        if outcome.error_code == DiskFull.code:
+            self._stop_for_storage(str(outcome.error))
         if commit_with is not None or (flush and self.journal.buffered >= FLUSH_ROWS):
-            self.journal.flush(also=commit_with)
+            self._flush(commit_with)
         if self._on_outcome is not None:
             self._on_outcome(row, outcome)
 
@@ -195,20 +220,63 @@ class RunState:
         """Periodic work: resource peaks, a time-based journal commit, progress."""
         self.peaks.sample()
         if time.monotonic() - self.journal.last_commit >= FLUSH_SECONDS:
-            self.journal.flush()
+            self._flush()
         if self._on_progress is not None:
             self._on_progress(self.progress)
+
+    def _flush(self, also: Callable[[], None] | None = None) -> None:
+        if self.storage_error is not None:
+            return  # the run is stopping: what is buffered stays pending, done again later
+        try:
+            self.journal.flush(also=also)
+        except (sqlite3.Error, OSError) as exc:
+            self._storage_failed(exc)
+
+    def _storage_failed(self, exc: sqlite3.Error | OSError) -> None:
+        """A journal write failed: a full disk stops the run cleanly; anything else is a bug."""
+        if not is_storage_full(exc):
+            raise exc
+        self._stop_for_storage(f"the journal cannot be written: {exc}")
+
+    def _stop_for_storage(self, why: str) -> None:
+        if self.storage_error is None:
+            self.storage_error = (
+                f"{self.out}: no space left ({why}); stopped. Rows not recorded stay "
+                "pending: free some space and run the same command again to finish"
+            )
+            if self.on_storage_error is not None:
+                self.on_storage_error()
+
+    def _close_storage(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Commit, rewrite the manifest, close the journal, even on a full disk."""
+        journal = self.journal
+        self._flush()
+        try:
+            journal.write_manifest(self.out / MANIFEST_NAME)
+        except (sqlite3.Error, OSError) as exc:
+            if not is_storage_full(exc):
+                raise
+            self._stop_for_storage(str(exc))
+            self.storage_error = (
+                f"{self.storage_error}. The manifest could not be written: after freeing "
+                f"space, rebuild it with 'aiograb manifest {self.out} "
+                f"--to {self.out / MANIFEST_NAME}'"
+            )
+        counts, errors = journal.counts(), journal.error_counts()
+        if self.storage_error is not None:
+            journal.abandon()  # its buffer cannot be committed: those rows stay pending
+        else:
+            journal.close()
+        return counts, errors
 
     def close(self, *, interrupted: bool, retries: int) -> Summary:
         """Commit, rewrite the manifest, close the journal; return the summary."""
         self.peaks.sample()
         elapsed = time.monotonic() - self._t0
-        journal = self.journal
-        journal.flush()
-        journal.write_manifest(self.out / MANIFEST_NAME)
-        counts, errors = journal.counts(), journal.error_counts()
-        journal.close()
-        self.lock.release()
+        try:
+            counts, errors = self._close_storage()
+        finally:
+            self.lock.release()
         if self._on_progress is not None:
             self._on_progress(self.progress)
         p = self.progress
@@ -229,4 +297,5 @@ class RunState:
             interrupted=interrupted,
             input=self._input_counts(),
             input_error=self.input_error,
+            storage_error=self.storage_error,
         )

@@ -46,11 +46,17 @@ def check_journal(path: str | os.PathLike[str]) -> None:
         raise journal_error(path, "an empty file")
     with open(path, "rb") as fh:
         header = fh.read(_HEADER)
-    _check_header(path, header, st.st_size)
+    # With a write-ahead log beside it, the pages the header counts may still be in
+    # the log (a checkpoint the disk filled up in the middle of): SQLite recovers them.
+    wal = Path(f"{os.fspath(path)}-wal")
+    has_wal = wal.is_file() and wal.stat().st_size > 0
+    _check_header(path, header, st.st_size, check_size=not has_wal)
     _check_schema(Path(path))
 
 
-def _check_header(path: str | os.PathLike[str], header: bytes, size: int) -> None:
+def _check_header(
+    path: str | os.PathLike[str], header: bytes, size: int, *, check_size: bool = True
+) -> None:
     if not header.startswith(_MAGIC):
         what = "all zero bytes" if not header.strip(b"\x00") else "not an SQLite file"
         raise journal_error(path, what)
@@ -65,6 +71,8 @@ def _check_header(path: str | os.PathLike[str], header: bytes, size: int) -> Non
         raise journal_error(path, "a damaged SQLite header")
     # The header's page count is trustworthy when "version-valid-for" matches the
     # change counter (SQLite >= 3.7.0 writes both).
+    if not check_size:
+        return
     if valid_for == change_counter and size < pages * page_size:
         raise journal_error(path, f"truncated: {size:,} of {pages * page_size:,} bytes")
     if size % page_size:

@@ -230,10 +230,12 @@ class Journal:
         self._db.execute("BEGIN")
         try:
             yield
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # A COMMIT that failed (a full disk) may leave the transaction open.
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
     def pending(self, after_id: int, limit: int, *, retry_failed: bool = False) -> list[PendingRow]:
         """Rows still to do with ``id > after_id``, in input order."""
@@ -299,6 +301,17 @@ class Journal:
 
     # -- reading -----------------------------------------------------------
 
+    def reopen_failed(self, error: str) -> int:
+        """Make failed rows of one error class pending again (``disk_full``: the disk
+        was full, nothing was wrong with the URL). Returns how many."""
+        with self.transaction():
+            cur = self._db.execute(
+                "UPDATE items SET state='pending', error=NULL, message=NULL"
+                " WHERE state='failed' AND error=?",
+                (error,),
+            )
+        return cur.rowcount
+
     def last_id(self) -> int:
         """The highest row id so far (0 when empty): rows above it are new to this run."""
         return int(self._db.execute("SELECT coalesce(max(id), 0) FROM items").fetchone()[0])
@@ -357,13 +370,23 @@ class Journal:
         target = Path(path)
         tmp = target.with_name(target.name + ".tmp")
         n = 0
-        with tmp.open("w", encoding="utf-8") as fh:
-            for record in self.rows():
-                fh.write(json.dumps(record, ensure_ascii=False))
-                fh.write("\n")
-                n += 1
-        os.replace(tmp, target)
+        try:
+            with tmp.open("w", encoding="utf-8") as fh:
+                for record in self.rows():
+                    fh.write(json.dumps(record, ensure_ascii=False))
+                    fh.write("\n")
+                    n += 1
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # no partial manifest left behind (a full disk)
+            raise
         return n
+
+    def abandon(self) -> None:
+        """Close without committing what is buffered (the disk is full): those rows
+        stay pending in the file, which stays consistent, and are done again later."""
+        self._updates.clear()
+        self._db.close()
 
     def close(self) -> None:
         if not self.readonly:

@@ -121,7 +121,7 @@ class SpoolWriter:
             while view:
                 view = view[os.write(self._fd, view) :]
         except OSError as exc:
-            raise WriteError(f"cannot write {self._tmp}: {exc.strerror}") from exc
+            raise write_error(f"cannot write {self._tmp}: {exc.strerror}", exc) from exc
 
     def _to_tmp_file(self) -> str:
         """Close the whole body into its temporary file (writing it there if still in memory)."""
@@ -162,7 +162,7 @@ class _FileWriter(SpoolWriter):
             raise
         except OSError as exc:
             self.abort()
-            raise WriteError(f"cannot store {rel}: {exc.strerror or exc}") from exc
+            raise write_error(f"cannot store {rel}: {exc.strerror or exc}", exc) from exc
         return Stored(size=self._size, sha256=self._hash.hexdigest(), path=rel)
 
 
