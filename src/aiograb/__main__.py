@@ -1,3 +1,5 @@
+"""``python -m aiograb``: the ``aiograb`` command."""
+
 import sys
 
 from aiograb._cli.main import main

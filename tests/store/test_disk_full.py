@@ -1,4 +1,4 @@
-"""Issue 10, item 9: a full disk ends the run cleanly (exit 75), the journal stays
+"""Issue 10, item 9: a full disk ends the run cleanly (exit 74), the journal stays
 consistent, and a rerun after freeing space finishes the rest.
 
 A real 2 MB tmpfs mounted for the test (needs root; skipped otherwise).
@@ -58,7 +58,7 @@ def test_a_full_disk_stops_cleanly_and_a_rerun_finishes(
     out = small_disk / "out"
     cmd = [sys.executable, "-m", "aiograb", "get", str(src), "-o", str(out), "-q"]
     first = subprocess.run([*cmd, "--per-host", "0"], capture_output=True, text=True, timeout=110)
-    assert first.returncode == 75, first.stderr
+    assert first.returncode == 74, first.stderr  # ExitCode.OS_ERROR
     (line,) = first.stderr.strip().splitlines()  # one line, no traceback
     assert line.startswith(f"aiograb: error: {out}: no space left")
     assert "run the same command again" in line

@@ -1,4 +1,4 @@
-"""The ``aiograb bench`` command: its flags, and the call into ``aiograb.bench``.
+"""``aiograb bench``: its flags, and the call into ``aiograb.bench``.
 
 Kept outside the bench package so that building the CLI does not import it.
 
@@ -11,7 +11,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_bench_parser", "cmd_bench"]
+from aiograb._cli.options import HelpFormatter
+from aiograb._core.stats import ExitCode
+
+__all__ = ["add_parser", "cmd_bench"]
 
 
 _BENCH_EXAMPLES = """\
@@ -42,7 +45,7 @@ def _number_list(kind: type[float] | type[int]) -> Any:
     return parse
 
 
-def add_bench_parser(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
+def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "bench",
         help="measure the sync, threads and async engines and draw a report",
@@ -50,7 +53,7 @@ def add_bench_parser(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
         "belongs in a process pool): the local server in its own process, every engine as "
         "a child process, a report with plots.",
         epilog=_BENCH_EXAMPLES,
-        formatter_class=fmt,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--quick", action="store_true", help="the ~15 s suite (CI, a first look)")
     p.add_argument("--latency-ms", type=_number_list(float), help="server latencies, e.g. 0,50,200")
@@ -102,4 +105,4 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 f"{figure['name']}: {figure['measured']} (expected {figure['expected']}, {verdict})"
             )
     print(f"report: {paths['html']}  ({results['duration_s']:.0f} s, {results['errors']} errors)")
-    return 0 if results["errors"] == 0 else 1
+    return int(ExitCode.OK if results["errors"] == 0 else ExitCode.FAILED)

@@ -1,4 +1,8 @@
-"""The ``aiograb crawl`` command: its flags, and the call into ``run_crawl``."""
+"""``aiograb crawl``: its flags, and the call into ``crawl_async``.
+
+Request options are shared with ``get`` (``options.add_request_options``); the
+scope and keep flags below become ``CrawlOptions``, the image flags an ``ImagePipeline``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from aiograb._cli.display import ProgressDisplay, format_crawl_summary
+from aiograb._cli.images import add_image_options, pipeline_from_args
+from aiograb._cli.options import (
+    EXIT_CODES_HELP,
+    HelpFormatter,
+    add_output_options,
+    add_request_options,
+    check_output_args,
+    parse_size,
+    print_summary,
+    request_config,
+    summary_dict,
+    write_summary_json,
+)
 from aiograb._crawl.options import (
     DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_PAGES_PER_HOST,
@@ -16,9 +34,9 @@ from aiograb._crawl.options import (
     CrawlOptions,
 )
 
-__all__ = ["add_crawl_parser", "format_crawl_summary"]
+__all__ = ["add_parser", "cmd_crawl"]
 
-_EXAMPLES = """\
+_EXAMPLES = f"""\
 examples:
   aiograb crawl https://example.org/gallery/ -o out/   # same site: follow links, save images
   aiograb crawl seeds.txt -o out/ --depth 3 --max-pages 50000 \\
@@ -33,21 +51,18 @@ OUT/pages.jsonl (page -> links, page -> images with alt text).
 robots.txt is obeyed (Crawl-delay included) unless --ignore-robots; links to
 loopback, private or link-local addresses are refused (blocked_address) unless a
 seed is on such an address or --allow-private is given.
-exit codes: 0 all ok, 1 some URLs failed, 2 usage/input error, 130 interrupted.
+{EXIT_CODES_HELP}
 """
 
 
-def add_crawl_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
-    from aiograb._cli.images import add_image_options
-    from aiograb._cli.main import _add_output_options, _add_request_options, parse_size
-
+def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "crawl",
         help="crawl pages from seeds and download every image they show",
         description="Crawl pages from seed URLs (or files of seed URLs), following links "
         "within scope, and download every image the pages show.",
         epilog=_EXAMPLES,
-        formatter_class=formatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("seeds", nargs="+", help="seed URLs, or files of seed URLs (txt/csv/jsonl)")
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder")
@@ -132,9 +147,9 @@ def add_crawl_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         default="jsonl",
         help="graph export: pages.jsonl (default), or graph.csv with one edge a line",
     )
-    _add_request_options(p)
+    add_request_options(p)
     add_image_options(p, output_flag="--output-format", captions=False)
-    _add_output_options(p)
+    add_output_options(p)
     p.set_defaults(func=cmd_crawl)
 
 
@@ -154,21 +169,38 @@ def _seeds(args: list[str]) -> Iterator[str]:
 
 
 def cmd_crawl(args: argparse.Namespace) -> int:
-    from aiograb._cli.display import ProgressDisplay
-    from aiograb._cli.images import pipeline_from_args
-    from aiograb._cli.main import (
-        _policy,
-        _summary_dict,
-        check_output_args,
-        summary_stream,
-        write_summary_json,
-    )
     from aiograb._core.loop import run_stoppable
-    from aiograb._crawl.run import run_crawl
+    from aiograb._crawl.api import crawl_async
 
     check_output_args(args)
-    limits, policy = _policy(args)
-    options = CrawlOptions(
+    limits, policy = request_config(args)
+    options = _crawl_options(args)
+    seeds = list(_seeds(args.seeds))  # reads the files now: a missing one is a usage error
+    pipeline = pipeline_from_args(args, [])
+    display = ProgressDisplay(enabled=not args.quiet and sys.stderr.isatty())
+    with display:
+        result = run_stoppable(
+            lambda stop: crawl_async(
+                seeds,
+                args.out,
+                options=options,
+                limits=limits,
+                policy=policy,
+                stop=stop,
+                on_progress=display.update,
+                pipeline=pipeline,
+            ),
+            use_uvloop=not args.no_uvloop,
+        )
+    print_summary(args, format_crawl_summary(result), result.summary)
+    data = summary_dict(result.summary)
+    data.update(kinds=result.kinds, robots=result.robots, graph=str(result.graph))
+    write_summary_json(args.summary_json, data)
+    return result.exit_code
+
+
+def _crawl_options(args: argparse.Namespace) -> CrawlOptions:
+    return CrawlOptions(
         scope=args.scope,
         max_depth=args.depth,
         max_pages=args.max_pages,
@@ -187,44 +219,3 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         pages_only=args.pages_only,
         graph_format=args.format,
     )
-    seeds = list(_seeds(args.seeds))  # reads the files now: a missing one is a usage error
-    pipeline = pipeline_from_args(args, [])
-    display = ProgressDisplay(enabled=not args.quiet and sys.stderr.isatty())
-
-    with display:
-        result = run_stoppable(
-            lambda stop: run_crawl(
-                seeds,
-                args.out,
-                options=options,
-                limits=limits,
-                policy=policy,
-                stop=stop,
-                on_progress=display.update,
-                pipeline=pipeline,
-            ),
-            use_uvloop=not args.no_uvloop,
-        )
-    print(format_crawl_summary(result), flush=True, file=summary_stream(args))
-    if args.summary_json:
-        data = _summary_dict(result.summary)
-        data.update(kinds=result.kinds, robots=result.robots, graph=str(result.graph))
-        write_summary_json(args, data)
-    code: int = result.exit_code
-    return code
-
-
-def format_crawl_summary(result: Any) -> str:
-    from aiograb._cli.display import format_summary
-
-    lines = [format_summary(result.summary)]
-    names = {"page": "pages", "image": "images", "css": "stylesheets", "sitemap": "sitemaps"}
-    for kind, name in names.items():
-        states = result.kinds.get(kind)
-        if states:
-            text = ", ".join(f"{n:,} {s}" for s, n in sorted(states.items()))
-            lines.append(f"  {name}: {text}")
-    robots = "ignored (--ignore-robots)" if result.robots == "ignored" else result.robots
-    lines.append(f"  robots.txt: {robots} ({result.robots_fetched} fetched this run)")
-    lines.append(f"  graph: {result.graph}")
-    return "\n".join(lines)

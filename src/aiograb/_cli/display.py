@@ -1,4 +1,4 @@
-"""The progress bar (rich) and the final summary text of the CLI."""
+"""The progress bar (rich, imported only when shown) and the summary texts of the CLI."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
     from rich.progress import TaskID
 
-__all__ = ["ProgressDisplay", "bar_total", "format_summary"]
+    from aiograb._crawl.run import CrawlSummary
+
+__all__ = ["ProgressDisplay", "bar_total", "format_crawl_summary", "format_summary"]
 
 
 def bar_total(p: Progress, expected: int | None) -> tuple[int | None, str]:
@@ -137,4 +139,18 @@ def format_summary(s: Summary) -> str:
         f"{s.peak_rss_mb:,.0f} MB RSS"
     )
     lines.append(f"  manifest: {s.manifest}")
+    return "\n".join(lines)
+
+
+def format_crawl_summary(result: CrawlSummary) -> str:
+    lines = [format_summary(result.summary)]
+    names = {"page": "pages", "image": "images", "css": "stylesheets", "sitemap": "sitemaps"}
+    for kind, name in names.items():
+        states = result.kinds.get(kind)
+        if states:
+            text = ", ".join(f"{n:,} {s}" for s, n in sorted(states.items()))
+            lines.append(f"  {name}: {text}")
+    robots = "ignored (--ignore-robots)" if result.robots == "ignored" else result.robots
+    lines.append(f"  robots.txt: {robots} ({result.robots_fetched} fetched this run)")
+    lines.append(f"  graph: {result.graph}")
     return "\n".join(lines)

@@ -1,26 +1,27 @@
-"""The image options of ``aiograb get`` and the ``aiograb manifest`` command.
+"""The image options of ``aiograb get`` and ``aiograb crawl``, and their ``ImagePipeline``.
 
-Kept apart from ``cli.py`` so that the CLI module stays a list of commands:
-this one only maps flags to ``ImageOptions`` and ``ImagePipeline``.
+This module only maps flags to ``ImageOptions`` and ``ImagePipeline``; the pipeline
+(and the engine behind it) is imported only when a flag asks for it.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aiograb._core.errors import UsageError
-from aiograb._images.pipeline import (
+from aiograb._images.defaults import (
     DEDUP_MODES,
     DEFAULT_PHASH_DISTANCE,
     DEFAULT_SHARD_SIZE,
     OUTPUT_FORMATS,
-    ImagePipeline,
 )
 from aiograb._images.work import DEFAULT_MAX_PIXELS, ENCODINGS, RESIZE_MODES, ImageOptions
 
-__all__ = ["add_image_options", "add_manifest_command", "pipeline_from_args"]
+if TYPE_CHECKING:
+    from aiograb._images.pipeline import ImagePipeline
+
+__all__ = ["IMAGE_EXAMPLES", "add_image_options", "pipeline_from_args"]
 
 IMAGE_EXAMPLES = """\
 image datasets (CPU work runs in --workers processes, never on the event loop):
@@ -121,6 +122,8 @@ def pipeline_from_args(args: argparse.Namespace, extra: list[str]) -> ImagePipel
         raise UsageError(
             "the image pipeline (--verify, --resize, --format ...) needs --engine async"
         )
+    from aiograb._images.pipeline import ImagePipeline  # the engine: only when asked for
+
     try:
         given = {
             name: value
@@ -144,30 +147,3 @@ def pipeline_from_args(args: argparse.Namespace, extra: list[str]) -> ImagePipel
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-
-
-def add_manifest_command(sub: Any) -> None:
-    p = sub.add_parser(
-        "manifest",
-        help="export a run's manifest (from its journal) to Parquet, CSV or JSONL",
-        description="Write every row of OUT's journal (the manifest) to a file whose "
-        "extension names the format: .parquet (needs pyarrow: pip install "
-        "'aiograb[parquet]'), .csv or .jsonl. Also rebuilds a lost manifest.",
-        epilog="examples:\n  aiograb manifest out/ --to manifest.parquet\n"
-        "  aiograb manifest out/ --to manifest.csv\n"
-        "  aiograb manifest out/ --to out/manifest.jsonl   # rebuild the manifest",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("out", type=Path, help="an output folder of 'aiograb get'")
-    p.add_argument(
-        "--to", type=Path, required=True, help="the file to write: .parquet, .csv or .jsonl"
-    )
-    p.set_defaults(func=cmd_manifest)
-
-
-def cmd_manifest(args: argparse.Namespace) -> int:
-    from aiograb._store.export import export_manifest
-
-    n = export_manifest(args.out, args.to)
-    print(f"{n} rows -> {args.to}")
-    return 0

@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_PER_HOST",
     "DEFAULT_USER_AGENT",
+    "ENGINES",
     "Limits",
     "RequestPolicy",
     "RetryPolicy",
@@ -36,6 +37,9 @@ DEFAULT_ACCEPT = "image"
 # A body this large is almost never an image anyone wants, and in memory (the
 # client API) it would hurt: refuse it as ``too_large``. 0 lifts the limit.
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+# The engines of ``get``: one event loop (the default), and the two blocking ones it
+# is measured against (``aiograb bench``): a thread pool, one request at a time.
+ENGINES = ("async", "threads", "sync")
 
 
 def _check(ok: bool, message: str) -> None:

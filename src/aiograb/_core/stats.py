@@ -7,9 +7,25 @@ import resource
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
+from enum import IntEnum
 from pathlib import Path
 
-__all__ = ["InputCounts", "Progress", "ResourcePeaks", "Summary", "os_threads"]
+__all__ = ["ExitCode", "InputCounts", "Progress", "ResourcePeaks", "Summary", "os_threads"]
+
+
+class ExitCode(IntEnum):
+    """The exit codes of the ``aiograb`` command, defined once.
+
+    ``Summary.exit_code`` gives the first three for a run; the CLI (``_cli/main.py``)
+    maps exceptions to the others. Only ``INTERNAL`` means a bug in aiograb.
+    """
+
+    OK = 0  # every URL ok
+    FAILED = 1  # finished, some URLs failed (see the manifest)
+    USAGE = 2  # usage or input error
+    INTERNAL = 70  # a bug in aiograb (EX_SOFTWARE)
+    OS_ERROR = 74  # the file system refused (EX_IOERR): output folder, disk full, ...
+    INTERRUPTED = 130  # Ctrl-C or SIGTERM: run again to resume
 
 
 def os_threads() -> int:
@@ -88,7 +104,7 @@ class Summary:
     interrupted: bool = False
     input: InputCounts | None = None  # what was read of the input in this run
     input_error: str | None = None  # the input broke mid-stream (rows before it kept)
-    storage_error: str | None = None  # the disk filled up: stopped cleanly (exit 75)
+    storage_error: str | None = None  # the disk filled up: stopped cleanly (exit 74)
 
     @property
     def files_per_second(self) -> float:
@@ -101,10 +117,10 @@ class Summary:
     @property
     def exit_code(self) -> int:
         if self.storage_error is not None:
-            return 75  # EX_TEMPFAIL: free space and run again
+            return int(ExitCode.OS_ERROR)  # the disk filled up: free space and run again
         if self.interrupted:
-            return 130
+            return int(ExitCode.INTERRUPTED)
         if self.input_error is not None:
-            return 2
+            return int(ExitCode.USAGE)
         remaining = self.counts.get("pending", 0) + self.counts.get("failed", 0)
-        return 1 if remaining else 0
+        return int(ExitCode.FAILED if remaining else ExitCode.OK)

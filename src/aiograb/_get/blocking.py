@@ -43,9 +43,8 @@ from aiograb._get.runstate import OutcomeHook, RunState
 from aiograb._get.sources import InputRow
 from aiograb._store.journal import PendingRow
 
-__all__ = ["ENGINES", "BlockingFetcher", "run_get_blocking"]
+__all__ = ["BlockingFetcher", "run_get_blocking"]
 
-ENGINES = ("async", "threads", "sync")
 CHUNK = 64 * 1024
 
 

@@ -38,6 +38,12 @@ from aiograb._core.urls import url_key
 from aiograb._fetch.fetcher import Outcome, SinkFactory
 from aiograb._get.engine import Stage
 from aiograb._get.runstate import RunState
+from aiograb._images.defaults import (
+    DEDUP_MODES,
+    DEFAULT_PHASH_DISTANCE,
+    DEFAULT_SHARD_SIZE,
+    OUTPUT_FORMATS,
+)
 from aiograb._images.outputs import (
     FilesOutput,
     Held,
@@ -54,10 +60,6 @@ from aiograb._store.sinks import Stored
 
 __all__ = ["DEDUP_MODES", "OUTPUT_FORMATS", "ImagePipeline"]
 
-DEDUP_MODES = ("none", "content", "perceptual")
-OUTPUT_FORMATS = ("files", "webdataset", "parquet")
-DEFAULT_SHARD_SIZE = 10_000
-DEFAULT_PHASH_DISTANCE = 3
 # Failures that the same bytes always give again: a duplicate of such a body fails alike.
 _DETERMINISTIC = frozenset(
     {"corrupt_image", "too_many_pixels", "too_small", "bad_aspect_ratio", "not_raster"}

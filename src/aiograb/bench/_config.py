@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from aiograb._core.config import ENGINES
 from aiograb._core.errors import UsageError
-from aiograb._get.blocking import ENGINES
 
 __all__ = [
     "DEFAULT_OUT",
