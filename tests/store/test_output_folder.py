@@ -21,14 +21,15 @@ from pathlib import Path
 
 import pytest
 
+from aiograb._core.stats import ExitCode
 from aiograb._store.journal import JOURNAL_NAME, Journal, NewRow
 from aiograb._store.lock import LOCK_NAME, OutputLock
 from aiograb.testing import RunningServer
 from tests.helpers import aiograb_cli, manifest
 
 
-def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 2, (result.stdout, result.stderr)
+def _one_error_line(result: subprocess.CompletedProcess[str], code: int = 2) -> str:
+    assert result.returncode == code, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("aiograb: error: ")
@@ -198,7 +199,7 @@ def test_unwritable_output_folder_as_a_plain_user(
             timeout=60,
             cwd=plain_user_dir,
         )
-        line = _one_error_line(result)
+        line = _one_error_line(result, ExitCode.OS_ERROR)  # the file system refused
         assert "permission denied" in line.lower()
     assert not _fetched(server, url)
 

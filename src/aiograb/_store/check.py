@@ -13,6 +13,7 @@ the run's first counts cost anyway).
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import stat
@@ -100,19 +101,16 @@ def _check_schema(path: Path) -> None:
 
 
 def ensure_output_folder(out: str | os.PathLike[str]) -> None:
-    """Create the output folder ``out`` or raise UsageError with one line saying why not.
-
-    Called before anything is fetched, so a wrong ``-o`` costs nothing.
-    """
+    """Create the output folder ``out``, before anything is fetched, so a wrong ``-o``
+    costs nothing. A file named as the folder is a UsageError; a folder the file
+    system will not create or let us write is an OSError naming it (the CLI's
+    one-line "file system refused" exit)."""
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{folder} exists and is not a folder: name a folder as the output")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create the output folder {folder}: {exc.strerror}") from None
+    folder.mkdir(parents=True, exist_ok=True)
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write to the output folder {folder}: permission denied")
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(folder))
 
 
 def check_writable_file(path: str | os.PathLike[str], what: str) -> None:
