@@ -7,7 +7,7 @@ from pathlib import Path
 from aiograb._cli.display import bar_total
 from aiograb._core.stats import Progress
 from aiograb.testing import RunningServer
-from tests.helpers import aiograb_cli, manifest
+from tests.helpers import aiograb_cli, closed_port, manifest
 
 # -- item 16: URLs as arguments -------------------------------------------------------
 
@@ -55,3 +55,32 @@ def test_an_estimate_is_used_until_exceeded() -> None:
     assert bar_total(p, 5000) == (5000, "10/~5,000")
     p.total = 6000  # the estimate was wrong: never a total below what is known
     assert bar_total(p, 5000) == (None, "10 of ≥6,000")
+
+
+# -- items 20, 21: reusing a folder; every error class --------------------------------
+
+
+def test_reusing_a_folder_says_so_and_hints_retry_failed(
+    tmp_path: Path, server: RunningServer
+) -> None:
+    out = tmp_path / "out"
+    bad = [server.url(f"/status/{code}") for code in (400, 401, 403, 404, 410, 418, 451)]
+    bad += [server.url(f"/status/{code}") for code in (501, 505)]
+    bad.append(f"http://127.0.0.1:{closed_port()}/x.png")
+    src = tmp_path / "urls.txt"
+    src.write_text("\n".join(bad) + "\n")
+    first = aiograb_cli("get", src, "-o", out, "-q", "--retries", "0")
+    assert first.returncode == 1, first.stderr
+    # Every class is listed, none hidden behind "+N more".
+    (classes,) = [line for line in first.stdout.splitlines() if "failed by class" in line]
+    assert "more" not in classes
+    for code in (400, 401, 403, 404, 410, 418, 451, 501, 505):
+        assert f"http_{code} 1" in classes
+    assert classes.count(" 1") == 10  # ten classes, one row each
+    assert "resumed" not in first.stdout
+
+    again = aiograb_cli("get", src, "-o", out, "-q", "--retries", "0")
+    assert again.returncode == 1
+    assert "resumed a run of 20" in again.stdout  # the date of the first run
+    assert "10 rows (0 ok, 10 failed), 0 new this run" in again.stdout
+    assert "add --retry-failed" in again.stdout

@@ -122,10 +122,15 @@ def format_summary(s: Summary) -> str:
         f"{s.elapsed:.1f} s: {s.files_per_second:,.0f} files/s, {s.mb_per_second:,.1f} MB/s, "
         f"{s.retries:,} retries",
     ]
-    if s.errors:
-        top = ", ".join(f"{k} {v:,}" for k, v in list(s.errors.items())[:8])
-        more = f" (+{len(s.errors) - 8} more classes)" if len(s.errors) > 8 else ""
-        lines.append(f"  failed by class: {top}{more}")
+    if s.resumed is not None:
+        lines.append(_resumed_line(s))
+    if s.errors:  # every class: a "+3 more" hides exactly the one that matters
+        lines.append("  failed by class: " + ", ".join(f"{k} {v:,}" for k, v in s.errors.items()))
+        if s.fetched == 0 and not s.counts.get("pending") and not s.interrupted:
+            lines.append(
+                "  nothing was left to fetch: the failed rows failed in an earlier run; "
+                "add --retry-failed to try them again"
+            )
     if s.input is not None:
         i = s.input
         lines.append(
@@ -140,6 +145,21 @@ def format_summary(s: Summary) -> str:
     )
     lines.append(f"  manifest: {s.manifest}")
     return "\n".join(lines)
+
+
+def _resumed_line(s: Summary) -> str:
+    r = s.resumed
+    assert r is not None
+    when = (
+        "an earlier run"
+        if r.started is None
+        else "a run of " + time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started))
+    )
+    new = sum(s.counts.values()) - r.rows
+    return (
+        f"  resumed {when}: {r.rows:,} rows ({r.ok:,} ok, {r.failed:,} failed), "
+        f"{new:,} new this run"
+    )
 
 
 def format_crawl_summary(result: CrawlSummary) -> str:

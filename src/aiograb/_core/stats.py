@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 
-__all__ = ["ExitCode", "InputCounts", "Progress", "ResourcePeaks", "Summary", "os_threads"]
+__all__ = [
+    "ExitCode",
+    "InputCounts",
+    "Progress",
+    "ResourcePeaks",
+    "Resumed",
+    "Summary",
+    "os_threads",
+]
 
 
 class ExitCode(IntEnum):
@@ -85,6 +93,17 @@ class InputCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class Resumed:
+    """What the output folder held when the run started: ``rows`` from a run begun
+    at ``started`` (Unix time; None when the journal predates the field)."""
+
+    started: float | None
+    rows: int
+    ok: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
 class Summary:
     """The result of a ``download`` run. ``exit_code`` is what the CLI returns."""
 
@@ -105,6 +124,7 @@ class Summary:
     input: InputCounts | None = None  # what was read of the input in this run
     input_error: str | None = None  # the input broke mid-stream (rows before it kept)
     storage_error: str | None = None  # the disk filled up: stopped cleanly (exit 74)
+    resumed: Resumed | None = None  # the folder held an earlier run
 
     @property
     def files_per_second(self) -> float:

@@ -15,7 +15,14 @@ from itertools import islice
 from pathlib import Path
 
 from aiograb._core.errors import DiskFull, InputError, InvalidURL
-from aiograb._core.stats import InputCounts, Progress, ResourcePeaks, Summary, peak_rss_mb
+from aiograb._core.stats import (
+    InputCounts,
+    Progress,
+    ResourcePeaks,
+    Resumed,
+    Summary,
+    peak_rss_mb,
+)
 from aiograb._core.urls import parse_url
 from aiograb._fetch.fetcher import Outcome
 from aiograb._get.sources import InputRow, RowSource, SourceStats
@@ -125,6 +132,16 @@ class RunState:
         # Rows a full disk failed were fine: this run does them again.
         self.journal.reopen_failed(DiskFull.code)
         counts = self.journal.counts()
+        self._resumed = (
+            Resumed(
+                started=self.journal.created(),
+                rows=sum(counts.values()),
+                ok=counts.get("ok", 0),
+                failed=counts.get("failed", 0),
+            )
+            if counts
+            else None
+        )
         # Only rows an earlier run left can have a file stored without its row committed.
         self._earlier_rows = self.journal.last_id()
         self.progress.total = sum(counts.values())
@@ -298,4 +315,5 @@ class RunState:
             input=self._input_counts(),
             input_error=self.input_error,
             storage_error=self.storage_error,
+            resumed=self._resumed,
         )

@@ -179,6 +179,7 @@ class Journal:
         self.path = Path(path)
         self.readonly = readonly
         check_journal(self.path)  # a damaged or foreign file: one line, exit 2
+        new = not self.path.exists()
         if readonly:  # exports and the coordinator of parts: never write, never create
             uri = f"{self.path.resolve().as_uri()}?mode=ro"
             self._db = sqlite3.connect(uri, uri=True, isolation_level=None)
@@ -194,6 +195,10 @@ class Journal:
                     "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
+                if new:  # when the first run started: "resumed a run of ..."
+                    self._db.execute(
+                        "INSERT OR IGNORE INTO meta VALUES ('created', ?)", (str(time.time()),)
+                    )
             except sqlite3.DatabaseError as exc:
                 self._db.close()
                 raise journal_error(self.path, f"damaged: {exc}") from None
@@ -311,6 +316,11 @@ class Journal:
                 (error,),
             )
         return cur.rowcount
+
+    def created(self) -> float | None:
+        """When this journal's first run started (None for journals older than the field)."""
+        found = self._db.execute("SELECT value FROM meta WHERE name='created'").fetchone()
+        return float(found[0]) if found else None
 
     def last_id(self) -> int:
         """The highest row id so far (0 when empty): rows above it are new to this run."""
