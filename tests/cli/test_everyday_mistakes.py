@@ -84,3 +84,47 @@ def test_reusing_a_folder_says_so_and_hints_retry_failed(
     assert "resumed a run of 20" in again.stdout  # the date of the first run
     assert "10 rows (0 ok, 10 failed), 0 new this run" in again.stdout
     assert "add --retry-failed" in again.stdout
+
+
+# -- item 19: logs for unattended runs ---------------------------------------------------
+
+
+def _slow_list(tmp_path: Path, base: str) -> Path:
+    src = tmp_path / "urls.txt"
+    urls = [f"{base}/img/{i}.png" for i in range(60)] + [
+        f"{base}/status/404?n={i}" for i in range(3)
+    ]
+    src.write_text("\n".join(urls) + "\n")
+    return src
+
+
+def test_without_a_terminal_progress_is_plain_lines(tmp_path: Path) -> None:
+    from aiograb.testing import ServerConfig, serve_in_thread
+
+    with serve_in_thread(ServerConfig(latency_ms=150)) as slow:
+        src = _slow_list(tmp_path, slow.base_url)
+        args = ("get", src, "-o", tmp_path / "out", "-c", "4", "--per-host", "0")
+        result = aiograb_cli(*args, "--log-interval", "0.3", "-v")  # stderr is a pipe
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    progress = [line for line in lines if " done (" in line]
+    assert len(progress) >= 3  # ~2.4 s of fetching at one line per 0.3 s, and the last
+    assert progress[-1].startswith("aiograb: 63/63 done (60 ok, 3 failed)")
+    assert "files/s" in progress[0]
+    assert "ETA" in progress[0]
+    failed = [line for line in lines if line.startswith("aiograb: failed ")]
+    assert len(failed) == 3
+    assert all(": http_404: " in line for line in failed)
+
+
+def test_log_file_and_quiet(tmp_path: Path, server: RunningServer) -> None:
+    src = _slow_list(tmp_path, server.base_url)
+    log = tmp_path / "run.log"
+    result = aiograb_cli("get", src, "-o", tmp_path / "a", "--log-file", log, "-v")
+    assert result.returncode == 1
+    assert " done (" not in result.stderr  # the lines went to the file
+    text = log.read_text()
+    assert "aiograb: 63/63 done (60 ok, 3 failed)" in text
+    assert text.count("aiograb: failed ") == 3
+    quiet = aiograb_cli("get", src, "-o", tmp_path / "b", "-q")
+    assert quiet.stderr == ""

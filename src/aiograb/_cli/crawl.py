@@ -177,7 +177,11 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     options = _crawl_options(args)
     seeds = list(_seeds(args.seeds))  # reads the files now: a missing one is a usage error
     pipeline = pipeline_from_args(args, [])
-    display = ProgressDisplay(enabled=not args.quiet and sys.stderr.isatty())
+    from aiograb._cli.logmode import progress_log
+
+    display = ProgressDisplay(
+        enabled=not args.quiet and sys.stderr.isatty(), log=progress_log(args)
+    )
     with display:
         result = run_stoppable(
             lambda stop: crawl_async(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiograb._core.stats import Progress, Summary
 
@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
     from rich.progress import TaskID
 
+    from aiograb._cli.logmode import ProgressLog
     from aiograb._crawl.run import CrawlSummary
 
 __all__ = ["ProgressDisplay", "bar_total", "format_crawl_summary", "format_summary"]
@@ -36,8 +37,12 @@ def bar_total(p: Progress, expected: int | None) -> tuple[int | None, str]:
 class ProgressDisplay:
     """A progress bar refreshed from the event loop (rich's own refresh thread stays off)."""
 
-    def __init__(self, *, enabled: bool, expected: int | None = None) -> None:
+    def __init__(
+        self, *, enabled: bool, expected: int | None = None, log: ProgressLog | None = None
+    ) -> None:
         self.enabled = enabled
+        self.log = log  # plain lines for unattended runs (_cli/logmode.py)
+        self._progress: Progress | None = None
         self.expected = expected  # an estimate of the input's rows, for the ETA
         self._bar: RichProgress | None = None
         self._task: TaskID | None = None
@@ -83,8 +88,20 @@ class ProgressDisplay:
             self._bar.refresh()
             self._bar.stop()
             self._bar = None
+        if self.log is not None:
+            if self._progress is not None:  # the last line counts what the summary counts
+                self.log.update(self._progress, final=True)
+            self.log.close()
+
+    def outcome(self, row: Any, outcome: Any) -> None:
+        """The engines' per-outcome hook: a failed URL is a log line with ``-v``."""
+        if self.log is not None and not outcome.ok:
+            self.log.failed(row.url, outcome.error_code or "unknown", str(outcome.error))
 
     def update(self, p: Progress) -> None:
+        self._progress = p
+        if self.log is not None:
+            self.log.update(p)
         if self._bar is None or self._task is None:
             return
         now = time.monotonic()

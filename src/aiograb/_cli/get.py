@@ -172,7 +172,13 @@ def run_download(
 
     Reads the display flags of ``options.add_output_options`` from ``args``.
     """
-    display = ProgressDisplay(enabled=not args.quiet and sys.stderr.isatty(), expected=expected)
+    from aiograb._cli.logmode import progress_log
+
+    display = ProgressDisplay(
+        enabled=not args.quiet and sys.stderr.isatty(),
+        expected=expected,
+        log=progress_log(args, expected),
+    )
     _tune_gc()
     with display:
         if engine == "async":
@@ -214,6 +220,7 @@ def _run_async(
             retry_failed=retry_failed,
             stop=stop,
             on_progress=display.update,
+            on_outcome=display.outcome,
             pipeline=pipeline,
         ),
         use_uvloop=not args.no_uvloop,
@@ -250,4 +257,5 @@ def _run_blocking(
         retry_failed=retry_failed,
         stop=stop,
         on_progress=display.update,
+        on_outcome=display.outcome,
     )

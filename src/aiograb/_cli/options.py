@@ -204,6 +204,9 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
         "(the text summary then goes to stderr)",
     )
     g.add_argument("--no-uvloop", action="store_true", help="use asyncio's default loop")
+    from aiograb._cli.logmode import add_log_options
+
+    add_log_options(g)
 
 
 def summary_dict(summary: Summary) -> dict[str, Any]:

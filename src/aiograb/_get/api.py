@@ -16,6 +16,7 @@ from aiograb._get.sources import InputRow, RowSource, open_source
 
 if TYPE_CHECKING:
     from aiograb._core.clock import Clock
+    from aiograb._get.runstate import OutcomeHook
     from aiograb._http.aiohttp_transport import Transport
     from aiograb._images.pipeline import ImagePipeline
 
@@ -34,6 +35,7 @@ async def download_async(
     pipeline: ImagePipeline | None = None,
     transport: Transport | None = None,
     clock: Clock | None = None,
+    on_outcome: OutcomeHook | None = None,
 ) -> Summary:
     """Download ``urls`` (an iterable of URLs or input rows, or a path to a URL list).
 
@@ -66,6 +68,7 @@ async def download_async(
         pipeline=pipeline,
         transport=transport,
         clock=clock,
+        on_outcome=on_outcome,
     )
 
 
