@@ -1,4 +1,4 @@
-"""Pure pieces: URL checks, sniffing, Retry-After parsing, config validation, host slots."""
+"""Pure pieces: sniffing, Retry-After parsing, config validation, host slots (URLs: test_urls)."""
 
 from __future__ import annotations
 
@@ -11,40 +11,11 @@ import pytest
 
 from aiograb import FakeClock, Limits, LoopClock, RetryPolicy, UsageError
 from aiograb._core.content import AcceptPolicy, sniff
-from aiograb._core.errors import InvalidURL, NotAccepted
-from aiograb._core.urls import parse_url, url_key
+from aiograb._core.errors import NotAccepted
 from aiograb._fetch.fetcher import parse_retry_after
 from aiograb._fetch.politeness import Politeness
 from aiograb.testing import image_bytes
 from tests.helpers import run
-
-
-@pytest.mark.parametrize(
-    ("text", "code"),
-    [
-        ("ftp://example.org/a.jpg", "unsupported_scheme"),
-        ("file:///etc/passwd", "unsupported_scheme"),
-        ("javascript:alert(1)", "unsupported_scheme"),
-        ("example.org/a.jpg", "invalid_url"),
-        ("http:///a.jpg", "invalid_url"),
-        ("http://exa mple.org/", "invalid_url"),
-        ("http://example.org:99999/", "invalid_url"),
-        ("http://[::1/", "invalid_url"),
-        ("http://user:pw@example.org/", "invalid_url"),
-        ("http://example.org/" + "a" * 9000, "invalid_url"),
-    ],
-)
-def test_bad_urls_get_precise_codes(text: str, code: str) -> None:
-    with pytest.raises(InvalidURL) as info:
-        parse_url(text)
-    assert info.value.code == code
-
-
-def test_urls_are_normalised_before_dedup() -> None:
-    assert str(parse_url("HTTP://Example.org:80/a b.jpg#x")) == "http://example.org/a%20b.jpg"
-    assert str(parse_url("https://bücher.de/x.png")) == "https://xn--bcher-kva.de/x.png"
-    assert url_key("http://a/1") != url_key("http://a/2")
-    assert len(url_key("http://a/1")) == 32
 
 
 @pytest.mark.parametrize("ext", ["jpg", "png", "gif", "webp"])

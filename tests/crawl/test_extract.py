@@ -1,11 +1,10 @@
-"""The crawl's pure parts: extraction, URL normal form, scope, the address guard."""
+"""The crawl's pure parts: extraction, srcset, scope, the address guard (URLs: tests/core)."""
 
 from __future__ import annotations
 
 import gzip
 
 import pytest
-from yarl import URL
 
 from aiograb import BlockedAddress, CrawlOptions, FakeClock, Limits, UsageError
 from aiograb._core.errors import InvalidURL
@@ -17,7 +16,8 @@ from aiograb._crawl.extract import (
     extract_sitemap,
     parse_srcset,
 )
-from aiograb._crawl.scope import Scope, normalize_url, registrable_domain
+from aiograb._crawl.scope import Scope, registrable_domain
+from aiograb._crawl.srcset import largest, parse_sizes, source_set
 from aiograb._fetch.politeness import Politeness
 from aiograb._http.addresses import address_policy, is_blocked_address
 from tests.helpers import run
@@ -35,27 +35,97 @@ def urls(html: str, **kwargs: bool) -> set[str]:
 # -- srcset ----------------------------------------------------------------------------------
 
 
+def _candidates(value: str) -> list[tuple[str, str, float]]:
+    return [(c.url, c.unit, c.value) for c in parse_srcset(value)]
+
+
 def test_srcset_parsing_follows_the_html_algorithm() -> None:
-    assert parse_srcset("a.jpg 100w, b.jpg?x=1,2 200w") == [
+    assert _candidates("a.jpg 100w, b.jpg?x=1,2 200w") == [
         ("a.jpg", "w", 100.0),
         ("b.jpg?x=1,2", "w", 200.0),
     ]
-    assert parse_srcset(" a.jpg, b.jpg 2x,c.jpg 1.5x ") == [
+    assert _candidates(" a.jpg, b.jpg 2x,c.jpg 1.5x ") == [
         ("a.jpg", "x", 1.0),
         ("b.jpg", "x", 2.0),
         ("c.jpg", "x", 1.5),
     ]
-    assert parse_srcset("a.jpg,, b.jpg 3x") == [("a.jpg", "x", 1.0), ("b.jpg", "x", 3.0)]
-    assert parse_srcset("") == []
+    assert _candidates("a.jpg,, b.jpg 3x") == [("a.jpg", "x", 1.0), ("b.jpg", "x", 3.0)]
+    assert _candidates("") == []
 
 
 def test_srcset_keeps_the_largest_candidate_or_all() -> None:
     html = '<img src="f.jpg" srcset="s.jpg 320w, l.jpg 1280w, m.jpg 640w" sizes="50vw" alt="A">'
     assert found(html) == [("l.jpg", "image", "A")]
-    assert urls(html, all_sizes=True) == {"s.jpg", "m.jpg", "l.jpg", "f.jpg"}
+    # Exactly the source set: with width descriptors, src is not in it (it was before).
+    assert urls(html, all_sizes=True) == {"s.jpg", "m.jpg", "l.jpg"}
     # Density descriptors without a 1x: src is the 1x candidate.
     assert urls('<img src="one.jpg" srcset="two.jpg 2x">') == {"two.jpg"}
     assert urls('<img src="one.jpg" srcset="half.jpg 0.5x">') == {"one.jpg"}
+    assert urls('<img src="one.jpg" srcset="two.jpg 2x">', all_sizes=True) == {"one.jpg", "two.jpg"}
+    assert urls('<img src="one.jpg" srcset="a.jpg 1x, b.jpg 2x">', all_sizes=True) == {
+        "a.jpg",
+        "b.jpg",
+    }
+    # No valid candidate at all: src is the image.
+    assert urls('<img src="one.jpg" srcset="bad.jpg 0w">') == {"one.jpg"}
+
+
+@pytest.mark.parametrize(
+    ("srcset", "valid"),
+    [
+        # only ASCII whitespace separates: U+00A0 and U+3000 are part of the URL
+        ("a\u00a0b.jpg 2x, c.jpg 1x", [("a\u00a0b.jpg", "x", 2.0), ("c.jpg", "x", 1.0)]),
+        ("\u5199\u3000\u771f.jpg 2x", [("\u5199\u3000\u771f.jpg", "x", 2.0)]),
+        ("a.jpg\u00a01x, b.jpg 2x", [("a.jpg\u00a01x", "x", 1.0), ("b.jpg", "x", 2.0)]),
+        ("\ta.jpg\n2x\f,\rb.jpg 3x", [("a.jpg", "x", 2.0), ("b.jpg", "x", 3.0)]),
+        # a comma inside parentheses does not end the candidate; the descriptor is invalid
+        ("a.jpg (1x, 2x) 3x, b.jpg 2x", [("b.jpg", "x", 2.0)]),
+        # a URL ending in commas has no descriptors; commas inside a URL stay
+        ("a.jpg,, b.jpg,c.jpg 2x", [("a.jpg", "x", 1.0), ("b.jpg,c.jpg", "x", 2.0)]),
+        ("data:image/gif;base64,R0lG 1x", [("data:image/gif;base64,R0lG", "x", 1.0)]),
+        # invalid or repeated descriptors drop the candidate
+        (
+            "a.jpg 2x 3x, b.jpg 100w 200w, c.jpg 100w 1x, d.jpg 1x 100w, e.jpg 5x",
+            [("e.jpg", "x", 5.0)],
+        ),
+        ("a.jpg 0w, b.jpg -1x, c.jpg 1.x, d.jpg +1x, e.jpg 1X, f.jpg 10W, g.jpg 2", []),
+        ("a.jpg 100h, b.jpg 1x 100h, c.jpg 100w 100h, d.jpg 100w 0h", [("c.jpg", "w", 100.0)]),
+        (
+            "a.jpg 1.5w, b.jpg 1e1x, c.jpg .5x, d.jpg 0x",
+            [("b.jpg", "x", 10.0), ("c.jpg", "x", 0.5), ("d.jpg", "x", 0.0)],
+        ),
+        ("a.jpg foo, b.jpg 2x", [("b.jpg", "x", 2.0)]),
+    ],
+)
+def test_srcset_candidates_per_the_standard(
+    srcset: str, valid: list[tuple[str, str, float]]
+) -> None:
+    assert _candidates(srcset) == valid
+
+
+def test_largest_is_by_density_with_sizes() -> None:
+    # Later candidates of an earlier density are removed.
+    assert [c.url for c in source_set("a.jpg 1x, b.jpg 2x, c.jpg 2x")] == ["a.jpg", "b.jpg"]
+    # w candidates: density = width / the effective size (viewport 1920 px).
+    mixed = source_set("w.jpg 1920w, x.jpg 1.5x", sizes="(max-width: 600px) 100vw, 960px")
+    assert [(c.url, c.density) for c in mixed] == [("w.jpg", 2.0), ("x.jpg", 1.5)]
+    assert largest(mixed).url == "w.jpg"  # type: ignore[union-attr]
+    full = source_set("w.jpg 1920w, x.jpg 1.5x")  # no sizes: 100vw, density 1
+    assert largest(full).url == "x.jpg"  # type: ignore[union-attr]
+    assert parse_sizes("(min-width: 2000px) 10px, (min-width: 36em) 33.3vw, 100vw") == (
+        pytest.approx(639.36)
+    )
+    assert parse_sizes("calc(100vw - 2em), 300px") == 300.0  # calc() is not understood here
+    assert parse_sizes("(orientation: portrait) 10px, 50vw") == 960.0
+    assert parse_sizes("-5px, 12em") == 192.0
+    assert parse_sizes("") == 1920.0
+
+
+def test_source_counts_only_inside_picture() -> None:
+    html = """<video><source srcset="/v.jpg 2x" src="/v.mp4"></video>
+      <picture><source srcset="/p.webp 1x, /p2.webp 2x" sizes="10px"><img src="/f.jpg"></picture>
+      <audio><source srcset="/a.jpg"></audio>"""
+    assert urls(html) == {"/p2.webp", "/f.jpg"}
 
 
 def test_every_kind_of_image_reference_is_found() -> None:
@@ -119,7 +189,7 @@ def test_base_href_is_reported() -> None:
 @pytest.mark.parametrize(
     ("body", "ctype", "codec", "text"),
     [
-        ("café".encode("iso-8859-1"), "text/html; charset=ISO-8859-1", "cp1252", "café"),
+        ("café".encode("iso-8859-1"), "text/html; charset=ISO-8859-1", "windows-1252", "café"),
         (
             b'<meta charset="shift_jis">' + "写真".encode("shift_jis"),
             "text/html",
@@ -135,7 +205,23 @@ def test_base_href_is_reported() -> None:
         ),
         (b"\xef\xbb\xbfcaf\xc3\xa9", "text/html; charset=latin-1", "utf-8", "café"),
         ("é".encode(), 'text/html; charset="nonsense"', "utf-8", "é"),
-        (b"\xff\xfe broken", None, "utf-16", ""),
+        (b"\xff\xfe broken", None, "utf-16le", ""),
+        # unknown or unsupported labels (WHATWG Encoding Standard) fall to the next source
+        ("é".encode(), "text/html; charset=rot13", "utf-8", "é"),
+        (b'<meta charset="base64"><p>' + "é".encode(), "text/html; charset=idna", "utf-8", "é"),
+        (
+            b'<meta charset="koi8-r">' + "ф".encode("koi8-r"),
+            "text/html; charset=undefined",
+            "koi8-r",
+            "ф",
+        ),
+        # no label at all, and not UTF-8: windows-1252
+        ("naïve €".encode("cp1252"), None, "windows-1252", "naïve €"),
+        # a header may say UTF-16; a meta tag cannot
+        ("é".encode("utf-16-le"), "text/html; charset=utf-16", "utf-16le", "é"),
+        (b'<meta charset="utf-16">' + "é".encode(), None, "utf-8", "é"),
+        (b'<meta charset="x-user-defined">\xe9', None, "windows-1252", "é"),
+        ("café".encode("iso-8859-1"), "text/html; charset=latin1", "windows-1252", "café"),
     ],
 )
 def test_html_decoding_order(body: bytes, ctype: str | None, codec: str, text: str) -> None:
@@ -170,49 +256,6 @@ def test_data_uris() -> None:
 
 
 # -- URLs and scope ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "normal"),
-    [
-        ("HTTP://Example.ORG:80/a/../b%7e#top", "http://example.org/b~"),
-        ("https://b.com", "https://b.com/"),
-        ("https://b.com:443?q=1", "https://b.com/?q=1"),
-        ("http://bücher.de/Straße", "http://xn--bcher-kva.de/Stra%C3%9Fe"),
-        ("http://a.org/%e2%82%ac/%2f", "http://a.org/%E2%82%AC/%2F"),
-        ("  http://a.org/x\n.jpg ", "http://a.org/x.jpg"),
-        ("http://a.org:8080/", "http://a.org:8080/"),
-        ("http://a.org?x=1/y", "http://a.org/?x=1/y"),
-        ("http://[::1]:8080", "http://[::1]:8080/"),
-    ],
-)
-def test_normal_form(text: str, normal: str) -> None:
-    assert normalize_url(text) == normal
-
-
-def test_relative_urls_resolve_against_the_base() -> None:
-    base = URL("http://a.org/dir/page.html")
-    assert normalize_url("../x.jpg", base) == "http://a.org/x.jpg"
-    assert normalize_url("//cdn.a.org/y.png", base) == "http://cdn.a.org/y.png"
-    assert normalize_url("?p=2", base) == "http://a.org/dir/page.html?p=2"
-    assert normalize_url("#frag", base) == "http://a.org/dir/page.html"
-    assert normalize_url("café.jpg", base) == "http://a.org/dir/caf%C3%A9.jpg"
-
-
-@pytest.mark.parametrize(
-    ("text", "code"),
-    [
-        ("mailto:a@b.org", "unsupported_scheme"),
-        ("javascript:void(0)", "unsupported_scheme"),
-        ("ftp://a.org/f", "unsupported_scheme"),
-        ("http://user:pw@a.org/", "invalid_url"),
-        ("http://exa mple.org/", "invalid_url"),
-    ],
-)
-def test_bad_links_raise_with_their_class(text: str, code: str) -> None:
-    with pytest.raises(InvalidURL) as err:
-        normalize_url(text, URL("http://a.org/"))
-    assert err.value.code == code
 
 
 def test_registrable_domains() -> None:

@@ -42,6 +42,8 @@ examples:
   aiograb crawl seeds.txt -o out/ --depth 3 --max-pages 50000 \\
       --include '/photos/' --exclude '\\?sort='
   aiograb crawl https://example.org/ -o out/ --pages-only --format jsonl   # just the graph
+  aiograb crawl https://example.org/ -o out/ --image-scope domain \
+      --image-exclude '/thumbs/'   # images from the site's own hosts only, no thumbnails
 
 Run the same command again after a crash or Ctrl-C: it resumes from the journal,
 and no page already done is fetched again. Output: images as in 'aiograb get'
@@ -124,6 +126,34 @@ def add_parser(sub: Any) -> None:
     )
     g.add_argument(
         "--ignore-robots", action="store_true", help="do not obey robots.txt (the summary says so)"
+    )
+    g.add_argument(
+        "--user-agent-token",
+        default="aiograb",
+        metavar="TOKEN",
+        help="product token robots.txt groups are matched by (RFC 9309; default %(default)s),"
+        " e.g. --user-agent-token mybot",
+    )
+    g.add_argument(
+        "--image-scope",
+        choices=SCOPES,
+        default="any",
+        help="fetch images from the seeds' hosts, registrable domains, or any host"
+        " (default: any, as sites serve images from CDNs)",
+    )
+    g.add_argument(
+        "--image-include",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="fetch only image URLs matching one of these (repeatable), e.g. '\\.jpe?g$'",
+    )
+    g.add_argument(
+        "--image-exclude",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="never fetch image URLs matching one of these (repeatable), e.g. '/thumbs/'",
     )
     g.add_argument(
         "--allow-private",
@@ -222,4 +252,8 @@ def _crawl_options(args: argparse.Namespace) -> CrawlOptions:
         all_sizes=args.all_sizes,
         pages_only=args.pages_only,
         graph_format=args.format,
+        user_agent_token=args.user_agent_token,
+        image_scope=args.image_scope,
+        image_include=tuple(args.image_include),
+        image_exclude=tuple(args.image_exclude),
     )

@@ -1,58 +1,131 @@
-"""URL validation and the deterministic names files are stored under."""
+"""The one URL normal form (the WHATWG URL Standard's), and the names files are stored under.
+
+Every URL aiograb fetches — from an input list, a seed, HTML, CSS, a sitemap, a
+``Location`` header — goes through :func:`normalize`, which returns what a
+browser would request: the URL Standard's ``href`` (parsed by ada, a conformant
+parser) without its fragment. That string is both the journal key (one resource,
+one row) and, byte for byte, the request target sent (the transport is given it
+as already encoded). What the standard does, we do:
+
+- tabs and newlines anywhere are removed, leading/trailing C0 controls and spaces
+  trimmed; ``\\`` is ``/`` in http(s) URLs; ``http:example.com`` is absolute alone
+  and relative to an http base;
+- the host is lower-cased and IDNA-mapped per UTS #46 (ignored code points such as
+  U+00AD vanish), IPv4 in any number form is written dotted-decimal
+  (``0x7f.1`` → ``127.0.0.1``), IPv6 literals are validated and compressed;
+- the default port is dropped, dot segments (also ``%2e``) removed, an empty path
+  is ``/``;
+- percent-encoding is preserved as given: ``%2F`` stays ``%2F``, ``%7e`` stays
+  ``%7e``, ``+`` stays ``+``; only what the standard's encode sets name (space,
+  ``"``, ``<``, ``>``, non-ASCII, ...) is percent-encoded, as UTF-8.
+
+Two spellings the standard keeps apart (``%7e`` and ``~``) stay two keys: the
+standard's URL equivalence is equality of serialisations, and folding them would
+mean sending bytes other than the ones given.
+
+Beyond the standard, aiograb refuses what it will not fetch: schemes other than
+http/https (``unsupported_scheme``), URLs longer than ``MAX_URL_LENGTH``, and
+credentials in the URL (``invalid_url``): the standard parses userinfo, but it
+leaks into logs and manifests, and browsers refuse it on subresources.
+
+>>> normalize("HTTP://Example.ORG:80/a/../b%7e c#top")
+'http://example.org/b%7e%20c'
+>>> normalize("images\\\\photo.jpg", base="http://a.org/dir/page.html")
+'http://a.org/dir/images/photo.jpg'
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
 
+from ada_url import join_url, normalize_url
 from yarl import URL
 
 from aiograb._core.errors import InvalidURL
 
-__all__ = ["MAX_URL_LENGTH", "SUPPORTED_SCHEMES", "host_of", "parse_url", "url_key"]
+__all__ = [
+    "MAX_URL_LENGTH",
+    "SUPPORTED_SCHEMES",
+    "host_of",
+    "normalize",
+    "parse_url",
+    "url_key",
+]
 
 SUPPORTED_SCHEMES = frozenset({"http", "https"})
 MAX_URL_LENGTH = 8192
-# A host after IDNA encoding: DNS labels, IPv4, or an IPv6 literal (yarl strips brackets).
-_HOST_RE = re.compile(
-    r"^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?\.?)+$|^[0-9A-Fa-f:.%A-Za-z]*:[0-9A-Fa-f:.]*$"
-)
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+# scheme ':' slashes authority — for explaining a URL the parser refused (not the hot path).
+_AUTHORITY = re.compile(r"[\x00-\x20]*[A-Za-z][A-Za-z0-9+.-]*:[/\\\t\n\r]*([^/\\?#]*)")
 
 
-def parse_url(text: str) -> URL:
-    """Parse and check a URL to fetch; raise ``InvalidURL`` with a precise code.
+def normalize(text: str, base: str | None = None) -> str:
+    """The normal form of ``text``, resolved against ``base`` (a normal form) when given.
 
-    >>> str(parse_url("https://example.org/a b.jpg"))
-    'https://example.org/a%20b.jpg'
+    Raises ``InvalidURL`` (codes ``invalid_url``, ``unsupported_scheme``).
+
+    >>> normalize("http://0x7f.1:8080")
+    'http://127.0.0.1:8080/'
     """
     if len(text) > MAX_URL_LENGTH:
         raise InvalidURL(f"URL longer than {MAX_URL_LENGTH} characters", url=text[:200])
     try:
-        url = URL(text.strip())
-    except (ValueError, TypeError) as exc:
-        raise InvalidURL(f"malformed URL: {exc}", url=text) from exc
-    scheme = url.scheme.lower()
-    if not scheme:
-        raise InvalidURL("URL has no scheme (expected http:// or https://)", url=text)
-    if scheme not in SUPPORTED_SCHEMES:
+        href = normalize_url(text) if base is None else join_url(base, text)
+    except ValueError:
+        fixed = _lone_surrogates(text, base)
+        if fixed is None:
+            raise InvalidURL(_why(text, base), url=text[:200]) from None
+        href = fixed
+    if href.startswith("http://"):
+        start = 7
+    elif href.startswith("https://"):
+        start = 8
+    else:
+        scheme = href.partition(":")[0]
         raise InvalidURL(
             f"unsupported scheme {scheme!r} (only http and https)",
-            url=text,
+            url=text[:200],
             code="unsupported_scheme",
         )
-    try:
-        host = url.host
-        _ = url.port
-    except ValueError as exc:  # e.g. a port out of range
-        raise InvalidURL(f"malformed URL: {exc}", url=text) from exc
-    if not host:
-        raise InvalidURL("URL has no host", url=text)
-    if not _HOST_RE.match(url.raw_host or ""):
-        raise InvalidURL(f"invalid host name {host!r}", url=text)
-    if url.user is not None or url.password is not None:
-        # Credentials in a URL list leak into logs and manifests; refuse them.
-        raise InvalidURL("credentials in URLs are not supported", url=text)
-    return url.with_fragment(None)
+    # In a special URL's serialisation the first '#' starts the fragment, the first
+    # '/' after the scheme ends the authority, and '@' there means userinfo.
+    cut = href.find("#", start)
+    if cut >= 0:
+        href = href[:cut]
+    if "@" in href[start : href.find("/", start)]:
+        raise InvalidURL("credentials in URLs are not supported", url=text[:200])
+    if len(href) > MAX_URL_LENGTH:
+        raise InvalidURL(f"URL longer than {MAX_URL_LENGTH} characters", url=text[:200])
+    return href
+
+
+def parse_url(text: str, base: str | None = None) -> URL:
+    """:func:`normalize`, as a yarl URL the transport sends byte for byte (``encoded=True``).
+
+    >>> str(parse_url("https://example.org/a b.jpg"))
+    'https://example.org/a%20b.jpg'
+    """
+    return URL(normalize(text, base), encoded=True)
+
+
+def host_of(href: str) -> str:
+    """The host of a URL in normal form (a journal key; IPv6 without brackets, as yarl's
+    ``.host``); empty when it has none (``line:3``, ``data:...``).
+
+    >>> host_of("http://[::1]:8080/x"), host_of("https://a.org/"), host_of("line:3")
+    ('::1', 'a.org', '')
+    """
+    start = href.find("://") + 3
+    if start == 2:
+        return ""
+    end = href.find("/", start)
+    authority = href[start : end if end >= 0 else len(href)]
+    if authority.startswith("["):
+        return authority[1 : authority.find("]")]
+    return authority.partition(":")[0]
 
 
 def url_key(url: str) -> str:
@@ -60,6 +133,36 @@ def url_key(url: str) -> str:
     return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def host_of(key: str) -> str:
-    """The host of a URL in normal form (a journal key); empty when it has none."""
-    return URL(key, encoded=True).host or ""
+def _lone_surrogates(text: str, base: str | None) -> str | None:
+    """The href of ``text`` with lone surrogates as U+FFFD (as a USVString has them), or
+    None when that is not why the parser refused it."""
+    fixed = _SURROGATE.sub("\ufffd", text)
+    if fixed == text:
+        return None
+    try:
+        return normalize_url(fixed) if base is None else join_url(base, fixed)
+    except ValueError:
+        return None
+
+
+def _why(text: str, base: str | None) -> str:
+    """Why the parser refused ``text``, as precisely as a look at it can tell."""
+    if base is None and not _SCHEME.match(text.lstrip("\x00\x01\x02\x03\x04\x05 \t\n\r")):
+        return "URL has no scheme (expected http:// or https://)"
+    found = _AUTHORITY.match(text)
+    if found is None:
+        return "malformed URL"
+    host = found.group(1).rpartition("@")[2].replace("\t", "").replace("\n", "")
+    if not host:
+        return "URL has no host"
+    if host.startswith("["):
+        if "]" not in host:
+            return "malformed URL: unclosed IPv6 address"
+        host, port = host[1 : host.find("]")], host[host.find("]") + 1 :].lstrip(":")
+        if not port or port.isdigit():
+            return f"malformed URL: invalid IPv6 address {host!r}"
+    else:
+        host, _, port = host.partition(":")
+    if port and (not port.isdigit() or int(port) > 65535):
+        return f"malformed URL: invalid port {port!r}"
+    return f"malformed URL: invalid host {host!r}"

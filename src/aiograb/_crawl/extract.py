@@ -33,7 +33,10 @@ import zlib
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import webencodings
 from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from aiograb._crawl.srcset import largest, parse_srcset, source_set
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -91,8 +94,8 @@ _OG_IMAGE = frozenset(
 _ICON_RELS = frozenset({"icon", "apple-touch-icon", "apple-touch-icon-precomposed", "mask-icon"})
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
+    (codecs.BOM_UTF16_LE, "utf-16le"),
+    (codecs.BOM_UTF16_BE, "utf-16be"),
 )
 
 
@@ -125,77 +128,36 @@ def is_image_path(url: str) -> bool:
 
 
 def decode_html(body: bytes, content_type: str | None) -> tuple[str, str]:
-    """Decode an HTML body: BOM, then the Content-Type charset, then ``<meta charset>``
-    in the first 2 KB, then UTF-8; undecodable bytes become U+FFFD. Returns (text, codec)."""
+    """Decode an HTML body as browsers do: BOM, then the Content-Type charset, then
+    ``<meta charset>`` in the first 1 KB, then UTF-8, or windows-1252 when the bytes are
+    not UTF-8. Labels are the WHATWG Encoding Standard's: an unknown one (``rot13``,
+    ``base64``, ``idna``, ``undefined``) is passed over for the next source.
+    Undecodable bytes become U+FFFD. Returns (text, the encoding's standard name)."""
     for bom, name in _BOMS:
         if body.startswith(bom):
-            return body.decode(name, errors="replace"), name
-    candidates = []
-    if content_type and (m := _HEADER_CHARSET.search(content_type)):
-        candidates.append(m.group(1))
-    if meta := _META_CHARSET.search(body[:2048]):
-        candidates.append(meta.group(1).decode("ascii", "replace"))
-    for label in candidates:
-        try:
-            name = codecs.lookup(label).name
-        except LookupError:
-            continue
-        if name in ("utf-16-le", "utf-16-be", "utf-16"):  # a meta tag cannot mean UTF-16
-            name = "utf-8"
-        if name == "latin-1" or name == "iso8859-1":  # browsers read latin-1 as windows-1252
-            name = "cp1252"
-        return body.decode(name, errors="replace"), name
-    return body.decode("utf-8", errors="replace"), "utf-8"
+            return body[len(bom) :].decode(name, errors="replace"), name
+    header = _HEADER_CHARSET.search(content_type) if content_type else None
+    if header is not None and (found := webencodings.lookup(header.group(1))) is not None:
+        return _decode(body, found)
+    if meta := _META_CHARSET.search(body[:1024]):
+        found = webencodings.lookup(meta.group(1).decode("ascii", "replace"))
+        if found is not None and found.name in ("utf-16le", "utf-16be"):
+            found = webencodings.UTF8  # a meta tag readable as ASCII cannot mean UTF-16
+        elif found is not None and found.name == "x-user-defined":
+            found = webencodings.lookup("windows-1252")
+        if found is not None:
+            return _decode(body, found)
+    try:
+        return body.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return body.decode("cp1252", errors="replace"), "windows-1252"
 
 
-def parse_srcset(value: str) -> list[tuple[str, str, float]]:
-    """``srcset`` candidates as (url, "w" or "x", number), per the HTML algorithm.
-
-    >>> parse_srcset("a.jpg 100w, b.jpg?x=1,2 200w")
-    [('a.jpg', 'w', 100.0), ('b.jpg?x=1,2', 'w', 200.0)]
-    """
-    out: list[tuple[str, str, float]] = []
-    i, n = 0, len(value)
-    while i < n:
-        while i < n and (value[i].isspace() or value[i] == ","):
-            i += 1
-        j = i
-        while j < n and not value[j].isspace():
-            j += 1
-        url, i = value[i:j], j
-        descriptor = ""
-        if url.endswith(","):
-            url = url.rstrip(",")
-        else:
-            depth, k = 0, i
-            while k < n and not (value[k] == "," and depth == 0):
-                depth += {"(": 1, ")": -1}.get(value[k], 0)
-                k += 1
-            descriptor, i = value[i:k].strip(), k + 1
-        if url:
-            out.append((url, *_descriptor(descriptor)))
-    return out
-
-
-def _descriptor(text: str) -> tuple[str, float]:
-    for token in text.split():
-        unit, number = token[-1:].lower(), token[:-1]
-        if unit in ("w", "x"):
-            try:
-                value = float(number)
-            except ValueError:
-                continue
-            if value > 0:
-                return unit, value
-    return "x", 1.0
-
-
-def _pick(candidates: list[tuple[str, str, float]], all_sizes: bool) -> list[str]:
-    if all_sizes or len(candidates) <= 1:
-        return [c[0] for c in candidates]
-    widths = [c for c in candidates if c[1] == "w"]
-    pool = widths or candidates
-    return [max(pool, key=lambda c: c[2])[0]]
+def _decode(body: bytes, encoding: webencodings.Encoding) -> tuple[str, str]:
+    if encoding.name == "replacement":  # iso-2022-kr & co: browsers show one U+FFFD
+        return ("\ufffd" if body else ""), encoding.name
+    text, _ = encoding.codec_info.decode(body, "replace")
+    return text, encoding.name
 
 
 def _attr(node: LexborNode, name: str) -> str | None:
@@ -229,16 +191,19 @@ class _Collector:
         else:
             self.found.append(Found(url, "image", alt))
 
-    def srcset(self, node: LexborNode, attr: str, alt: str | None, src: str | None) -> None:
-        value = _attr(node, attr)
+    def srcset(
+        self, node: LexborNode, attr: str, alt: str | None, src: str | None, sizes: str = "sizes"
+    ) -> None:
+        """The element's source set (srcset.py): the largest candidate, or all of them."""
+        value = node.attributes.get(attr)  # as written: only ASCII whitespace separates
         if value is None:
             return
-        candidates = parse_srcset(value)
-        # The spec adds src as a 1x candidate when srcset has no 1x and no widths.
-        if src and not any(c[1] == "w" or c[2] == 1.0 for c in candidates):
-            candidates.append((src, "x", 1.0))
-        for url in _pick(candidates, self.all_sizes):
-            self.image(url, alt)
+        candidates = source_set(value, sizes=node.attributes.get(sizes), src=src)
+        if not self.all_sizes:
+            best = largest(candidates)
+            candidates = [best] if best is not None else []
+        for c in candidates:
+            self.image(c.url, alt)
 
     def style(self, text: str | None, alt: str | None = None) -> None:
         if text and "url(" in text.lower():
@@ -290,16 +255,15 @@ def _visit(node: LexborNode, c: _Collector, css: bool) -> None:
     tag = node.tag
     if tag == "img":
         alt, src = _alt(node), _attr(node, "src")
-        if _attr(node, "srcset") is not None:
+        if node.attributes.get("srcset") is not None:
             c.srcset(node, "srcset", alt, src)
-            if c.all_sizes:
-                c.image(src, alt)
         else:
             c.image(src, alt)
     elif tag == "source":
-        parent = node.parent
-        img = parent.css_first("img") if parent is not None and parent.tag == "picture" else None
-        c.srcset(node, "srcset", _alt(img) if img is not None else None, None)
+        parent = node.parent  # a <source> of <video>/<audio> is no image candidate
+        if parent is not None and parent.tag == "picture":
+            img = parent.css_first("img")
+            c.srcset(node, "srcset", _alt(img) if img is not None else None, None)
     elif tag in ("a", "area"):
         c.link(_attr(node, "href"), node.attributes.get("rel"), _alt(node))
     elif tag == "link":
@@ -315,7 +279,7 @@ def _visit(node: LexborNode, c: _Collector, css: bool) -> None:
     elif tag == "style":
         c.style(node.text(deep=True))
     # Any element: lazy-loading attributes and inline styles.
-    c.srcset(node, "data-srcset", _alt(node), None)
+    c.srcset(node, "data-srcset", _alt(node), None, sizes="data-sizes")
     for name in ("data-src", "data-original"):
         c.image(_attr(node, name), _alt(node))
     c.style(node.attributes.get("style"))
@@ -328,7 +292,7 @@ def _link_tag(node: LexborNode, c: _Collector, css: bool) -> None:
         c.image(href)
     elif "preload" in rels and (node.attributes.get("as") or "").lower() == "image":
         if _attr(node, "imagesrcset") is not None:
-            c.srcset(node, "imagesrcset", None, href)
+            c.srcset(node, "imagesrcset", None, href, sizes="imagesizes")
         else:
             c.image(href)
     elif "stylesheet" in rels and css and href:

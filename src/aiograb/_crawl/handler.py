@@ -182,7 +182,7 @@ class CrawlHandler:
 
     def _discover(self, row: PendingRow, outcome: Outcome, body: bytes) -> Discovery:
         depth = row.depth or 0
-        base = URL(outcome.final_url or row.key)
+        base = outcome.final_url or row.key  # normal forms: resolve links against them as they are
         d = Discovery()
         if row.kind == "page":
             page = extract_html(
@@ -193,8 +193,8 @@ class CrawlHandler:
                 css=self.options.css,
             )
             if page.base:
-                with contextlib.suppress(ValueError):
-                    base = base.join(URL(page.base))
+                with contextlib.suppress(InvalidURL):
+                    base = normalize_url(page.base, base)
             for f in page.found:
                 self._classify(f, base, depth, row.url, d)
         elif row.kind == "css":
@@ -210,7 +210,7 @@ class CrawlHandler:
                 self._classify(Found(u, kind), base, -1, row.url, d)
         return d
 
-    def _classify(self, f: Found, base: URL, depth: int, page_url: str, d: Discovery) -> None:
+    def _classify(self, f: Found, base: str, depth: int, page_url: str, d: Discovery) -> None:
         """Turn one found URL into an edge and (usually) a row."""
         if f.kind == "data":
             if self.options.data_uris and not self.options.pages_only:
@@ -232,7 +232,11 @@ class CrawlHandler:
         if f.kind == "image":
             if not self.options.pages_only:
                 extra = {"page": page_url, "alt": f.alt}
-                d.rows.append(NewRow(key, key, kind="image", depth=depth + 1, extra=extra))
+                if (skip := self.scope.image(key)) is not None:  # not fetched: no robots.txt
+                    why = (skip.code, skip.message)
+                    d.rows.append(_skipped(key, key, "image", depth + 1, *why, extra))
+                else:
+                    d.rows.append(NewRow(key, key, kind="image", depth=depth + 1, extra=extra))
             return
         if f.kind == "css":
             extra = {"page": page_url}

@@ -125,7 +125,7 @@ async def run_crawl(
         fetchers.robots,
         tables,
         fetchers.politeness,
-        policy.user_agent,
+        options.user_agent_token,  # robots.txt groups are matched by the product token
         obey=options.obey_robots,
         on_sitemaps=add_sitemaps if options.sitemaps else None,
     )

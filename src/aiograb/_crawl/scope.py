@@ -1,13 +1,11 @@
-"""Which discovered URLs a crawl follows: normal form, scope, include/exclude, caps.
+"""Which discovered URLs a crawl follows: scope, include/exclude, caps.
 
-Every URL is resolved against its page (or ``<base href>``) and put in one
-normal form before it is compared or stored, so one resource is one journal
-row: scheme and host lower-case, IDNA host, default port dropped, dot
-segments removed, percent-encoding normalised (unreserved characters decoded,
-hex upper-case), the fragment dropped, an empty path made ``/``.
+Every URL is resolved against its page (or ``<base href>``) and put in the one
+normal form of ``aiograb._core.urls`` (the WHATWG URL Standard's) before it is
+compared or stored, so one resource is one journal row, for ``get`` and ``crawl``.
 
 >>> normalize_url("HTTP://Example.ORG:80/a/../b%7e#top")
-'http://example.org/b~'
+'http://example.org/b%7e'
 """
 
 from __future__ import annotations
@@ -18,32 +16,15 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from yarl import URL
-
-from aiograb._core.errors import InvalidURL
-from aiograb._core.urls import parse_url
+from aiograb._core.urls import host_of, normalize
 from aiograb._crawl.options import CrawlOptions
 
 __all__ = ["Scope", "Verdict", "normalize_url", "registrable_domain"]
 
-_STRIP = re.compile(r"[\t\n\r]")
 
-
-def normalize_url(text: str, base: URL | None = None) -> str:
+def normalize_url(text: str, base: str | None = None) -> str:
     """The normal form of ``text`` (resolved against ``base``); raises ``InvalidURL``."""
-    text = _STRIP.sub("", text.strip())  # browsers drop tabs and newlines inside URLs
-    if base is not None:
-        try:
-            text = str(base.join(URL(text)))
-        except (ValueError, TypeError) as exc:
-            raise InvalidURL(f"malformed URL: {exc}", url=text[:200]) from exc
-    out = str(parse_url(text))
-    # yarl leaves an empty path empty ("http://a.org?q"); the normal form has "/".
-    scheme, rest = out.split("://", 1)
-    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
-    if cut == len(rest) or rest[cut] == "?":
-        out = f"{scheme}://{rest[:cut]}/{rest[cut:]}"
-    return out
+    return normalize(text, base)
 
 
 @functools.cache
@@ -87,6 +68,8 @@ class Scope:
         self._domains: set[str] = set()
         self._include = [re.compile(p) for p in options.include]
         self._exclude = [re.compile(p) for p in options.exclude]
+        self._image_include = [re.compile(p) for p in options.image_include]
+        self._image_exclude = [re.compile(p) for p in options.image_exclude]
         for host in seed_hosts:
             self.add_seed_host(host)
 
@@ -99,8 +82,9 @@ class Scope:
     def seed_hosts(self) -> frozenset[str]:
         return frozenset(self._hosts)
 
-    def in_scope(self, host: str) -> bool:
-        scope = self.options.scope
+    def in_scope(self, host: str, scope: str | None = None) -> bool:
+        """Whether ``host`` is within ``scope`` (default: the pages' ``options.scope``)."""
+        scope = scope or self.options.scope
         if scope == "any":
             return True
         host = host.lower()
@@ -122,4 +106,17 @@ class Scope:
             return Verdict("nofollow", "rel=nofollow (use --follow-nofollow to follow)")
         if depth > o.max_depth:
             return Verdict("depth_limit", f"deeper than --depth {o.max_depth}")
+        return None
+
+    def image(self, url: str) -> Verdict | None:
+        """None when an image found on a page is to be fetched, else why not
+        (``image_scope``, ``image_include``, ``image_exclude``)."""
+        o = self.options
+        if o.image_scope != "any" and not self.in_scope(host := host_of(url), o.image_scope):
+            return Verdict("out_of_scope", f"{host} is outside image_scope {o.image_scope}")
+        if self._image_include and not any(p.search(url) for p in self._image_include):
+            return Verdict("excluded", "matches no image_include pattern")
+        for pattern in self._image_exclude:
+            if pattern.search(url):
+                return Verdict("excluded", f"matches image_exclude {pattern.pattern!r}")
         return None

@@ -208,7 +208,7 @@ class FetchRules:
             return None
         location = headers["Location"]
         try:
-            target = parse_url(str(url.join(URL(location))))
+            target = parse_url(location, base=str(url))
         except (ValueError, InvalidURL) as exc:
             raise RedirectError(
                 f"bad redirect to {location!r}: {exc}", url=origin, code="bad_redirect"

@@ -23,7 +23,7 @@ from aiograb._core.stats import (
     Summary,
     peak_rss_mb,
 )
-from aiograb._core.urls import parse_url
+from aiograb._core.urls import normalize
 from aiograb._fetch.fetcher import Outcome
 from aiograb._get.sources import InputRow, RowSource, SourceStats
 from aiograb._store.check import ensure_output_folder
@@ -61,11 +61,11 @@ def to_journal(rows: Iterable[InputRow]) -> Iterator[NewRow]:
             yield NewRow(f"line:{row.line}", shown, row.line, "invalid_row", why, row.extra)
             continue
         try:
-            url = parse_url(row.url)
+            key = normalize(row.url)
         except InvalidURL as exc:
             yield NewRow(f"line:{row.line}", row.url, row.line, exc.code, str(exc), row.extra)
             continue
-        yield NewRow(str(url), row.url, row.line, extra=row.extra)
+        yield NewRow(key, row.url, row.line, extra=row.extra)
 
 
 def not_one_url(text: str) -> str | None:

@@ -27,11 +27,11 @@ from typing import Any
 
 from aiograb._fetch.fetcher import Outcome
 from aiograb._store.check import check_journal, journal_error
+from aiograb._store.migrations import SCHEMA_VERSION, migrate
 
 __all__ = ["JOURNAL_NAME", "DoneRow", "Journal", "NewRow", "PendingRow", "SavedFile"]
 
 JOURNAL_NAME = "aiograb-journal.sqlite"
-SCHEMA_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -199,6 +199,7 @@ class Journal:
                     self._db.execute(
                         "INSERT OR IGNORE INTO meta VALUES ('created', ?)", (str(time.time()),)
                     )
+                migrate(self._db)  # an older journal is brought up to SCHEMA_VERSION
             except sqlite3.DatabaseError as exc:
                 self._db.close()
                 raise journal_error(self.path, f"damaged: {exc}") from None

@@ -79,7 +79,7 @@ def _case_images(i: int, *, all_sizes: bool = False) -> list[str]:
     if case == 0:
         return [f"{img}{i}-a.jpg"]
     if case == 1:
-        sizes = ["s", "m", "l", "small"] if all_sizes else ["l"]
+        sizes = ["s", "m", "l"] if all_sizes else ["l"]  # src is not in a w source set
         return [f"{img}{i}-{s}.jpg" for s in sizes]
     if case == 2:
         return [f"{img}{i}-{s}" for s in (["p1.webp"] if all_sizes else []) + ["p2.webp", "pf.jpg"]]
