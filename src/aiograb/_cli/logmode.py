@@ -45,9 +45,17 @@ class ProgressLog:
     """Writes a progress line every ``interval`` seconds, and failed URLs when ``verbose``."""
 
     def __init__(
-        self, stream: TextIO, *, interval: float, verbose: bool, expected: int | None = None
+        self,
+        stream: TextIO,
+        *,
+        interval: float,
+        verbose: bool,
+        expected: int | None = None,
+        to_file: bool = False,
     ) -> None:
         self._stream = stream
+        self._to_file = to_file
+        self._lines = 0
         self._interval = interval
         self._verbose = verbose
         self._expected = expected
@@ -58,6 +66,8 @@ class ProgressLog:
         now = time.monotonic()
         if not final and now - self._last < self._interval:
             return
+        if final and not (self._lines or self._to_file):
+            return  # a run shorter than one interval: its summary says it all
         rate = (p.done - self._last_done) / (now - self._last) if now > self._last else 0.0
         self._last, self._last_done = now, p.done
         total, count = bar_total(p, self._expected)
@@ -74,6 +84,7 @@ class ProgressLog:
             self._write(f"aiograb: failed {url}: {error}: {' '.join(message.split())}")
 
     def _write(self, line: str) -> None:
+        self._lines += 1
         self._stream.write(line + "\n")
         self._stream.flush()
 
@@ -99,4 +110,10 @@ def progress_log(args: argparse.Namespace, expected: int | None = None) -> Progr
         return None
     else:
         stream = sys.stderr
-    return ProgressLog(stream, interval=args.log_interval, verbose=args.verbose, expected=expected)
+    return ProgressLog(
+        stream,
+        interval=args.log_interval,
+        verbose=args.verbose,
+        expected=expected,
+        to_file=bool(args.log_file),
+    )
