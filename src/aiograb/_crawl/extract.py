@@ -319,7 +319,9 @@ def extract_css(text: str) -> CssUrls:
         if not url or url.startswith("#"):
             continue
         path = url.split("?", 1)[0].lower()
-        if path.endswith(".css"):
+        # ``@import url(x)`` imports x whatever its name: look back a few characters.
+        after_import = text[max(0, m.start() - 24) : m.start()].rstrip().lower()
+        if path.endswith(".css") or after_import.endswith("@import"):
             out.imports.append(url)
         elif not path.endswith(_NOT_IMAGES_IN_CSS):
             out.images.append(url)

@@ -33,7 +33,7 @@ from aiograb._crawl.extract import Found, extract_css, extract_html, extract_sit
 from aiograb._crawl.frontier import Discovery, Frontier, data_key
 from aiograb._crawl.options import CrawlOptions
 from aiograb._crawl.robots import MAX_ROBOTS_BYTES, Robots
-from aiograb._crawl.scope import Scope, normalize_url
+from aiograb._crawl.scope import Scope, Verdict, normalize_url
 from aiograb._fetch.fetcher import Fetcher, Outcome, Request
 from aiograb._fetch.politeness import Politeness
 from aiograb._get.download import DownloadHandler
@@ -206,8 +206,11 @@ class CrawlHandler:
         else:
             locs, is_index = extract_sitemap(body)
             kind = "sitemap" if is_index else "page"
+            # A sitemap index's sitemaps are one level deeper than it (an endless chain
+            # of indexes stops at --depth); the pages a sitemap lists count as seeds.
+            child_depth = depth if is_index else -1
             for u in locs:
-                self._classify(Found(u, kind), base, -1, row.url, d)
+                self._classify(Found(u, kind), base, child_depth, row.url, d)
         return d
 
     def _classify(self, f: Found, base: str, depth: int, page_url: str, d: Discovery) -> None:
@@ -238,20 +241,31 @@ class CrawlHandler:
                 else:
                     d.rows.append(NewRow(key, key, kind="image", depth=depth + 1, extra=extra))
             return
-        if f.kind == "css":
-            extra = {"page": page_url}
-            d.rows.append(NewRow(key, key, kind="css", depth=depth + 1, extra=extra))
-            return
         host = host_of(key)
+        if f.kind == "css":
+            self._stylesheet(key, host, depth + 1, page_url, d)
+            return
         verdict = self.scope.follow(key, host, max(depth + 1, 0), f.nofollow)
-        if f.kind == "sitemap" and verdict is not None and verdict.code == "depth_limit":
-            verdict = None
         if verdict is not None:
             d.rows.append(_skipped(key, key, f.kind, depth + 1, verdict.code, verdict.message))
-        elif f.kind == "page":
-            d.add_page(NewRow(key, key, kind="page", depth=max(depth + 1, 0)), host)
+        else:  # pages and sitemaps count against --max-pages and --max-pages-per-host
+            d.add_page(NewRow(key, key, kind=f.kind, depth=max(depth + 1, 0)), host)
+
+    def _stylesheet(self, key: str, host: str, depth: int, page_url: str, d: Discovery) -> None:
+        """A stylesheet is a resource of its page, like an image (image scope and
+        patterns), fetched for the deepest pages too; an ``@import`` is one level
+        deeper, so an endless chain stops at --depth, and each counts as a page
+        against the caps."""
+        extra = {"page": page_url}
+        verdict = self.scope.image(key)
+        if verdict is None and depth > self.options.max_depth + 1:
+            verdict = Verdict(
+                "depth_limit", f"@import deeper than --depth {self.options.max_depth}"
+            )
+        if verdict is not None:
+            d.rows.append(_skipped(key, key, "css", depth, verdict.code, verdict.message, extra))
         else:
-            d.rows.append(NewRow(key, key, kind=f.kind, depth=max(depth + 1, 0)))
+            d.add_page(NewRow(key, key, kind="css", depth=depth, extra=extra), host)
 
     def _data_uri(self, f: Found, page_url: str, d: Discovery) -> None:
         key = data_key(f.url)
