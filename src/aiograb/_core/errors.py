@@ -21,6 +21,7 @@ the engine. Usage errors are separate: they end a whole run before it starts.
     │   ├── RedirectError             redirect_loop, too_many_redirects, bad_redirect
     │   ├── ContentError              the body is not what was asked for
     │   │   ├── TooLarge              too_large
+    │   │   ├── BadEncoding           bad_encoding (Content-Encoding says gzip, the body is not)
     │   │   ├── NotAccepted           not_image, unaccepted_type, empty_body
     │   │   ├── WriteError            write_error (disk full, permissions)
     │   │   │   ├── TooManyOpenFiles  too_many_open_files (EMFILE/ENFILE; retried)
@@ -39,6 +40,7 @@ import errno
 
 __all__ = [
     "AiograbError",
+    "BadEncoding",
     "BlockedAddress",
     "ConnectError",
     "ConnectionReset",
@@ -140,6 +142,12 @@ class ContentError(RequestError):
 
 class TooLarge(ContentError):
     code = "too_large"
+
+
+class BadEncoding(ContentError):
+    """The body is not in the Content-Encoding the response names (fake gzip): not retried."""
+
+    code = "bad_encoding"
 
 
 class NotAccepted(ContentError):
