@@ -14,6 +14,7 @@ from typing import Any
 
 from aiograb._cli.display import ProgressDisplay, format_crawl_summary
 from aiograb._cli.images import add_image_options, pipeline_from_args
+from aiograb._cli.network import NETWORK_EXAMPLES
 from aiograb._cli.options import (
     EXIT_CODES_HELP,
     HelpFormatter,
@@ -55,6 +56,7 @@ loopback, private or link-local addresses are refused (blocked_address) unless a
 seed is on such an address or --allow-private is given.
 {EXIT_CODES_HELP}
 """
+_NETWORK_EXAMPLES = NETWORK_EXAMPLES.replace("aiograb get urls.txt", "aiograb crawl URL")
 
 
 def add_parser(sub: Any) -> None:
@@ -63,7 +65,7 @@ def add_parser(sub: Any) -> None:
         help="crawl pages from seeds and download every image they show",
         description="Crawl pages from seed URLs (or files of seed URLs), following links "
         "within scope, and download every image the pages show.",
-        epilog=_EXAMPLES,
+        epilog=_EXAMPLES + "\n" + _NETWORK_EXAMPLES,
         formatter_class=HelpFormatter,
     )
     p.add_argument("seeds", nargs="+", help="seed URLs, or files of seed URLs (txt/csv/jsonl)")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiograb._cli.display import ProgressDisplay, format_summary
 from aiograb._cli.images import IMAGE_EXAMPLES, add_image_options, pipeline_from_args
+from aiograb._cli.network import NETWORK_EXAMPLES
 from aiograb._cli.options import (
     EXIT_CODES_HELP,
     HelpFormatter,
@@ -58,7 +59,7 @@ def add_parser(sub: Any) -> None:
         help="download a list of URLs to files plus a manifest",
         description="Download every URL of a list (txt, csv, tsv, jsonl, parquet, "
         "optionally .gz, or - for stdin) into a folder.",
-        epilog=_EXAMPLES + "\n" + IMAGE_EXAMPLES,
+        epilog=_EXAMPLES + "\n" + IMAGE_EXAMPLES + "\n" + NETWORK_EXAMPLES,
         formatter_class=HelpFormatter,
     )
     p.add_argument(

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from aiograb._cli.network import add_network_options, network_from_args
 from aiograb._core.config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_BYTES,
@@ -92,6 +93,7 @@ def add_request_options(p: argparse.ArgumentParser) -> None:
     """The ``Limits`` and ``RequestPolicy`` flags of ``get`` and ``crawl``."""
     _add_limits(p.add_argument_group("concurrency and politeness"))
     _add_policy(p.add_argument_group("request policy"))
+    add_network_options(p)
 
 
 def _add_limits(g: argparse._ArgumentGroup) -> None:
@@ -189,6 +191,7 @@ def request_config(args: argparse.Namespace) -> tuple[Limits, RequestPolicy]:
         accept=args.accept,
         headers=dict(args.header),
         user_agent=args.user_agent,
+        network=network_from_args(args),
     )
     return limits, policy
 

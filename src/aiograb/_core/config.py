@@ -6,20 +6,27 @@ its flags and the library takes them as keyword arguments.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from aiograb import __about__
 from aiograb._core.errors import UsageError
 
 __all__ = [
     "DEFAULT_ACCEPT",
+    "DEFAULT_BUDGET",
     "DEFAULT_CONCURRENCY",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_PER_HOST",
     "DEFAULT_USER_AGENT",
     "ENGINES",
+    "PROXY_SCHEMES",
+    "Budget",
+    "Hedge",
     "Limits",
+    "Network",
     "RequestPolicy",
     "RetryPolicy",
     "Timeouts",
@@ -52,16 +59,24 @@ class Limits:
     """How much may be in flight.
 
     >>> Limits(concurrency=500, per_host=0)   # 0 = no per-host limit
+
+    ``per_host=None`` (the default) means the caller's default: ``DEFAULT_PER_HOST``
+    for ``download``/``crawl`` (other people's sites), none for ``open_client``
+    (a service calling its own backends).
     """
 
     concurrency: int = DEFAULT_CONCURRENCY
-    per_host: int = DEFAULT_PER_HOST
+    per_host: int | None = None
     rate: float = 0.0  # requests per second per host; 0 = unlimited
 
     def __post_init__(self) -> None:
         _check(1 <= self.concurrency <= 100_000, "concurrency must be between 1 and 100000")
-        _check(self.per_host >= 0, "per-host must be >= 0 (0 = unlimited)")
+        _check(self.per_host is None or self.per_host >= 0, "per-host must be >= 0 (0 = unlimited)")
         _check(self.rate >= 0, "rate must be >= 0 (0 = unlimited)")
+
+    def host_limit(self, default: int = DEFAULT_PER_HOST) -> int:
+        """``per_host``, or ``default`` when it was left unset (0 = unlimited)."""
+        return default if self.per_host is None else self.per_host
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -101,6 +116,58 @@ class RetryPolicy:
         return float(rand * min(self.max_backoff, self.backoff * 2.0 ** (attempt - 1)))
 
 
+PROXY_SCHEMES = ("http", "socks5", "socks5h")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Network:
+    """How connections are made: TLS verification, proxy, cookies.
+
+    >>> Network(ca_bundle="corp-ca.pem", proxy="socks5h://user:pw@127.0.0.1:1080")
+    >>> Network(verify=False)                  # like curl --insecure
+    >>> Network(proxy="")                      # ignore HTTP_PROXY & co.
+
+    ``verify``: check certificates (default). ``ca_bundle``: a PEM file or a
+    folder of hashed certificates to trust *instead of* the system's (without it,
+    ``SSL_CERT_FILE``/``SSL_CERT_DIR`` are honoured as OpenSSL does). ``proxy``:
+    ``None`` takes ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``/``NO_PROXY`` from
+    the environment, ``""`` uses none, else an ``http://`` (CONNECT for https),
+    ``socks5://`` (names resolved here) or ``socks5h://`` (resolved by the proxy)
+    URL, credentials in the URL. ``cookies``: a Netscape ``cookies.txt`` whose
+    cookies are sent where their domain/path/secure flags allow; cookies set by
+    responses are then kept for the run. Without it no cookie is kept or sent.
+    """
+
+    verify: bool = True
+    ca_bundle: str | None = None
+    proxy: str | None = None
+    cookies: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.ca_bundle is not None:
+            _check(self.verify, "ca_bundle and verify=False (--insecure) exclude each other")
+            _check(os.path.exists(self.ca_bundle), f"ca_bundle: no such file: {self.ca_bundle}")
+        if self.cookies is not None:
+            _check(os.path.isfile(self.cookies), f"cookies: no such file: {self.cookies}")
+        if self.proxy:
+            check_proxy_url(self.proxy)
+
+
+def check_proxy_url(url: str) -> None:
+    """Raise ``UsageError`` unless ``url`` is a usable proxy URL."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UsageError(f"proxy: not a URL: {url!r} ({exc})") from None
+    _check(
+        parts.scheme in PROXY_SCHEMES,
+        f"proxy: unsupported scheme in {url!r} (use http://, socks5:// or socks5h://)",
+    )
+    _check(bool(parts.hostname), f"proxy: no host in {url!r}")
+    _check(port is None or port > 0, f"proxy: bad port in {url!r}")
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RequestPolicy:
     """What a request may do and what its response must be."""
@@ -112,8 +179,82 @@ class RequestPolicy:
     accept: str = DEFAULT_ACCEPT  # "image", "any", or comma-separated MIME types
     headers: Mapping[str, str] = field(default_factory=dict)
     user_agent: str = DEFAULT_USER_AGENT
+    network: Network = field(default_factory=Network)
 
     def __post_init__(self) -> None:
         _check(0 <= self.max_redirects <= 100, "max-redirects must be between 0 and 100")
         _check(self.max_bytes >= 0, "max-bytes must be >= 0 (0 = unlimited)")
         _check(bool(self.accept.strip()), "accept must not be empty")
+
+
+# The share of extra attempts (retries and hedges) a backend may get over requests,
+# Finagle/Envoy style: a backend that fails everything sees at most 5 % more load.
+DEFAULT_BUDGET = 0.05
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Budget:
+    """How many extra attempts (retries + hedges) per host the client may send.
+
+    Over the last ``window`` seconds, extras may be at most ``ratio`` × requests,
+    plus ``min_extra`` so that a quiet client can still retry a lone failure.
+
+    >>> Budget(ratio=0.1, window=10.0, min_extra=0)
+    """
+
+    ratio: float = DEFAULT_BUDGET
+    window: float = 10.0
+    min_extra: int = 10
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.ratio <= 10, "budget ratio must be between 0 and 10")
+        _check(self.window > 0, "budget window must be > 0 seconds")
+        _check(self.min_extra >= 0, "budget min_extra must be >= 0")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Hedge:
+    """Hedged requests ("The Tail at Scale"): when an idempotent request has not
+    answered after ``after``, send a second copy; the first response wins and the
+    other is cancelled.
+
+    ``after`` is seconds, or a percentile of the latencies recently seen for the
+    host such as ``"p95"`` (until ``min_samples`` are seen, ``initial`` seconds).
+    ``budget`` (a fraction, or a ``Budget``) caps hedges and retries together.
+
+    >>> Hedge(after="p95", budget=0.05)
+    >>> Hedge(after=0.05)
+    """
+
+    after: float | str = "p95"
+    budget: float | Budget = DEFAULT_BUDGET
+    initial: float = 0.1
+    min_samples: int = 20
+
+    def __post_init__(self) -> None:
+        if isinstance(self.after, str):
+            text = self.after.strip().lower()
+            ok = text.startswith("p") and text[1:].replace(".", "", 1).isdigit()
+            _check(
+                ok and 0 < float(text[1:]) < 100,
+                f"hedge after must be seconds or 'p50'..'p99.9', not {self.after!r}",
+            )
+        else:
+            _check(self.after >= 0, "hedge after must be >= 0 seconds")
+        if not isinstance(self.budget, Budget):
+            _check(
+                isinstance(self.budget, int | float), "hedge budget must be a fraction or a Budget"
+            )
+            object.__setattr__(self, "budget", Budget(ratio=float(self.budget)))
+        _check(self.initial >= 0, "hedge initial must be >= 0 seconds")
+        _check(self.min_samples >= 1, "hedge min_samples must be >= 1")
+
+    @property
+    def percentile(self) -> float | None:
+        """The percentile of ``after`` (95.0 for ``"p95"``), None when it is seconds."""
+        return float(self.after.strip()[1:]) if isinstance(self.after, str) else None
+
+    @property
+    def extra_budget(self) -> Budget:
+        assert isinstance(self.budget, Budget)
+        return self.budget

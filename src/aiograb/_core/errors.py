@@ -10,9 +10,14 @@ the engine. Usage errors are separate: they end a whole run before it starts.
     AiograbError
     ├── RequestError                  one URL could not be fetched; has .url, .code
     │   ├── InvalidURL                invalid_url, unsupported_scheme, invalid_encoding
+    │   ├── InvalidRequest            invalid_request (e.g. CR/LF in a header; never sent)
     │   ├── TransportError            retryable network failures
     │   │   ├── ConnectError          connect_refused, dns_error, connect_error
-    │   │   │   └── BlockedAddress    blocked_address (private/loopback/metadata; not retried)
+    │   │   │   ├── BlockedAddress    blocked_address (private/loopback/metadata; not retried)
+    │   │   │   ├── ProxyError        proxy_error (proxy unreachable or refused the request)
+    │   │   │   └── TLSError          tls_error: the TLS handshake failed (not retried)
+    │   │   │       └── TLSCertificateError  tls_certificate: the certificate failed
+    │   │   │                         verification (unknown issuer, expired, hostname)
     │   │   ├── Timeout               timeout
     │   │   ├── ConnectionReset       connection_reset
     │   │   ├── Truncated             truncated
@@ -50,11 +55,15 @@ __all__ = [
     "HTTPStatusError",
     "ImageError",
     "InputError",
+    "InvalidRequest",
     "InvalidURL",
     "NotAccepted",
     "ProtocolError",
+    "ProxyError",
     "RedirectError",
     "RequestError",
+    "TLSCertificateError",
+    "TLSError",
     "Timeout",
     "TooLarge",
     "TooManyOpenFiles",
@@ -90,6 +99,12 @@ class InvalidURL(RequestError):
     code = "invalid_url"
 
 
+class InvalidRequest(RequestError):
+    """A request that cannot be sent as given (a header with CR/LF, a bad method)."""
+
+    code = "invalid_request"
+
+
 class TransportError(RequestError):
     code = "transport_error"
     retryable = True
@@ -104,6 +119,25 @@ class BlockedAddress(ConnectError):
 
     code = "blocked_address"
     retryable = False
+
+
+class ProxyError(ConnectError):
+    """The proxy could not be reached (retried) or refused to connect us (not retried)."""
+
+    code = "proxy_error"
+
+
+class TLSError(ConnectError):
+    """The TLS handshake failed (wrong protocol, no shared cipher, ...). Not retried."""
+
+    code = "tls_error"
+    retryable = False
+
+
+class TLSCertificateError(TLSError):
+    """The server's certificate failed verification; the message says why. Not retried."""
+
+    code = "tls_certificate"
 
 
 class Timeout(TransportError):

@@ -112,7 +112,7 @@ async def run_crawl(
     own_transport = transport is None
     if transport is None:
         guard = None if options.allow_private else address_policy(scope.seed_hosts)
-        transport = AiohttpTransport(limits, address_policy=guard)
+        transport = AiohttpTransport(limits, network=policy.network, address_policy=guard)
     fetchers = Fetchers(transport, limits, policy, clock, options.max_page_bytes)
     handler: CrawlHandler | None = None
 

@@ -11,7 +11,7 @@ import json as jsonlib
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,6 +37,7 @@ __all__ = ["Attempts", "Fetcher", "Outcome", "Request"]
 SMALL_BODY = 256 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 _NO_BODY = object()
 
 
@@ -53,6 +54,17 @@ class Request:
     json: Any = _NO_BODY
     data: bytes | str | None = None
     tag: Any = None  # anything of the caller's, handed back with the result
+    # The client hedges only idempotent requests: GET/HEAD/OPTIONS unless said here.
+    idempotent: bool | None = None
+    hedge: bool = True  # False: never send a hedge for this request
+
+    @property
+    def hedgeable(self) -> bool:
+        if not self.hedge:
+            return False
+        if self.idempotent is not None:
+            return self.idempotent
+        return self.method.upper() in _SAFE
 
     def body(self) -> tuple[bytes | None, dict[str, str]]:
         if self.json is not _NO_BODY:
@@ -305,8 +317,10 @@ class Fetcher:
         clock: Clock,
         *,
         rng: random.Random | None = None,
+        may_retry: Callable[[str], bool] | None = None,
     ) -> None:
         self._transport = transport
+        self._may_retry = may_retry  # a retry budget, asked with the host before each retry
         self.politeness = politeness
         self._policy = policy
         self._rules = FetchRules(policy, rng)
@@ -324,6 +338,8 @@ class Fetcher:
                 run.succeeded()
             except RequestError as exc:
                 if (wait := run.failed(exc)) is not None:
+                    if self._may_retry is not None and not self._may_retry(run.url.host or ""):
+                        break  # over the retry budget: the last error stands
                     self.retries += 1
                     await self._clock.sleep(wait)
         return run.finish(self._clock.now())

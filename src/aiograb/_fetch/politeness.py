@@ -30,7 +30,7 @@ class Politeness:
     """Hands out per-host slots according to ``Limits.per_host`` and ``Limits.rate``."""
 
     def __init__(self, limits: Limits, clock: Clock) -> None:
-        self._per_host = limits.per_host
+        self._per_host = limits.host_limit()
         self._interval = 1.0 / limits.rate if limits.rate > 0 else 0.0
         self._clock = clock
         self._slots: dict[str, _Slot] = {}

@@ -13,6 +13,7 @@ backoff sleep the thread that got them. ``--rate`` is an async-engine feature.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -32,6 +33,8 @@ from aiograb._core.errors import (
     ProtocolError,
     RequestError,
     Timeout,
+    TLSCertificateError,
+    TLSError,
     Truncated,
     UsageError,
 )
@@ -41,6 +44,7 @@ from aiograb._core.urls import url_key
 from aiograb._fetch.fetcher import Attempts, FetchRules, Outcome, Request, SinkFactory
 from aiograb._get.runstate import OutcomeHook, RunState
 from aiograb._get.sources import InputRow
+from aiograb._http.network import ProxyRoutes, cert_reason, ssl_context
 from aiograb._store.journal import PendingRow
 
 __all__ = ["BlockingFetcher", "run_get_blocking"]
@@ -69,10 +73,24 @@ def _map_errors(url: str) -> Iterator[None]:
         if "IncompleteRead" in str(exc) or "ended prematurely" in str(exc):
             raise Truncated(f"body ended early: {exc}", url=url) from exc
         raise ProtocolError(f"{exc}", url=url) from exc
+    except u3.SSLError as exc:
+        raise _tls_error(exc, url) from exc
     except (u3.LocationParseError, u3.LocationValueError) as exc:
         raise InvalidURL(f"invalid URL: {exc}", url=url) from exc
     except (u3.HTTPError, OSError) as exc:
         raise ProtocolError(f"{type(exc).__name__}: {exc}", url=url) from exc
+
+
+def _tls_error(exc: BaseException, url: str) -> TLSError:
+    cause: BaseException | None = exc
+    for _ in range(8):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            reason = cert_reason(cause)
+            return TLSCertificateError(f"TLS certificate not accepted: {reason}", url=url)
+        cause = (cause.args[0] if cause.args else None) if cause else None
+        if not isinstance(cause, BaseException):
+            break
+    return TLSError(f"TLS handshake failed: {exc}", url=url)
 
 
 class BlockingFetcher:
@@ -81,7 +99,8 @@ class BlockingFetcher:
     def __init__(self, policy: RequestPolicy, limits: Limits) -> None:
         self._policy = policy
         self._rules = FetchRules(policy)
-        self._per_host = limits.per_host
+        self._per_host = limits.host_limit()
+        self._tls = ssl_context(policy.network)
         self._local = threading.local()
         self._slots: dict[str, threading.Semaphore] = {}
         self._lock = threading.Lock()
@@ -96,6 +115,8 @@ class BlockingFetcher:
                 maxsize=1,
                 retries=False,
                 timeout=urllib3.Timeout(connect=timeouts.connect, read=timeouts.total),
+                ssl_context=self._tls,
+                cert_reqs=None if self._policy.network.verify else "CERT_NONE",
             )
             self._local.pool = pool
         return pool
@@ -198,6 +219,13 @@ def run_get_blocking(
     policy = policy or RequestPolicy()
     if limits.rate:
         raise UsageError("--rate needs the async engine")
+    if ProxyRoutes(policy.network.proxy):
+        raise UsageError(
+            "--proxy (or HTTP_PROXY/HTTPS_PROXY/ALL_PROXY) needs the async engine "
+            "(--proxy '' ignores the environment)"
+        )
+    if policy.network.cookies:
+        raise UsageError("--cookies needs the async engine")
     state = RunState(
         rows, out_dir, retry_failed=retry_failed, on_progress=on_progress, on_outcome=on_outcome
     )

@@ -85,14 +85,15 @@ async def run_get(
     """
     limits = fit_limits(limits or Limits())
     policy = policy or RequestPolicy()
+    own_transport = transport is None
+    # Before the journal opens: a bad CA bundle or cookie file is a UsageError.
+    transport = transport or AiohttpTransport(limits, network=policy.network)
     state = RunState(
         rows, out_dir, retry_failed=retry_failed, on_progress=on_progress, on_outcome=on_outcome
     )
     stop = stop or asyncio.Event()
     state.on_storage_error = stop.set  # a full disk ends the run cleanly
     clock = clock or LoopClock()
-    own_transport = transport is None
-    transport = transport or AiohttpTransport(limits)
     politeness = Politeness(limits, clock)
     fetcher = Fetcher(transport, politeness, policy, clock)
     interrupted = True  # until the run returns normally

@@ -11,25 +11,40 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import ssl
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Protocol
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.abc import AbstractResolver
 from yarl import URL
 
-from aiograb._core.config import Limits, Timeouts
+from aiograb._core.config import Limits, Network, Timeouts
 from aiograb._core.errors import (
     BadEncoding,
     ConnectError,
     ConnectionReset,
     InvalidURL,
     ProtocolError,
+    ProxyError,
     RequestError,
     Timeout,
+    TLSCertificateError,
+    TLSError,
     Truncated,
 )
+from aiograb._http.network import (
+    Proxy,
+    ProxyRoutes,
+    cert_reason,
+    cookie_jar,
+    read_cookies,
+    ssl_context,
+    ssl_reason,
+)
+from aiograb._http.resolver import ThreadlessResolver
 
 __all__ = ["AddressPolicy", "AiohttpTransport", "ResponseStream", "Transport"]
 
@@ -78,6 +93,18 @@ def translate(exc: BaseException, url: str) -> BaseException:
     """
     if isinstance(exc, RequestError):
         return exc
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return TLSCertificateError(
+            f"TLS certificate not accepted: {cert_reason(exc.certificate_error)}", url=url
+        )
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return TLSError(f"TLS handshake failed: {ssl_reason(exc.os_error)}", url=url)
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return ProxyError(f"cannot connect to the proxy: {exc.os_error}", url=url)
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        error = ProxyError(f"the proxy refused: HTTP {exc.status} {exc.message}", url=url)
+        error.retryable = exc.status >= 500
+        return error
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return ConnectError(f"DNS lookup failed: {exc.os_error}", url=url, code="dns_error")
     if isinstance(exc, aiohttp.ClientConnectorError):
@@ -192,6 +219,7 @@ class _Send:
         headers: Mapping[str, str],
         body: bytes | None,
         timeout: aiohttp.ClientTimeout,
+        proxy: URL | None = None,
     ) -> None:
         self._url = str(url)
         self._ctx = session.request(
@@ -202,6 +230,7 @@ class _Send:
             allow_redirects=False,
             timeout=timeout,
             raise_for_status=False,
+            proxy=proxy,
         )
 
     async def __aenter__(self) -> _Stream:
@@ -223,71 +252,9 @@ class _Send:
         await self._ctx.__aexit__(exc_type, exc, tb)
 
 
-class ThreadlessResolver(AbstractResolver):
-    """DNS through c-ares on the event loop itself.
-
-    aiohttp's default resolver runs ``getaddrinfo`` in a thread pool, and
-    aiodns with pycares >= 5 starts an event thread of its own; this one asks
-    c-ares to report its sockets to the loop instead, so resolving adds no
-    event thread. The c-ares channel is created on the first name to resolve
-    (pycares 5 starts one idle helper thread per process when a channel is
-    made), so a run over IP addresses stays on one thread. Answers are cached
-    by the connector (``ttl_dns_cache``).
-    """
-
-    def __init__(self) -> None:
-        self._resolver: Any = None
-
-    def _channel(self) -> Any:
-        if self._resolver is None:
-            import aiodns
-            import pycares
-
-            class _LoopDNSResolver(aiodns.DNSResolver):
-                def _make_channel(self, **kwargs: Any) -> tuple[bool, Any]:
-                    def on_sock_state(fd: int, readable: bool, writable: bool) -> None:
-                        self._sock_state_cb(fd, readable, writable)
-
-                    return False, pycares.Channel(
-                        sock_state_cb=on_sock_state, timeout=self._timeout, **kwargs
-                    )
-
-            self._resolver = _LoopDNSResolver(loop=asyncio.get_running_loop())
-        return self._resolver
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        import aiodns
-
-        try:
-            answer = await self._channel().getaddrinfo(
-                host, family=family, port=port, type=socket.SOCK_STREAM
-            )
-        except aiodns.error.DNSError as exc:
-            msg = exc.args[1] if len(exc.args) >= 2 else "DNS lookup failed"
-            raise OSError(None, msg) from exc
-        hosts: list[ResolveResult] = []
-        for node in answer.nodes:
-            address: tuple[Any, ...] = node.addr
-            hosts.append(
-                ResolveResult(
-                    hostname=host,
-                    host=address[0].decode() if isinstance(address[0], bytes) else address[0],
-                    port=address[1],
-                    family=node.family,
-                    proto=0,
-                    flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
-                )
-            )
-        if not hosts:
-            raise OSError(None, "DNS lookup returned no addresses")
-        return hosts
-
-    async def close(self) -> None:
-        if self._resolver is not None:
-            self._resolver.cancel()
-            self._resolver = None
+# Set while the connector connects to an HTTP proxy for a request whose target
+# was already checked: the address policy guards targets, not the user's proxy.
+_TO_PROXY: ContextVar[bool] = ContextVar("aiograb_to_proxy", default=False)
 
 
 class _Connector(aiohttp.TCPConnector):
@@ -299,10 +266,85 @@ class _Connector(aiohttp.TCPConnector):
     addresses are handed to ``loop.create_connection`` with the socket type set,
     which uvloop resolves statically, on the loop; they are tried in order.
     Other loops keep the standard path. An ``address_policy``, when set, sees
-    every address before anything connects to it.
+    every target address before anything connects to it, also when the request
+    goes through a proxy (the target is resolved here first). ``routes`` picks
+    SOCKS proxies, which this connector speaks itself (``_http/socks.py``);
+    HTTP proxies are aiohttp's own (``proxy=`` on the request). ``tls`` is the
+    context of every TLS connection; its server name is always the URL's host.
     """
 
     address_policy: AddressPolicy | None = None
+    routes: ProxyRoutes | None = None
+    tls: ssl.SSLContext | None = None
+
+    async def _create_connection(
+        self,
+        req: Any,
+        traces: list[Any],
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's signature)
+    ) -> Any:
+        proxy = None if self.routes is None else self.routes.for_url(req.url)
+        if proxy is not None and proxy.is_socks:
+            return await self._socks_connection(proxy, req, traces, timeout)
+        if req.proxy is None:
+            return await super()._create_connection(req, traces, timeout)
+        if self.address_policy is not None:
+            await self._resolve_target(req, traces)
+        token = _TO_PROXY.set(True)
+        try:
+            return await super()._create_connection(req, traces, timeout)
+        finally:
+            _TO_PROXY.reset(token)
+
+    async def _resolve_target(self, req: Any, traces: list[Any]) -> list[Any]:
+        """The target's addresses (DNS on the loop, cached), each checked by the policy."""
+        host, port = req.url.raw_host or "", req.port or 0
+        try:
+            hosts = await self._resolve_host(host, port, traces=traces)
+        except OSError as exc:
+            raise aiohttp.ClientConnectorDNSError(req.connection_key, exc) from exc
+        if self.address_policy is not None:
+            for info in hosts:
+                self.address_policy(req.url.host or "", info["host"])
+        return hosts
+
+    async def _socks_connection(
+        self,
+        proxy: Proxy,
+        req: Any,
+        traces: list[Any],
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's signature)
+    ) -> Any:
+        from aiograb._http.socks import open_socks
+
+        host = req.url.raw_host or ""
+        dest = host
+        if not proxy.remote_dns or self.address_policy is not None:
+            hosts = await self._resolve_target(req, traces)
+            if not proxy.remote_dns:  # IPv4 first, as python-socks itself would pick
+                dest = min(hosts, key=lambda info: info["family"] != socket.AF_INET)["host"]
+        try:
+            at = (await self._resolve_host(proxy.host, proxy.port))[0]["host"]
+        except OSError as exc:
+            raise ProxyError(
+                f"cannot resolve the proxy {proxy.host}: {exc}", url=str(req.url)
+            ) from exc
+        try:
+            _, protocol = await open_socks(
+                proxy,
+                at,
+                dest,
+                req.port or 0,
+                sslcontext=self.tls if req.is_ssl() else None,
+                server_hostname=host.rstrip("."),
+                connect_timeout=timeout.sock_connect or timeout.connect,
+                url=str(req.url),
+            )
+        except ssl.CertificateError as exc:
+            raise aiohttp.ClientConnectorCertificateError(req.connection_key, exc) from exc
+        except ssl.SSLError as exc:
+            raise aiohttp.ClientConnectorSSLError(req.connection_key, exc) from exc
+        return protocol
 
     async def _wrap_create_connection(
         self,
@@ -313,7 +355,7 @@ class _Connector(aiohttp.TCPConnector):
         client_error: type[Exception] = aiohttp.ClientConnectorError,
         **kwargs: Any,
     ) -> Any:
-        if self.address_policy is not None:
+        if self.address_policy is not None and not _TO_PROXY.get():
             for info in addr_infos:
                 self.address_policy(req.url.host or "", info[4][0])
         if not _is_uvloop(self._loop) or self._local_addr_infos:
@@ -339,6 +381,10 @@ class _Connector(aiohttp.TCPConnector):
                         proto=proto,
                         **kwargs,
                     )
+            except ssl.CertificateError as exc:
+                raise aiohttp.ClientConnectorCertificateError(req.connection_key, exc) from exc
+            except ssl.SSLError as exc:
+                raise aiohttp.ClientConnectorSSLError(req.connection_key, exc) from exc
             except OSError as exc:
                 if isinstance(exc, TimeoutError):
                     raise
@@ -354,20 +400,30 @@ class AiohttpTransport:
     """One shared aiohttp ``ClientSession`` sized to the run's concurrency.
 
     Per-host limits are enforced by ``Politeness``, so the connector only caps
-    the total; keep-alive connections are reused; cookies are not kept (a bulk
-    download has no session state, and the cookie jar costs CPU per response).
+    the total; keep-alive connections are reused. ``network`` sets TLS
+    verification, the proxy (``None``: from the environment) and cookies: without
+    a cookie file no cookie is kept (a bulk download has no session state, and
+    the cookie jar costs CPU per response). The SSL context, proxies and cookie
+    file are loaded here, before any request: a bad one is a ``UsageError``.
     """
 
     def __init__(
         self,
         limits: Limits,
         *,
+        network: Network | None = None,
         resolver: AbstractResolver | None = None,
         address_policy: AddressPolicy | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
+        network = network or Network()
         self._limits = limits
         self._resolver = resolver
         self._address_policy = address_policy
+        self._tls = ssl_context(network)
+        routes = ProxyRoutes(network.proxy, environ)
+        self._routes = routes if routes else None  # None: no lookup per request
+        self._cookies = read_cookies(network.cookies) if network.cookies else None
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
 
@@ -379,11 +435,16 @@ class AiohttpTransport:
                 ttl_dns_cache=300,
                 resolver=self._resolver or ThreadlessResolver(),
                 keepalive_timeout=30,
+                ssl=self._tls,
             )
             connector.address_policy = self._address_policy
+            connector.routes = self._routes
+            connector.tls = self._tls
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                cookie_jar=aiohttp.DummyCookieJar(),
+                cookie_jar=(
+                    aiohttp.DummyCookieJar() if self._cookies is None else cookie_jar(self._cookies)
+                ),
                 auto_decompress=True,
                 skip_auto_headers=("User-Agent",),
             )
@@ -402,7 +463,9 @@ class AiohttpTransport:
         if timeout is None:
             timeout = aiohttp.ClientTimeout(total=timeouts.total, connect=timeouts.connect)
             self._timeouts[timeouts] = timeout
-        return _Send(self._open(), method, url, headers, body, timeout)
+        proxy = None if self._routes is None else self._routes.for_url(url)
+        via = proxy.url if proxy is not None and not proxy.is_socks else None
+        return _Send(self._open(), method, url, headers, body, timeout, via)
 
     async def aclose(self) -> None:
         if self._session is not None:
