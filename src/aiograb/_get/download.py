@@ -55,6 +55,8 @@ class DownloadHandler:
         key = url_key(row.key)
         url = URL(row.key, encoded=True)  # checked and normalised at ingest
         if (stage := self.stage) is None:
+            if self.state.adopt(row, key):  # stored before a kill -9, row not committed
+                return
             outcome = await self.fetcher.fetch(Request(row.url), self.state.sink, key, url=url)
             self.state.record(row, outcome, key)
         else:  # the image pipeline: its stage stores and records the outcome

@@ -8,12 +8,14 @@ network; everything here is plain synchronous code called from one thread.
 from __future__ import annotations
 
 import errno
+import hashlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 
+from aiograb._core.content import mime_for
 from aiograb._core.errors import DiskFull, InputError, InvalidURL
 from aiograb._core.stats import (
     InputCounts,
@@ -29,7 +31,7 @@ from aiograb._get.sources import InputRow, RowSource, SourceStats
 from aiograb._store.check import ensure_output_folder
 from aiograb._store.journal import JOURNAL_NAME, Journal, NewRow, PendingRow
 from aiograb._store.lock import OutputLock
-from aiograb._store.sinks import FileSink
+from aiograb._store.sinks import FileSink, Stored
 
 __all__ = ["MANIFEST_NAME", "OutcomeHook", "RunState"]
 
@@ -38,6 +40,7 @@ INGEST_CHUNK = 2000
 PENDING_CHUNK = 500
 FLUSH_ROWS = 1000
 FLUSH_SECONDS = 0.5
+ADOPT_MISS_STREAK = 2048  # earlier pending rows without a file before adopting stops
 
 OutcomeHook = Callable[[PendingRow, Outcome], None]
 
@@ -144,6 +147,8 @@ class RunState:
         )
         # Only rows an earlier run left can have a file stored without its row committed.
         self._earlier_rows = self.journal.last_id()
+        self._adopt_misses = 0  # earlier rows in a row without a file in place
+        self.adopted = 0
         self.progress.total = sum(counts.values())
         self.progress.already_done = counts.get("ok", 0) + (
             0 if retry_failed else counts.get("failed", 0)
@@ -232,6 +237,31 @@ class RunState:
             self._flush(commit_with)
         if self._on_outcome is not None:
             self._on_outcome(row, outcome)
+
+    def adopt(self, row: PendingRow, key: str) -> bool:
+        """Record a pending row of an earlier run as ok when its file is already in
+        place (renamed, then killed before the row was committed): its size and sha256
+        come from the file, so nothing is fetched again. False when there is none."""
+        if row.id > self._earlier_rows or self._adopt_misses >= ADOPT_MISS_STREAK:
+            return False
+        if (rel := self.sink.find_stored(key)) is None:
+            # Pending rows are fetched in id order: past the killed run's last stored
+            # files none are in place, so stop looking (a bounded number of stats).
+            self._adopt_misses += 1
+            return False
+        self._adopt_misses = 0
+        digest, size = hashlib.sha256(), 0
+        with open(f"{self.sink.root_str}/{rel}", "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+        stored = Stored(size=size, sha256=digest.hexdigest(), path=rel)
+        mime = mime_for(rel.rsplit(".", 1)[1])
+        outcome = Outcome(url=row.url, ok=True, content_type=mime, stored=stored)
+        outcome.info = {"adopted": True}  # stored by an earlier run, not fetched now
+        self.adopted += 1
+        self.record(row, outcome, key)
+        return True
 
     def tick(self) -> None:
         """Periodic work: resource peaks, a time-based journal commit, progress."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,6 +218,23 @@ class FileSink:
         if path not in self._dirs:
             os.makedirs(path, exist_ok=True)
             self._dirs.add(path)
+
+    def find_stored(self, key: str) -> str | None:
+        """The relative path of a file stored for ``key``, if one is in place.
+
+        Files are renamed into place only when complete, so one found here is whole
+        even if its row was never committed (a kill -9 between the two). A fixed
+        number of ``stat`` calls, like ``remove_stale``.
+        """
+        base = f"{key[:2]}/{key}."
+        for ext in STORED_EXTENSIONS:
+            try:
+                st = os.lstat(f"{self.root_str}/{base}{ext}")
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if stat.S_ISREG(st.st_mode):
+                return base + ext
+        return None
 
     def remove_stale(self, key: str) -> None:
         """Remove a file a crashed earlier attempt stored for a URL that has now failed.
