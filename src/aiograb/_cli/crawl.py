@@ -29,6 +29,7 @@ from aiograb._cli.options import (
 )
 from aiograb._crawl.options import (
     DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_LINKS_PER_PAGE,
     DEFAULT_MAX_PAGES_PER_HOST,
     DEFAULT_MAX_URL_LENGTH,
     SCOPES,
@@ -95,6 +96,13 @@ def add_parser(sub: Any) -> None:
         type=int,
         default=DEFAULT_MAX_URL_LENGTH,
         help="longer URLs are skipped (url_too_long; default %(default)s)",
+    )
+    g.add_argument(
+        "--max-links-per-page",
+        type=int,
+        default=DEFAULT_MAX_LINKS_PER_PAGE,
+        help="links and images one page, stylesheet or sitemap may add; the rest is one "
+        "links_cut row (default %(default)s; e.g. --max-links-per-page 5000)",
     )
     g.add_argument(
         "--max-page-bytes",
@@ -242,6 +250,7 @@ def _crawl_options(args: argparse.Namespace) -> CrawlOptions:
         max_pages=args.max_pages,
         max_pages_per_host=args.max_pages_per_host,
         max_url_length=args.max_url_length,
+        max_links_per_page=args.max_links_per_page,
         max_page_bytes=args.max_page_bytes,
         include=tuple(args.include),
         exclude=tuple(args.exclude),

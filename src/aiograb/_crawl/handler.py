@@ -100,6 +100,7 @@ class CrawlHandler:
         self.robots = robots
         self.scope = scope
         self.options = options
+        self._cut = 0  # links past --max-links-per-page on the document being read
         self.images = images
         self._open = 0  # rows that can add rows: handed out, not finished
         self._changed = asyncio.Event()
@@ -181,6 +182,21 @@ class CrawlHandler:
     # -- discovery ---------------------------------------------------------------------
 
     def _discover(self, row: PendingRow, outcome: Outcome, body: bytes) -> Discovery:
+        # One page must not flood the frontier: past --max-links-per-page, _classify
+        # counts instead of adding, and the rest becomes one links_cut row. (Sync from
+        # here to the end: no other page's discovery runs in between.)
+        self._cut = 0
+        d = self._extract(row, outcome, body)
+        if self._cut:
+            cap = self.options.max_links_per_page
+            why = f"{self._cut:,} more links than --max-links-per-page {cap:,}: not followed"
+            depth = (row.depth or 0) + 1
+            d.rows.append(
+                _skipped(f"links_cut:{row.key}", row.key, row.kind, depth, "links_cut", why)
+            )
+        return d
+
+    def _extract(self, row: PendingRow, outcome: Outcome, body: bytes) -> Discovery:
         depth = row.depth or 0
         base = outcome.final_url or row.key  # normal forms: resolve links against them as they are
         d = Discovery()
@@ -215,6 +231,9 @@ class CrawlHandler:
 
     def _classify(self, f: Found, base: str, depth: int, page_url: str, d: Discovery) -> None:
         """Turn one found URL into an edge and (usually) a row."""
+        if len(d.edges) >= self.options.max_links_per_page:
+            self._cut += 1
+            return
         if f.kind == "data":
             if self.options.data_uris and not self.options.pages_only:
                 self._data_uri(f, page_url, d)
