@@ -128,3 +128,18 @@ def test_log_file_and_quiet(tmp_path: Path, server: RunningServer) -> None:
     assert text.count("aiograb: failed ") == 3
     quiet = aiograb_cli("get", src, "-o", tmp_path / "b", "-q")
     assert quiet.stderr == ""
+
+
+def test_summary_says_when_the_per_host_limit_held_the_run_back(tmp_path: Path) -> None:
+    from aiograb.testing import ServerConfig, serve_in_thread
+
+    with serve_in_thread(ServerConfig(latency_ms=100)) as slow:  # one host, slow answers
+        src = tmp_path / "urls.txt"
+        src.write_text("".join(f"{slow.base_url}/img/{i}.png\n" for i in range(80)))
+        held = aiograb_cli("get", src, "-o", tmp_path / "a", "-q", "-c", "64", "--per-host", "4")
+        free = aiograb_cli("get", src, "-o", tmp_path / "b", "-q", "-c", "64", "--per-host", "0")
+    assert held.returncode == 0, held.stderr
+    (line,) = [x for x in held.stdout.splitlines() if "per-host limit" in x]
+    assert line.startswith("  per-host limit 4 held requests back ")
+    assert "raise --per-host" in line
+    assert "per-host limit" not in free.stdout

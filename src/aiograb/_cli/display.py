@@ -148,6 +148,12 @@ def format_summary(s: Summary) -> str:
                 "  nothing was left to fetch: the failed rows failed in an earlier run; "
                 "add --retry-failed to try them again"
             )
+    if s.per_host_held is not None and s.per_host_held[1] >= 0.5:
+        limit, share = s.per_host_held
+        lines.append(
+            f"  per-host limit {limit} held requests back {share:.0%} of the time: "
+            "raise --per-host for your own servers (0 = no limit)"
+        )
     if s.input is not None:
         i = s.input
         lines.append(

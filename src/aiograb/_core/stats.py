@@ -125,6 +125,8 @@ class Summary:
     input_error: str | None = None  # the input broke mid-stream (rows before it kept)
     storage_error: str | None = None  # the disk filled up: stopped cleanly (exit 74)
     resumed: Resumed | None = None  # the folder held an earlier run
+    # (per-host limit, share of the run it held requests back), when it was sampled
+    per_host_held: tuple[int, float] | None = None
 
     @property
     def files_per_second(self) -> float:

@@ -100,13 +100,17 @@ async def run_get(
     fetcher = Fetcher(transport, politeness, policy, clock)
     interrupted = True  # until the run returns normally
 
+    def tick() -> None:
+        state.sample_hosts(politeness.held_back(limits.concurrency), politeness.per_host)
+        state.tick()
+
     async def run(stage: Stage | None) -> bool:
         handler = DownloadHandler(state, fetcher, stage)
         engine = Engine(
             handler,
             politeness,
             workers=limits.concurrency,
-            tick=state.tick,
+            tick=tick,
             interval=progress_interval,
         )
         return await engine.run(stop)

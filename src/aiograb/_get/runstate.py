@@ -148,6 +148,7 @@ class RunState:
         # Only rows an earlier run left can have a file stored without its row committed.
         self._earlier_rows = self.journal.last_id()
         self._adopt_misses = 0  # earlier rows in a row without a file in place
+        self._host_samples = self._host_held = self._per_host = 0
         self.adopted = 0
         self.progress.total = sum(counts.values())
         self.progress.already_done = counts.get("ok", 0) + (
@@ -263,6 +264,12 @@ class RunState:
         self.record(row, outcome, key)
         return True
 
+    def sample_hosts(self, held_back: bool, per_host: int) -> None:
+        """One sample of whether the per-host limit held the run back (once a tick)."""
+        self._host_samples += 1
+        self._host_held += held_back
+        self._per_host = per_host
+
     def tick(self) -> None:
         """Periodic work: resource peaks, a time-based journal commit, progress."""
         self.peaks.sample()
@@ -346,4 +353,9 @@ class RunState:
             input_error=self.input_error,
             storage_error=self.storage_error,
             resumed=self._resumed,
+            per_host_held=(
+                (self._per_host, self._host_held / self._host_samples)
+                if self._host_samples >= 10
+                else None
+            ),
         )
