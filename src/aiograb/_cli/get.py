@@ -87,6 +87,13 @@ def add_parser(sub: Any) -> None:
     g.add_argument(
         "--retry-failed", action="store_true", help="also retry rows that failed in earlier runs"
     )
+    g.add_argument(
+        "--verify-hash",
+        metavar="COLUMN[:sha256|md5]",
+        help="check each body against the hash in this input column (as img2dataset "
+        "does); a mismatch is a hash_mismatch row, e.g. --verify-hash sha256 or "
+        "--verify-hash md5sum:md5",
+    )
     p.add_argument(
         "--engine",
         choices=ENGINES,
@@ -107,6 +114,15 @@ def cmd_get(args: argparse.Namespace) -> int:
     pipeline = pipeline_from_args(args, extra)
     if args.caption_column and args.caption_column not in extra:
         extra.append(args.caption_column)
+    if args.verify_hash:
+        from aiograb._core.errors import UsageError
+        from aiograb._get.api import parse_verify_hash
+
+        checked = parse_verify_hash(args.verify_hash)
+        if args.engine != "async" or pipeline is not None:
+            raise UsageError("--verify-hash needs the async engine and no image options")
+        if checked is not None and checked[0] not in extra:
+            extra.append(checked[0])
     rows, source = _inputs(args, extra)
     expected = None if args.quiet or not sys.stderr.isatty() else estimate_rows(source)
     return run_download(
@@ -223,6 +239,7 @@ def _run_async(
             on_progress=display.update,
             on_outcome=display.outcome,
             pipeline=pipeline,
+            verify_hash=getattr(args, "verify_hash", None),  # demo has no such flag
         ),
         use_uvloop=not args.no_uvloop,
     )

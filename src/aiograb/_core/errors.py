@@ -27,6 +27,7 @@ the engine. Usage errors are separate: they end a whole run before it starts.
     │   ├── ContentError              the body is not what was asked for
     │   │   ├── TooLarge              too_large
     │   │   ├── BadEncoding           bad_encoding (Content-Encoding says gzip, the body is not)
+    │   │   ├── HashMismatch          hash_mismatch (the body's hash is not the input's)
     │   │   ├── NotAccepted           not_image, unaccepted_type, empty_body
     │   │   ├── WriteError            write_error (disk full, permissions)
     │   │   │   ├── TooManyOpenFiles  too_many_open_files (EMFILE/ENFILE; retried)
@@ -53,6 +54,7 @@ __all__ = [
     "DeadlineExceeded",
     "DiskFull",
     "HTTPStatusError",
+    "HashMismatch",
     "ImageError",
     "InputError",
     "InvalidRequest",
@@ -182,6 +184,12 @@ class BadEncoding(ContentError):
     """The body is not in the Content-Encoding the response names (fake gzip): not retried."""
 
     code = "bad_encoding"
+
+
+class HashMismatch(ContentError):
+    """The body's sha256/md5 differs from the hash column of the input (``verify_hash``)."""
+
+    code = "hash_mismatch"
 
 
 class NotAccepted(ContentError):

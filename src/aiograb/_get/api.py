@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiograb._core.config import Limits, RequestPolicy
+from aiograb._core.errors import UsageError
 from aiograb._core.loop import run_stoppable
 from aiograb._core.stats import Progress, Summary
 from aiograb._get.download import run_get
@@ -36,6 +37,7 @@ async def download_async(
     transport: Transport | None = None,
     clock: Clock | None = None,
     on_outcome: OutcomeHook | None = None,
+    verify_hash: str | None = None,
 ) -> Summary:
     """Download ``urls`` (an iterable of URLs or input rows, or a path to a URL list).
 
@@ -49,7 +51,8 @@ async def download_async(
     """
     rows: Iterable[InputRow]
     if isinstance(urls, str | os.PathLike):
-        rows = open_source(urls)
+        checked = parse_verify_hash(verify_hash)
+        rows = open_source(urls, extra_columns=[checked[0]] if checked else [])
     elif isinstance(urls, RowSource):  # keeps its line accounting for the summary
         rows = urls
     else:
@@ -69,7 +72,20 @@ async def download_async(
         transport=transport,
         clock=clock,
         on_outcome=on_outcome,
+        verify_hash=parse_verify_hash(verify_hash),
     )
+
+
+def parse_verify_hash(spec: str | None) -> tuple[str, str] | None:
+    """``"sha256"`` -> ``("sha256", "sha256")``; ``"md5_col:md5"`` -> ``("md5_col", "md5")``:
+    the input column holding the expected hash, and which hash it is (default sha256)."""
+    if spec is None:
+        return None
+    column, _, algo = spec.partition(":")
+    algo = algo.strip().lower() or "sha256"
+    if not column.strip() or algo not in ("sha256", "md5"):
+        raise UsageError(f"verify_hash must be COLUMN or COLUMN:sha256|md5, not {spec!r}")
+    return column.strip(), algo
 
 
 def download(

@@ -20,6 +20,7 @@ from yarl import URL
 
 from aiograb._core.clock import Clock, LoopClock
 from aiograb._core.config import Limits, RequestPolicy
+from aiograb._core.errors import UsageError
 from aiograb._core.fdlimit import fit_limits
 from aiograb._core.stats import Progress, Summary
 from aiograb._core.urls import url_key
@@ -79,6 +80,7 @@ async def run_get(
     on_outcome: OutcomeHook | None = None,
     progress_interval: float = 0.2,
     pipeline: StageFactory | None = None,
+    verify_hash: tuple[str, str] | None = None,
 ) -> Summary:
     """Download every URL of ``rows`` into ``out_dir``; resume what a journal there holds.
 
@@ -90,8 +92,15 @@ async def run_get(
     own_transport = transport is None
     # Before the journal opens: a bad CA bundle or cookie file is a UsageError.
     transport = transport or AiohttpTransport(limits, network=policy.network)
+    if verify_hash is not None and pipeline is not None:
+        raise UsageError("verify_hash checks the downloaded bytes: it cannot go with a pipeline")
     state = RunState(
-        rows, out_dir, retry_failed=retry_failed, on_progress=on_progress, on_outcome=on_outcome
+        rows,
+        out_dir,
+        retry_failed=retry_failed,
+        on_progress=on_progress,
+        on_outcome=on_outcome,
+        verify_hash=verify_hash,
     )
     stop = stop or asyncio.Event()
     state.on_storage_error = stop.set  # a full disk ends the run cleanly

@@ -7,8 +7,10 @@ network; everything here is plain synchronous code called from one thread.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -16,7 +18,7 @@ from itertools import islice
 from pathlib import Path
 
 from aiograb._core.content import mime_for
-from aiograb._core.errors import DiskFull, InputError, InvalidURL
+from aiograb._core.errors import DiskFull, HashMismatch, InputError, InvalidURL
 from aiograb._core.stats import (
     InputCounts,
     Progress,
@@ -95,6 +97,14 @@ def is_storage_full(exc: BaseException) -> bool:
     return (code is not None and (code & 0xFF) in full) or "disk is full" in str(exc)
 
 
+def _file_md5(path: str) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class RunState:
     """One run over one output folder. Use from a single thread; ``close`` returns the summary."""
 
@@ -106,8 +116,10 @@ class RunState:
         retry_failed: bool = False,
         on_progress: Callable[[Progress], None] | None = None,
         on_outcome: OutcomeHook | None = None,
+        verify_hash: tuple[str, str] | None = None,
     ) -> None:
         self.out = Path(out_dir)
+        self._verify_hash = verify_hash  # (input column, "sha256" | "md5")
         self._source_stats: SourceStats | None = None
         self._source: RowSource | None = None
         if isinstance(rows, RowSource):  # iterate the inner generator: one call less per row
@@ -223,6 +235,8 @@ class RunState:
         ``flush=False`` leaves the commit to the caller, who records a batch (a
         shard's rows) and commits it in one transaction."""
         progress = self.progress
+        if self._verify_hash is not None and outcome.ok:
+            self._check_hash(row, outcome, *self._verify_hash)
         if outcome.ok:
             progress.ok += 1
             progress.bytes += outcome.stored.size if outcome.stored else 0
@@ -238,6 +252,24 @@ class RunState:
             self._flush(commit_with)
         if self._on_outcome is not None:
             self._on_outcome(row, outcome)
+
+    def _check_hash(self, row: PendingRow, outcome: Outcome, column: str, algo: str) -> None:
+        """Fail an ok outcome whose stored file's hash is not the input's ``column``."""
+        stored = outcome.stored
+        extra = self.journal.lookup(row.id)[2] or {}
+        expected = str(extra.get(column) or "").strip().lower()
+        if stored is None or stored.path is None or not expected:
+            return  # nothing to check against
+        path = f"{self.sink.root_str}/{stored.path}"
+        actual = stored.sha256 if algo == "sha256" else _file_md5(path)
+        if actual == expected:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        outcome.ok, outcome.stored = False, None
+        outcome.error = HashMismatch(
+            f"{algo} of the body is {actual}, the input's {column} says {expected}", url=row.url
+        )
 
     def adopt(self, row: PendingRow, key: str) -> bool:
         """Record a pending row of an earlier run as ok when its file is already in
