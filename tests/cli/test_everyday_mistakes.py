@@ -143,3 +143,27 @@ def test_summary_says_when_the_per_host_limit_held_the_run_back(tmp_path: Path) 
     assert line.startswith("  per-host limit 4 held requests back ")
     assert "raise --per-host" in line
     assert "per-host limit" not in free.stdout
+
+
+# -- item 23 (part): crawl to a dataset with the alt text as caption --------------------
+
+
+def test_crawl_caption_from_alt(tmp_path: Path, server: RunningServer) -> None:
+    import tarfile
+
+    out = tmp_path / "ds"
+    result = aiograb_cli(
+        "crawl", server.url("/html/1"), "-o", out, "-q", "--depth", "0",
+        "--output-format", "webdataset", "--caption-from", "alt", "--workers", "1",
+    )  # fmt: skip
+    assert result.returncode in (0, 1), result.stderr
+    captions: dict[str, str] = {}
+    for shard in sorted(out.glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            for member in tar.getmembers():
+                if member.name.endswith(".txt"):
+                    data = tar.extractfile(member)
+                    assert data is not None
+                    captions[member.name] = data.read().decode()
+    assert captions, result.stdout
+    assert all(text.startswith("image ") for text in captions.values()), captions

@@ -189,6 +189,13 @@ def add_parser(sub: Any) -> None:
     )
     add_request_options(p)
     add_image_options(p, output_flag="--output-format", captions=False)
+    p.add_argument(
+        "--caption-from",
+        choices=("alt",),
+        default=None,
+        help="write each image's alt text as its caption ({key}.txt in webdataset "
+        "shards, the caption column of parquet ones), e.g. --caption-from alt",
+    )
     add_output_options(p)
     p.set_defaults(func=cmd_crawl)
 
@@ -216,6 +223,8 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     limits, policy = request_config(args)
     options = _crawl_options(args)
     seeds = list(_seeds(args.seeds))  # reads the files now: a missing one is a usage error
+    # An image row of a crawl carries the page it was found on and its alt text.
+    args.caption_column = "alt" if args.caption_from == "alt" else None
     pipeline = pipeline_from_args(args, [])
     from aiograb._cli.logmode import progress_log
 
