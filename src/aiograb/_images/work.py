@@ -338,6 +338,13 @@ def process(data: bytes | str, opts: ImageOptions) -> Processed:
         info["phash"] = dhash(img)
     data_out = _encode(img, ext, opts.quality)
     info.update(width=img.width, height=img.height, original_width=ow, original_height=oh)
+    # format and mode describe what is stored; the downloaded image's go under original_*.
+    info.update(
+        original_format=info["format"],
+        original_mode=info["mode"],
+        format=_PIL_FORMAT[ext].lower(),
+        mode=img.mode,
+    )
     return Processed(data_out, ext, info)
 
 
