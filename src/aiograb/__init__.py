@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         ProxyError,
         RedirectError,
         RequestError,
+        RobotsTagDisallowed,
         Timeout,
         TLSCertificateError,
         TLSError,
@@ -64,14 +65,15 @@ if TYPE_CHECKING:
         UsageError,
         WriteError,
     )
+    from aiograb._core.models import InputRow, Request
     from aiograb._core.stats import Progress, Summary
     from aiograb._crawl.api import crawl, crawl_async
     from aiograb._crawl.options import CrawlOptions
     from aiograb._crawl.run import CrawlSummary
-    from aiograb._fetch.fetcher import Request
     from aiograb._get.api import download, download_async
-    from aiograb._get.sources import InputRow, open_source
-    from aiograb._http.aiohttp_transport import AiohttpTransport, ResponseStream, Transport
+    from aiograb._get.sources import open_source
+    from aiograb._http.aiohttp_transport import AiohttpTransport
+    from aiograb._http.base import ResponseStream, Transport
     from aiograb._images.pipeline import ImagePipeline
     from aiograb._images.work import ImageOptions
 
@@ -117,6 +119,7 @@ __all__ = [
     "ResponseStream",
     "Result",
     "RetryPolicy",
+    "RobotsTagDisallowed",
     "Summary",
     "TLSCertificateError",
     "TLSError",
@@ -175,6 +178,7 @@ _LAZY: dict[str, str] = {
     "TLSError": "aiograb._core.errors",
     "RedirectError": "aiograb._core.errors",
     "RequestError": "aiograb._core.errors",
+    "RobotsTagDisallowed": "aiograb._core.errors",
     "Timeout": "aiograb._core.errors",
     "TooLarge": "aiograb._core.errors",
     "TransportError": "aiograb._core.errors",
@@ -187,14 +191,14 @@ _LAZY: dict[str, str] = {
     "crawl_async": "aiograb._crawl.api",
     "CrawlOptions": "aiograb._crawl.options",
     "CrawlSummary": "aiograb._crawl.run",
-    "Request": "aiograb._fetch.fetcher",
+    "Request": "aiograb._core.models",
     "download": "aiograb._get.api",
     "download_async": "aiograb._get.api",
-    "InputRow": "aiograb._get.sources",
+    "InputRow": "aiograb._core.models",
     "open_source": "aiograb._get.sources",
     "AiohttpTransport": "aiograb._http.aiohttp_transport",
-    "ResponseStream": "aiograb._http.aiohttp_transport",
-    "Transport": "aiograb._http.aiohttp_transport",
+    "ResponseStream": "aiograb._http.base",
+    "Transport": "aiograb._http.base",
     "ImagePipeline": "aiograb._images.pipeline",
     "ImageOptions": "aiograb._images.work",
 }

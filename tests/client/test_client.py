@@ -43,6 +43,7 @@ def test_public_api_is_what_we_mean_to_export() -> None:
         "ProxyError", "TLSError", "TLSCertificateError",
         "HTTPStatusError",
         "RedirectError", "ContentError", "TooLarge", "NotAccepted", "WriteError",
+        "RobotsTagDisallowed",
         "DeadlineExceeded", "UsageError", "InputError",
         # the image pipeline
         "ImagePipeline", "ImageOptions", "ImageError",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from aiograb import FakeClock, Limits, RequestPolicy, RetryPolicy, Summary, Timeouts, download_async
-from aiograb._get.sources import InputRow
+from aiograb._core.models import InputRow
 from aiograb.testing import RunningServer, file_bytes, flaky_image_index, image_bytes
 from tests.helpers import by_url, closed_port, manifest, run
 

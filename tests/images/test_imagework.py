@@ -9,7 +9,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from aiograb import ImageOptions
+from aiograb import ImageOptions, UsageError
 from aiograb._images.work import ImageFailure, dhash, handle, process, target_size
 from aiograb.testing import image_bytes
 
@@ -202,9 +202,9 @@ def test_dhash_sees_near_duplicates_and_tells_different_pictures_apart() -> None
 
 
 def test_options_are_validated() -> None:
-    with pytest.raises(ValueError, match="resize"):
+    with pytest.raises(UsageError, match="resize"):
         ImageOptions(resize="stretch")
-    with pytest.raises(ValueError, match="encode"):
+    with pytest.raises(UsageError, match="encode"):
         ImageOptions(encode="bmp")
-    with pytest.raises(ValueError, match="quality"):
+    with pytest.raises(UsageError, match="quality"):
         ImageOptions(quality=0)

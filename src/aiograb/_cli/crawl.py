@@ -138,13 +138,6 @@ def add_parser(sub: Any) -> None:
         "--ignore-robots", action="store_true", help="do not obey robots.txt (the summary says so)"
     )
     g.add_argument(
-        "--user-agent-token",
-        default="aiograb",
-        metavar="TOKEN",
-        help="product token robots.txt groups are matched by (RFC 9309; default %(default)s),"
-        " e.g. --user-agent-token mybot",
-    )
-    g.add_argument(
         "--image-scope",
         choices=SCOPES,
         default="any",
@@ -272,7 +265,6 @@ def _crawl_options(args: argparse.Namespace) -> CrawlOptions:
         all_sizes=args.all_sizes,
         pages_only=args.pages_only,
         graph_format=args.format,
-        user_agent_token=args.user_agent_token,
         image_scope=args.image_scope,
         image_include=tuple(args.image_include),
         image_exclude=tuple(args.image_exclude),

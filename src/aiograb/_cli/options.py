@@ -23,9 +23,11 @@ from typing import Any, TextIO
 from aiograb._cli.network import add_network_options, network_from_args
 from aiograb._core.config import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_DISALLOWED_HEADER_DIRECTIVES,
     DEFAULT_MAX_BYTES,
     DEFAULT_PER_HOST,
     DEFAULT_USER_AGENT,
+    DEFAULT_USER_AGENT_TOKEN,
     Limits,
     RequestPolicy,
     RetryPolicy,
@@ -170,6 +172,22 @@ def _add_policy(g: argparse._ArgumentGroup) -> None:
     g.add_argument(
         "--user-agent", default=DEFAULT_USER_AGENT, help="User-Agent header (default names aiograb)"
     )
+    g.add_argument(
+        "--user-agent-token",
+        default=DEFAULT_USER_AGENT_TOKEN,
+        metavar="TOKEN",
+        help="the product token robots rules name us by (RFC 9309): robots.txt groups "
+        "(crawl) and 'X-Robots-Tag: aiograb: noai' (default %(default)s; "
+        "e.g. --user-agent-token mybot)",
+    )
+    g.add_argument(
+        "--disallowed-header-directives",
+        default=",".join(DEFAULT_DISALLOWED_HEADER_DIRECTIVES),
+        metavar="LIST",
+        help="X-Robots-Tag directives (for all agents or for --user-agent-token) that "
+        "forbid keeping a body: its row is x_robots_tag; '' honours none "
+        "(default %(default)s; e.g. --disallowed-header-directives noai,noimageai)",
+    )
 
 
 def request_config(args: argparse.Namespace) -> tuple[Limits, RequestPolicy]:
@@ -191,6 +209,8 @@ def request_config(args: argparse.Namespace) -> tuple[Limits, RequestPolicy]:
         accept=args.accept,
         headers=dict(args.header),
         user_agent=args.user_agent,
+        user_agent_token=args.user_agent_token,
+        disallowed_header_directives=tuple(args.disallowed_header_directives.split(",")),
         network=network_from_args(args),
     )
     return limits, policy

@@ -17,8 +17,9 @@ from aiograb._client.budget import ExtraBudget
 from aiograb._client.latency import Latencies
 from aiograb._core.config import Hedge
 from aiograb._core.errors import InvalidRequest, InvalidURL, RequestError
+from aiograb._core.models import Outcome, Request
 from aiograb._core.urls import parse_url
-from aiograb._fetch.fetcher import Fetcher, Outcome, Request
+from aiograb._fetch.fetcher import Fetcher
 from aiograb._store.sinks import MemorySink
 
 __all__ = ["Call", "Calls"]

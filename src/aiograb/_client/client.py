@@ -31,13 +31,16 @@ from aiograb._client.calls import Call, Calls
 from aiograb._core.clock import Clock, LoopClock
 from aiograb._core.config import Budget, Hedge, Limits, Network, RequestPolicy
 from aiograb._core.errors import DeadlineExceeded, RequestError, UsageError
-from aiograb._fetch.fetcher import Fetcher, Outcome, Request
+from aiograb._core.models import Outcome, Request
+from aiograb._fetch.fetcher import Fetcher
 from aiograb._fetch.politeness import Politeness
-from aiograb._http.aiohttp_transport import AiohttpTransport, Transport
+from aiograb._http.aiohttp_transport import AiohttpTransport
+from aiograb._http.base import Transport
 
 __all__ = ["SERVICE_LIMITS", "Client", "ClientStatistics", "Response", "Result", "open_client"]
 
-CLIENT_POLICY = RequestPolicy(accept="any")
+# Any content type, and X-Robots-Tag ignored: an API's answer is not a page to index.
+CLIENT_POLICY = RequestPolicy(accept="any", disallowed_header_directives=())
 # A service calls its own backends, often one load-balanced name: only the total bounds it.
 SERVICE_LIMITS = Limits(per_host=0)
 
@@ -324,7 +327,8 @@ async def open_client(
 
     ``limits`` defaults to ``SERVICE_LIMITS``: no per-host limit (also when
     ``Limits.per_host`` is left unset), only ``concurrency`` in flight in total.
-    ``policy`` defaults to accepting any content type. ``hedge`` sends a second
+    ``policy`` defaults to accepting any content type and ignoring X-Robots-Tag
+    (``accept="any", disallowed_header_directives=()``). ``hedge`` sends a second
     copy of a slow idempotent request.
     ``budget`` caps retries and hedges together per host (default
     ``hedge.budget``, else 5 % of requests over 10 s).

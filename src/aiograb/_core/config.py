@@ -7,6 +7,7 @@ its flags and the library takes them as keyword arguments.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -18,9 +19,11 @@ __all__ = [
     "DEFAULT_ACCEPT",
     "DEFAULT_BUDGET",
     "DEFAULT_CONCURRENCY",
+    "DEFAULT_DISALLOWED_HEADER_DIRECTIVES",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_PER_HOST",
     "DEFAULT_USER_AGENT",
+    "DEFAULT_USER_AGENT_TOKEN",
     "ENGINES",
     "PROXY_SCHEMES",
     "Budget",
@@ -44,6 +47,12 @@ DEFAULT_ACCEPT = "image"
 # A body this large is almost never an image anyone wants, and in memory (the
 # client API) it would hurt: refuse it as ``too_large``. 0 lifts the limit.
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+# X-Robots-Tag directives that forbid storing a body, as img2dataset has them:
+# a site that says "noai" or "noindex" did not agree to be in a dataset.
+DEFAULT_DISALLOWED_HEADER_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
+# The product token robots rules address us by (RFC 9309; "aiograb: noai").
+DEFAULT_USER_AGENT_TOKEN = "aiograb"
+_TOKEN = re.compile(r"[A-Za-z_-]+")
 # The engines of ``get``: one event loop (the default), and the two blocking ones it
 # is measured against (``aiograb bench``): a thread pool, one request at a time.
 ENGINES = ("async", "threads", "sync")
@@ -71,7 +80,7 @@ class Limits:
 
     def __post_init__(self) -> None:
         _check(1 <= self.concurrency <= 100_000, "concurrency must be between 1 and 100000")
-        _check(self.per_host is None or self.per_host >= 0, "per-host must be >= 0 (0 = unlimited)")
+        _check(self.per_host is None or self.per_host >= 0, "per_host must be >= 0 (0 = unlimited)")
         _check(self.rate >= 0, "rate must be >= 0 (0 = unlimited)")
 
     def host_limit(self, default: int = DEFAULT_PER_HOST) -> int:
@@ -87,8 +96,8 @@ class Timeouts:
     connect: float = 10.0
 
     def __post_init__(self) -> None:
-        _check(self.total > 0, "timeout must be > 0")
-        _check(self.connect > 0, "connect timeout must be > 0")
+        _check(self.total > 0, "Timeouts.total must be > 0")
+        _check(self.connect > 0, "Timeouts.connect must be > 0")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -179,12 +188,29 @@ class RequestPolicy:
     accept: str = DEFAULT_ACCEPT  # "image", "any", or comma-separated MIME types
     headers: Mapping[str, str] = field(default_factory=dict)
     user_agent: str = DEFAULT_USER_AGENT
+    # A response whose X-Robots-Tag names one of these (for all agents, or for
+    # ``user_agent_token``) is not stored: its row is ``x_robots_tag``. () disables.
+    disallowed_header_directives: tuple[str, ...] = DEFAULT_DISALLOWED_HEADER_DIRECTIVES
+    user_agent_token: str = DEFAULT_USER_AGENT_TOKEN
     network: Network = field(default_factory=Network)
 
     def __post_init__(self) -> None:
-        _check(0 <= self.max_redirects <= 100, "max-redirects must be between 0 and 100")
-        _check(self.max_bytes >= 0, "max-bytes must be >= 0 (0 = unlimited)")
+        _check(0 <= self.max_redirects <= 100, "max_redirects must be between 0 and 100")
+        _check(self.max_bytes >= 0, "max_bytes must be >= 0 (0 = unlimited)")
         _check(bool(self.accept.strip()), "accept must not be empty")
+        _check(
+            bool(_TOKEN.fullmatch(self.user_agent_token)),
+            f"user_agent_token must be letters, '-' and '_' only, not {self.user_agent_token!r}",
+        )
+        directives = self.disallowed_header_directives
+        if isinstance(directives, str):  # "noai,noindex" is taken as it is meant
+            directives = tuple(directives.split(","))
+        directives = tuple(d.strip().lower() for d in directives if d.strip())
+        _check(
+            all(_TOKEN.fullmatch(d) for d in directives),
+            f"disallowed_header_directives must be directive names, not {directives!r}",
+        )
+        object.__setattr__(self, "disallowed_header_directives", directives)
 
 
 # The share of extra attempts (retries and hedges) a backend may get over requests,

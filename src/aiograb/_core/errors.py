@@ -29,6 +29,7 @@ the engine. Usage errors are separate: they end a whole run before it starts.
     │   │   ├── BadEncoding           bad_encoding (Content-Encoding says gzip, the body is not)
     │   │   ├── HashMismatch          hash_mismatch (the body's hash is not the input's)
     │   │   ├── NotAccepted           not_image, unaccepted_type, empty_body
+    │   │   ├── RobotsTagDisallowed   x_robots_tag (an X-Robots-Tag directive forbids it)
     │   │   ├── WriteError            write_error (disk full, permissions)
     │   │   │   ├── TooManyOpenFiles  too_many_open_files (EMFILE/ENFILE; retried)
     │   │   │   └── DiskFull          disk_full (ENOSPC, EDQUOT: the run stops; retried next run)
@@ -64,6 +65,7 @@ __all__ = [
     "ProxyError",
     "RedirectError",
     "RequestError",
+    "RobotsTagDisallowed",
     "TLSCertificateError",
     "TLSError",
     "Timeout",
@@ -161,8 +163,11 @@ class ProtocolError(TransportError):
 class HTTPStatusError(RequestError):
     """A final status that is not a success. 408, 429 and 5xx are retried."""
 
-    def __init__(self, status: int, *, url: str = "", retry_after: float | None = None) -> None:
-        super().__init__(f"HTTP {status}", url=url, code=f"http_{status}")
+    def __init__(
+        self, status: int, *, url: str = "", retry_after: float | None = None, detail: str = ""
+    ) -> None:
+        message = f"HTTP {status} ({detail})" if detail else f"HTTP {status}"
+        super().__init__(message, url=url, code=f"http_{status}")
         self.status = status
         self.retry_after = retry_after
         self.retryable = status in (408, 429) or status >= 500
@@ -174,6 +179,12 @@ class RedirectError(RequestError):
 
 class ContentError(RequestError):
     code = "content_error"
+
+
+class RobotsTagDisallowed(ContentError):
+    """The response's ``X-Robots-Tag`` names a directive of ``disallowed_header_directives``."""
+
+    code = "x_robots_tag"
 
 
 class TooLarge(ContentError):

@@ -26,6 +26,7 @@ from yarl import URL
 from aiograb._core.clock import Clock
 from aiograb._core.config import Limits, RequestPolicy
 from aiograb._core.errors import ContentError, InvalidURL, NotAccepted, RequestError, TooLarge
+from aiograb._core.models import Outcome, Request, Stored
 from aiograb._core.stats import Progress
 from aiograb._core.urls import host_of, url_key
 from aiograb._crawl.datauri import save_data_uri
@@ -34,13 +35,13 @@ from aiograb._crawl.frontier import Discovery, Frontier, data_key
 from aiograb._crawl.options import CrawlOptions
 from aiograb._crawl.robots import MAX_ROBOTS_BYTES, Robots
 from aiograb._crawl.scope import Scope, Verdict, normalize_url
-from aiograb._fetch.fetcher import Fetcher, Outcome, Request
+from aiograb._fetch.fetcher import Fetcher
 from aiograb._fetch.politeness import Politeness
 from aiograb._get.download import DownloadHandler
 from aiograb._get.runstate import RunState
-from aiograb._http.aiohttp_transport import Transport
+from aiograb._http.base import Transport
 from aiograb._store.journal import NewRow, PendingRow
-from aiograb._store.sinks import MemorySink, Stored
+from aiograb._store.sinks import MemorySink
 
 __all__ = ["EXPANDING", "CrawlHandler", "Fetchers"]
 
@@ -68,11 +69,13 @@ class Fetchers:
         self.max_bytes = policy.max_bytes
         self.image = Fetcher(transport, self.politeness, policy, clock)
         by_kind = {}
+        # X-Robots-Tag guards what is kept (images), not the pages and robots.txt read.
+        read = dataclasses.replace(policy, disallowed_header_directives=())
         for kind, accept in _ACCEPT.items():
-            p = dataclasses.replace(policy, accept=accept, max_bytes=max_page)
+            p = dataclasses.replace(read, accept=accept, max_bytes=max_page)
             by_kind[kind] = Fetcher(transport, self.politeness, p, clock)
         self.by_kind = by_kind
-        robots = dataclasses.replace(policy, accept="any", max_bytes=MAX_ROBOTS_BYTES)
+        robots = dataclasses.replace(read, accept="any", max_bytes=MAX_ROBOTS_BYTES)
         self.robots = Fetcher(transport, self.politeness, robots, clock)
 
     @property

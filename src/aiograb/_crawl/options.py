@@ -50,7 +50,6 @@ class CrawlOptions:
     all_sizes: bool = False  # every srcset candidate, not just the largest
     pages_only: bool = False  # crawl pages and record the graph; download no image
     graph_format: str = "jsonl"  # pages.jsonl, or graph.csv with one edge a line
-    user_agent_token: str = "aiograb"  # the product token robots.txt groups are matched by
     image_scope: str = "any"  # host | domain | any: which hosts images are fetched from
     image_include: tuple[str, ...] = ()  # regexes: fetch only image URLs matching one
     image_exclude: tuple[str, ...] = ()  # regexes: never fetch image URLs matching one
@@ -65,10 +64,6 @@ class CrawlOptions:
         _check(self.max_page_bytes >= 1024, "max-page-bytes must be at least 1K")
         _check(self.graph_format in GRAPH_FORMATS, "format must be jsonl or csv")
         _check(self.image_scope in SCOPES, f"image_scope must be one of {', '.join(SCOPES)}")
-        _check(
-            re.fullmatch(r"[A-Za-z_-]+", self.user_agent_token) is not None,
-            "user_agent_token must be letters, '_' and '-' only (RFC 9309), e.g. aiograb",
-        )
         for pattern in (*self.include, *self.exclude, *self.image_include, *self.image_exclude):
             try:
                 re.compile(pattern)

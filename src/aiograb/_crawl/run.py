@@ -23,7 +23,8 @@ from aiograb._get.download import DownloadHandler
 from aiograb._get.engine import Engine, Stage, StageFactory
 from aiograb._get.runstate import RunState
 from aiograb._http.addresses import address_policy
-from aiograb._http.aiohttp_transport import AiohttpTransport, Transport
+from aiograb._http.aiohttp_transport import AiohttpTransport
+from aiograb._http.base import Transport
 from aiograb._store.crawl import CrawlTables
 from aiograb._store.graph import GRAPH_NAMES, write_graph
 from aiograb._store.journal import NewRow
@@ -125,7 +126,7 @@ async def run_crawl(
         fetchers.robots,
         tables,
         fetchers.politeness,
-        options.user_agent_token,  # robots.txt groups are matched by the product token
+        policy.user_agent_token,  # robots.txt groups, like X-Robots-Tag, by the product token
         obey=options.obey_robots,
         on_sitemaps=add_sitemaps if options.sitemaps else None,
     )

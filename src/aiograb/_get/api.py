@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING
 from aiograb._core.config import Limits, RequestPolicy
 from aiograb._core.errors import UsageError
 from aiograb._core.loop import run_stoppable
+from aiograb._core.models import InputRow
 from aiograb._core.stats import Progress, Summary
 from aiograb._get.download import run_get
-from aiograb._get.sources import InputRow, RowSource, open_source
+from aiograb._get.sources import RowSource, open_source
 
 if TYPE_CHECKING:
     from aiograb._core.clock import Clock
     from aiograb._get.runstate import OutcomeHook
-    from aiograb._http.aiohttp_transport import Transport
+    from aiograb._http.base import Transport
     from aiograb._images.pipeline import ImagePipeline
 
 __all__ = ["download", "download_async"]
@@ -96,6 +97,7 @@ def download(
     policy: RequestPolicy | None = None,
     retry_failed: bool = False,
     pipeline: ImagePipeline | None = None,
+    transport: Transport | None = None,
 ) -> Summary:
     """Blocking ``download_async`` on a fresh event loop (uvloop when installed).
 
@@ -116,5 +118,6 @@ def download(
             retry_failed=retry_failed,
             stop=stop,
             pipeline=pipeline,
+            transport=transport,
         )
     )

@@ -22,14 +22,15 @@ from aiograb._core.clock import Clock, LoopClock
 from aiograb._core.config import Limits, RequestPolicy
 from aiograb._core.errors import UsageError
 from aiograb._core.fdlimit import fit_limits
+from aiograb._core.models import InputRow, Request
 from aiograb._core.stats import Progress, Summary
 from aiograb._core.urls import url_key
-from aiograb._fetch.fetcher import Fetcher, Request
+from aiograb._fetch.fetcher import Fetcher
 from aiograb._fetch.politeness import Politeness
 from aiograb._get.engine import Engine, Stage, StageFactory
 from aiograb._get.runstate import OutcomeHook, RunState
-from aiograb._get.sources import InputRow
-from aiograb._http.aiohttp_transport import AiohttpTransport, Transport
+from aiograb._http.aiohttp_transport import AiohttpTransport
+from aiograb._http.base import Transport
 from aiograb._store.journal import PendingRow
 
 __all__ = ["DownloadHandler", "run_get"]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from aiograb._core.content import mime_for
 from aiograb._core.errors import DiskFull, HashMismatch, InputError, InvalidURL
+from aiograb._core.models import InputRow, Outcome
 from aiograb._core.stats import (
     InputCounts,
     Progress,
@@ -28,8 +29,7 @@ from aiograb._core.stats import (
     peak_rss_mb,
 )
 from aiograb._core.urls import normalize
-from aiograb._fetch.fetcher import Outcome
-from aiograb._get.sources import InputRow, RowSource, SourceStats
+from aiograb._get.sources import RowSource, SourceStats
 from aiograb._store.check import ensure_output_folder
 from aiograb._store.journal import JOURNAL_NAME, Journal, NewRow, PendingRow
 from aiograb._store.lock import OutputLock

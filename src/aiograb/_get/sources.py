@@ -44,12 +44,13 @@ import os
 import re
 import sys
 import zlib
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Final, cast
 
 from aiograb._core.errors import InputError
+from aiograb._core.models import InputRow
 
 __all__ = [
     "FORMATS",
@@ -101,26 +102,6 @@ _PARQUET_BATCH: Final = 16_384
 _json_decode: Final = json.JSONDecoder().decode  # json.loads re-checks its options every call
 MAX_RECORD_BYTES: Final = 64 * 1024  # a URL line longer than this is not a URL
 _DRAIN_BYTES: Final = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class InputRow:
-    """One record of the input.
-
-    ``line`` is the 1-based line number (txt, jsonl), the physical line where
-    the record starts (csv, tsv) or the row number (parquet). ``url`` is the
-    stripped URL text; for undecodable bytes a readable form with ``\\x..``
-    escapes. ``error`` is None or a row error class (see the module docstring).
-    ``extra`` maps each requested extra column to its value as read (None
-    where absent; undecodable bytes in a csv cell shown as ``\\x..``), or is
-    None when no extra columns were asked for.
-    """
-
-    line: int
-    url: str
-    error: str | None = None
-    extra: Mapping[str, Any] | None = None
-    message: str | None = None  # why the row is an error, in our words (None: the default)
 
 
 @dataclass(slots=True)

@@ -18,7 +18,7 @@ import ipaddress
 from collections.abc import Iterable
 
 from aiograb._core.errors import BlockedAddress
-from aiograb._http.aiohttp_transport import AddressPolicy
+from aiograb._http.base import AddressPolicy
 
 __all__ = ["BLOCKED_NETWORKS", "address_policy", "embedded_ipv4", "is_blocked_address"]
 
@@ -98,7 +98,7 @@ def address_policy(allowed_hosts: Iterable[str] = ()) -> AddressPolicy:
             return
         raise BlockedAddress(
             f"{host} resolves to {address}, a private, loopback or link-local address "
-            "(use --allow-private to crawl it)"
+            "(allow_private=True allows it)"
         )
 
     return check

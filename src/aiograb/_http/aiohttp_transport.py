@@ -1,9 +1,9 @@
 """The single seam between aiograb and its HTTP client (aiohttp).
 
-The engine asks a ``Transport`` to ``send`` one request and reads the body in
-chunks; it never sees an aiohttp object or exception. Every foreign error is
-translated here, once, into the ``RequestError`` tree (most specific first).
-Tests of pure logic can pass any object with the same two methods.
+``AiohttpTransport`` implements ``_http.base.Transport``: the fetcher asks it to
+``send`` one request and reads the body in chunks; it never sees an aiohttp
+object or exception. Every foreign error is translated here, once, into the
+``RequestError`` tree (most specific first).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import asyncio
 import re
 import socket
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
@@ -35,6 +35,7 @@ from aiograb._core.errors import (
     TLSError,
     Truncated,
 )
+from aiograb._http.base import AddressPolicy, Headers, ResponseStream, Transport
 from aiograb._http.network import (
     Proxy,
     ProxyRoutes,
@@ -46,44 +47,10 @@ from aiograb._http.network import (
 )
 from aiograb._http.resolver import ThreadlessResolver
 
-__all__ = ["AddressPolicy", "AiohttpTransport", "ResponseStream", "Transport"]
+# AddressPolicy, ResponseStream and Transport live in _http.base; re-exported for older imports.
+__all__ = ["AddressPolicy", "AiohttpTransport", "ResponseStream", "Transport", "translate"]
 
 CHUNK = 64 * 1024
-
-# Called with (host, address) right before connecting to ``address``, the address
-# actually connected to (so DNS rebinding cannot get around it); raises
-# ``BlockedAddress`` to refuse.
-AddressPolicy = Callable[[str, str], None]
-
-
-class ResponseStream(Protocol):
-    status: int
-    headers: Mapping[str, str]
-    url: str
-
-    async def read_chunk(self) -> bytes:
-        """The next piece of the body; ``b""`` at the end."""
-        ...
-
-    async def read_all(self) -> bytes:
-        """The whole (rest of the) body at once: for small bodies of known length."""
-        ...
-
-
-class Transport(Protocol):
-    def send(
-        self,
-        method: str,
-        url: URL,
-        *,
-        headers: Mapping[str, str],
-        body: bytes | None,
-        timeouts: Timeouts,
-    ) -> Any:
-        """An async context manager yielding a ``ResponseStream``."""
-        ...
-
-    async def aclose(self) -> None: ...
 
 
 def translate(exc: BaseException, url: str) -> BaseException:
@@ -116,7 +83,7 @@ def translate(exc: BaseException, url: str) -> BaseException:
     if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.SocketTimeoutError):
         return Timeout(str(exc) or "timed out", url=url)
     if isinstance(exc, TimeoutError):
-        return Timeout("deadline exceeded (--timeout)", url=url)
+        return Timeout("deadline exceeded (timeouts.total)", url=url)
     if isinstance(exc, aiohttp.ClientPayloadError):
         # aiohttp keeps the connection error only in the message when the peer
         # reset the connection mid-body (a clean close leaves it out).
@@ -181,7 +148,7 @@ class _Stream:
         self._resp = resp
         self._url = url
         self.status = resp.status
-        self.headers: Mapping[str, str] = resp.headers
+        self.headers: Headers = resp.headers
         self.url = str(resp.url)
 
     async def read_chunk(self) -> bytes:

@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from aiograb._core.content import extension_for
-from aiograb._core.errors import ImageError, RequestError
+from aiograb._core.errors import ImageError, RequestError, UsageError
+from aiograb._core.models import Outcome, Stored
 from aiograb._core.urls import url_key
-from aiograb._fetch.fetcher import Outcome, SinkFactory
+from aiograb._fetch.fetcher import SinkFactory
 from aiograb._get.engine import Stage
 from aiograb._get.runstate import RunState
 from aiograb._images.defaults import (
@@ -57,7 +58,6 @@ from aiograb._images.staging import StagingSink, discard
 from aiograb._images.work import ImageOptions
 from aiograb._images.workers import PoolStatistics, WorkerPool
 from aiograb._store.journal import PendingRow
-from aiograb._store.sinks import Stored
 
 __all__ = ["DEDUP_MODES", "OUTPUT_FORMATS", "ImagePipeline"]
 
@@ -159,16 +159,16 @@ class ImagePipeline:
         handler: str | os.PathLike[str] | None = None,
     ) -> None:
         if output not in OUTPUT_FORMATS:
-            raise ValueError(f"output must be one of {', '.join(OUTPUT_FORMATS)}")
+            raise UsageError(f"output must be one of {', '.join(OUTPUT_FORMATS)}")
         if dedup not in DEDUP_MODES:
-            raise ValueError(f"dedup must be one of {', '.join(DEDUP_MODES)}")
+            raise UsageError(f"dedup must be one of {', '.join(DEDUP_MODES)}")
         if shard_size < 1:
-            raise ValueError("shard_size must be >= 1")
+            raise UsageError("shard_size must be >= 1")
         if not 0 <= phash_distance <= 15:
-            raise ValueError("phash_distance must be between 0 and 15")
+            raise UsageError("phash_distance must be between 0 and 15")
         self.workers = workers if workers is not None else default_workers()
         if self.workers < 1:
-            raise ValueError("workers must be >= 1")
+            raise UsageError("workers must be >= 1")
         options = options or ImageOptions()
         self.options = replace(options, phash=options.phash or dedup == "perceptual")
         self.output = output
@@ -256,15 +256,15 @@ class _ImageStage:
     def _make_output(self, known: set[str]) -> Output:
         root, p = self._state.out, self._p
         if p.output == "files":
-            return FilesOutput(root, lambda held: self._state.record(*held))
+            return FilesOutput(root, lambda h: self._state.record(h.row, h.outcome, h.key))
         if p.output == "webdataset":
             return TarShards(root, p.shard_size, self._commit, known)
         extra = [c for c in p.extra_columns if c != p.caption_column]
         return ParquetShards(root, p.shard_size, self._commit, known, extra)
 
     def _commit(self, items: list[Held]) -> None:
-        for row, outcome, key in items:
-            self._state.record(row, outcome, key, flush=False)
+        for held in items:
+            self._state.record(held.row, held.outcome, held.key, flush=False)
         self._journal.flush()
 
     def close(self) -> None:
@@ -363,7 +363,7 @@ class _ImageStage:
             caption = (extra or {}).get(self._p.caption_column or "")
             sample.caption = None if caption is None else str(caption)
         outcome.info = info
-        location = self._output.store((row, outcome, key), sample)
+        location = self._output.store(Held(row, outcome, key), sample)
         size = outcome.stored.size if outcome.stored else 0
         info_w, info_h = info.get("width"), info.get("height")
         return _Entry(row.id, location, size, info_w, info_h, key)
@@ -393,4 +393,4 @@ class _ImageStage:
         if self._shards:
             info["key"] = seen.key
         outcome.info = info
-        self._output.attach(seen.location, (row, outcome, key))
+        self._output.attach(seen.location, Held(row, outcome, key))

@@ -77,6 +77,14 @@ class ImageFailure(Exception):
         self.code = code
 
 
+def _usage_error(message: str) -> Exception:
+    # Imported here, not at the top: a worker loads this file without the package,
+    # and it only ever sees options that were validated in the parent already.
+    from aiograb._core.errors import UsageError
+
+    return UsageError(message)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ImageOptions:
     """What to check and how to transform each image.
@@ -102,15 +110,15 @@ class ImageOptions:
 
     def __post_init__(self) -> None:
         if self.resize not in RESIZE_MODES:
-            raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}")
+            raise _usage_error(f"resize must be one of {', '.join(RESIZE_MODES)}")
         if self.encode is not None and self.encode not in ENCODINGS:
-            raise ValueError(f"encode must be one of {', '.join(ENCODINGS)}")
+            raise _usage_error(f"encode must be one of {', '.join(ENCODINGS)}")
         if self.image_size < 1:
-            raise ValueError("image_size must be >= 1")
+            raise _usage_error("image_size must be >= 1")
         if not 1 <= self.quality <= 100:
-            raise ValueError("quality must be between 1 and 100")
+            raise _usage_error("quality must be between 1 and 100")
         if self.max_pixels < 1 or self.min_size < 0 or self.max_aspect_ratio < 0:
-            raise ValueError("max_pixels must be >= 1; min_size, max_aspect_ratio >= 0")
+            raise _usage_error("max_pixels must be >= 1; min_size, max_aspect_ratio >= 0")
 
     @property
     def transforms(self) -> bool:
@@ -148,12 +156,12 @@ def _open(data: bytes | str, opts: ImageOptions) -> Image.Image:
     w, h = img.size
     if w * h > opts.max_pixels:
         raise ImageFailure(
-            "too_many_pixels", f"{w}x{h} = {w * h} pixels > --max-pixels {opts.max_pixels}"
+            "too_many_pixels", f"{w}x{h} = {w * h} pixels > max_pixels={opts.max_pixels}"
         )
     if w < 1 or h < 1:
         raise ImageFailure("corrupt_image", f"image has no pixels ({w}x{h})")
     if min(w, h) < opts.min_size:
-        raise ImageFailure("too_small", f"{w}x{h}: smaller than --min-size {opts.min_size}")
+        raise ImageFailure("too_small", f"{w}x{h}: smaller than min_size={opts.min_size}")
     ratio = max(w, h) / min(w, h)
     if opts.max_aspect_ratio and ratio > opts.max_aspect_ratio:
         raise ImageFailure(

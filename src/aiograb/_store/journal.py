@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiograb._fetch.fetcher import Outcome
+from aiograb._core.models import Outcome
 from aiograb._store.check import check_journal, journal_error
 from aiograb._store.migrations import SCHEMA_VERSION, migrate
 

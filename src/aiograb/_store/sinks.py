@@ -16,27 +16,17 @@ import hashlib
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from aiograb._core.content import STORED_EXTENSIONS, extension_for
 from aiograb._core.errors import UsageError, WriteError, write_error
+from aiograb._core.models import Stored
 
 __all__ = ["BodyWriter", "FileSink", "MemorySink", "SpoolWriter", "Stored"]
 
 SPILL_BYTES = 1 << 20
 TMP_DIR = ".aiograb-tmp"
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """What a writer committed."""
-
-    size: int
-    sha256: str
-    path: str | None = None  # relative to the output folder
-    body: bytes | None = None  # in-memory sinks only
 
 
 class BodyWriter(Protocol):
