@@ -162,9 +162,9 @@ def format_summary(s: Summary) -> str:
         )
     if s.input_error is not None:
         lines.append(f"  input stopped early: {s.input_error}")
-    lines.append(
-        f"  peak: {s.peak_threads} OS thread{'s' if s.peak_threads != 1 else ''}, "
-        f"{s.peak_rss_mb:,.0f} MB RSS"
+    lines.append(f"  peak: {_threads_line(s)}, {s.peak_rss_mb:,.0f} MB RSS")
+    lines.extend(
+        f"  {problem} (run the same command again to resume it)" for problem in s.part_errors
     )
     lines.append(f"  manifest: {s.manifest}")
     return "\n".join(lines)
@@ -183,6 +183,14 @@ def _resumed_line(s: Summary) -> str:
         f"  resumed {when}: {r.rows:,} rows ({r.ok:,} ok, {r.failed:,} failed), "
         f"{new:,} new this run"
     )
+
+
+def _threads_line(s: Summary) -> str:
+    """``5 OS threads (of at most loop + resolver helper + 4 IO)``, per process when several."""
+    text = f"{s.peak_threads} OS thread{'s' if s.peak_threads != 1 else ''}"
+    bound = "loop + resolver helper" + (f" + {s.io_threads} IO" if s.io_threads else "")
+    where = f" per process, {s.processes} processes" if s.processes > 1 else ""
+    return f"{text}{where} (of at most {bound})"
 
 
 def format_crawl_summary(result: CrawlSummary) -> str:

@@ -29,7 +29,8 @@ from aiograb._cli.options import (
     summary_dict,
     write_summary_json,
 )
-from aiograb._core.config import ENGINES, Limits, RequestPolicy
+from aiograb._cli.scale import SCALE_EXAMPLES, add_scale_options, run_scaled, scale_wanted
+from aiograb._core.config import DEFAULT_IO_THREADS, ENGINES, Limits, RequestPolicy
 from aiograb._get.sources import FORMATS
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def add_parser(sub: Any) -> None:
         help="download a list of URLs to files plus a manifest",
         description="Download every URL of a list (txt, csv, tsv, jsonl, parquet, "
         "optionally .gz, or - for stdin) into a folder.",
-        epilog=_EXAMPLES + "\n" + IMAGE_EXAMPLES + "\n" + NETWORK_EXAMPLES,
+        epilog=_EXAMPLES + "\n" + IMAGE_EXAMPLES + "\n" + NETWORK_EXAMPLES + "\n" + SCALE_EXAMPLES,
         formatter_class=HelpFormatter,
     )
     p.add_argument(
@@ -104,6 +105,7 @@ def add_parser(sub: Any) -> None:
     add_request_options(p)
     add_image_options(p)
     add_output_options(p)
+    add_scale_options(p)
     p.set_defaults(func=cmd_get)
 
 
@@ -198,7 +200,11 @@ def run_download(
     )
     _tune_gc()
     with display:
-        if engine == "async":
+        if scale_wanted(args):
+            summary = run_scaled(
+                args, lambda: rows, limits, policy, retry_failed, display.update, pipeline
+            )
+        elif engine == "async":
             summary = _run_async(args, rows, limits, policy, retry_failed, display, pipeline)
         else:
             summary = _run_blocking(args, rows, limits, policy, retry_failed, display, engine)
@@ -240,6 +246,7 @@ def _run_async(
             on_outcome=display.outcome,
             pipeline=pipeline,
             verify_hash=getattr(args, "verify_hash", None),  # demo has no such flag
+            io_threads=getattr(args, "io_threads", DEFAULT_IO_THREADS),
         ),
         use_uvloop=not args.no_uvloop,
     )

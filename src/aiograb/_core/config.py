@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_BUDGET",
     "DEFAULT_CONCURRENCY",
     "DEFAULT_DISALLOWED_HEADER_DIRECTIVES",
+    "DEFAULT_IO_THREADS",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_PER_HOST",
     "DEFAULT_USER_AGENT",
@@ -47,6 +48,9 @@ DEFAULT_ACCEPT = "image"
 # A body this large is almost never an image anyone wants, and in memory (the
 # client API) it would hurt: refuse it as ``too_large``. 0 lifts the limit.
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+# Threads that create, write and rename the files of ``get`` (the loop never waits for
+# the disk); fixed, whatever the concurrency. 0 stores on the loop thread.
+DEFAULT_IO_THREADS = 4
 # X-Robots-Tag directives that forbid storing a body, as img2dataset has them:
 # a site that says "noai" or "noindex" did not agree to be in a dataset.
 DEFAULT_DISALLOWED_HEADER_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")

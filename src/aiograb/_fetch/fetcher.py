@@ -360,18 +360,23 @@ class Fetcher:
                         raise error
                     outcome.headers = resp.headers
                     rules.check_robots_tag(resp.headers, request.url)
-                    reader = rules.body_reader(resp.headers, sink.open(key), request.url)
+                    writer = sink.open(key)
+                    reader = rules.body_reader(resp.headers, writer, request.url)
                     try:
                         if reader.small:  # one read, one feed: fewer awaits per file
                             reader.feed(await resp.read_all())
                         else:
                             while chunk := await resp.read_chunk():
                                 reader.feed(chunk)
-                        outcome.stored, outcome.content_type = reader.finish()
+                        stored, content_type = reader.finish()
                     except BaseException:
                         reader.abort()
                         raise
-                    return
+                    break
             finally:
                 self.politeness.release(host, slot)
-        raise rules.too_many_redirects(request.url)
+        else:
+            raise rules.too_many_redirects(request.url)
+        # The IO pool stores the file while the connection and the host's slot serve others.
+        await writer.settle()
+        outcome.stored, outcome.content_type = stored, content_type

@@ -82,11 +82,13 @@ async def run_get(
     progress_interval: float = 0.2,
     pipeline: StageFactory | None = None,
     verify_hash: tuple[str, str] | None = None,
+    io_threads: int = 0,
 ) -> Summary:
     """Download every URL of ``rows`` into ``out_dir``; resume what a journal there holds.
 
     With a ``pipeline`` (the image pipeline), each body goes through its stage
-    before it is stored and recorded.
+    before it is stored and recorded. ``io_threads`` > 0 stores files from that
+    many IO threads (``FileSink``), so the loop never waits for the disk.
     """
     limits = fit_limits(limits or Limits())
     policy = policy or RequestPolicy()
@@ -102,6 +104,7 @@ async def run_get(
         on_progress=on_progress,
         on_outcome=on_outcome,
         verify_hash=verify_hash,
+        io_threads=io_threads,
     )
     stop = stop or asyncio.Event()
     state.on_storage_error = stop.set  # a full disk ends the run cleanly

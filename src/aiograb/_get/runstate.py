@@ -117,6 +117,7 @@ class RunState:
         on_progress: Callable[[Progress], None] | None = None,
         on_outcome: OutcomeHook | None = None,
         verify_hash: tuple[str, str] | None = None,
+        io_threads: int = 0,
     ) -> None:
         self.out = Path(out_dir)
         self._verify_hash = verify_hash  # (input column, "sha256" | "md5")
@@ -132,10 +133,12 @@ class RunState:
         # Locked before anything in OUT is touched: a second run exits with one line.
         self.lock = OutputLock(self.out)
         try:
-            self.sink = FileSink(self.out)
+            self.sink = FileSink(self.out, io_threads=io_threads)
             self.sink.prepare()
             self.journal = Journal(self.out / JOURNAL_NAME)
         except BaseException:
+            if (sink := getattr(self, "sink", None)) is not None:
+                sink.close()  # its IO threads, when it has any
             self.lock.release()
             raise
         self._rows = to_journal(rows)
@@ -358,6 +361,7 @@ class RunState:
     def close(self, *, interrupted: bool, retries: int) -> Summary:
         """Commit, rewrite the manifest, close the journal; return the summary."""
         self.peaks.sample()
+        self.sink.close()
         elapsed = time.monotonic() - self._t0
         try:
             counts, errors = self._close_storage()
@@ -379,6 +383,7 @@ class RunState:
             elapsed=elapsed,
             retries=retries,
             peak_threads=self.peaks.threads,
+            io_threads=self.sink.io_threads,
             peak_rss_mb=peak_rss_mb(),
             interrupted=interrupted,
             input=self._input_counts(),

@@ -167,6 +167,10 @@ class _Shards:
         numbers = [int(m.group(1)) for p in self.root.iterdir() if (m := _SHARD_RE.match(p.name))]
         return max(numbers, default=-1) + 1
 
+    def number_from(self, first: int) -> None:
+        """Number new shards from ``first`` at least (parts of a run: part-unique names)."""
+        self._next = max(self._next, first)
+
     @property
     def _part(self) -> Path:
         assert self.name is not None

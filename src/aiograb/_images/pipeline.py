@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hashlib
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -61,6 +62,7 @@ from aiograb._store.journal import PendingRow
 
 __all__ = ["DEDUP_MODES", "OUTPUT_FORMATS", "ImagePipeline"]
 
+SHARDS_PER_PART = 1_000_000  # part k of a planned run writes shards k000000.tar, ...
 # Failures that the same bytes always give again: a duplicate of such a body fails alike.
 _DETERMINISTIC = frozenset(
     {"corrupt_image", "too_many_pixels", "too_small", "bad_aspect_ratio", "not_raster"}
@@ -181,6 +183,18 @@ class ImagePipeline:
         self.worker_timeout = worker_timeout
         self.handler = os.fspath(handler or Path(__file__).with_name("work.py"))
         self.statistics: PoolStatistics | None = None  # set when a run ends
+        self.first_shard = 0  # a part of a planned run numbers its shards from here
+
+    def shared(self, ways: int, part: int = 0) -> ImagePipeline:
+        """A copy for part ``part`` of a run with ``ways`` parts at once (``--procs``): the
+        worker processes (and the backlog) are shared out between them, at least one each,
+        and its shards are numbered from ``part * SHARDS_PER_PART`` (names unique in the run)."""
+        copied = copy.copy(self)
+        copied.first_shard = part * SHARDS_PER_PART
+        copied.workers = max(1, self.workers // ways)
+        copied.backlog = max(1, self.backlog * copied.workers // self.workers)
+        copied.statistics = None
+        return copied
 
     @property
     def needs_pool(self) -> bool:
@@ -257,10 +271,14 @@ class _ImageStage:
         root, p = self._state.out, self._p
         if p.output == "files":
             return FilesOutput(root, lambda h: self._state.record(h.row, h.outcome, h.key))
-        if p.output == "webdataset":
-            return TarShards(root, p.shard_size, self._commit, known)
         extra = [c for c in p.extra_columns if c != p.caption_column]
-        return ParquetShards(root, p.shard_size, self._commit, known, extra)
+        shards = (
+            TarShards(root, p.shard_size, self._commit, known)
+            if p.output == "webdataset"
+            else ParquetShards(root, p.shard_size, self._commit, known, extra)
+        )
+        shards.number_from(p.first_shard)
+        return shards
 
     def _commit(self, items: list[Held]) -> None:
         for held in items:

@@ -22,6 +22,7 @@ from typing import Any
 from aiograb._core.errors import InputError, UsageError
 from aiograb._store.check import check_writable_file
 from aiograb._store.journal import JOURNAL_NAME, Journal
+from aiograb._store.parts import is_parted, merged_rows
 
 __all__ = ["EXPORT_FORMATS", "export_format", "export_manifest"]
 
@@ -75,7 +76,9 @@ def export_manifest(out_dir: str | os.PathLike[str], to: str | os.PathLike[str])
     fmt = export_format(to)
     check_writable_file(to, "--to")
     journal_path = Path(out_dir) / JOURNAL_NAME
-    if not journal_path.is_file():
+
+    parted = is_parted(out_dir)
+    if not parted and not journal_path.is_file():
         raise InputError(f"{out_dir} has no {JOURNAL_NAME}: not an output folder of aiograb get")
     if fmt != "parquet":
         return _export_text(journal_path, Path(to), fmt)
@@ -87,16 +90,20 @@ def export_manifest(out_dir: str | os.PathLike[str], to: str | os.PathLike[str])
             "exporting to Parquet needs pyarrow: pip install 'aiograb[parquet]'"
         ) from exc
     types = {"bool": pa.bool_(), "int": pa.int64(), "float": pa.float64()}
-    journal = Journal(journal_path, readonly=True)
+    journal = None if parted else Journal(journal_path, readonly=True)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        return merged_rows(out_dir) if journal is None else journal.rows()
+
     try:
-        kinds = _column_kinds(journal.rows())
+        kinds = _column_kinds(rows())
         schema = pa.schema([(n, types.get(k, pa.string())) for n, k in kinds.items()])
         target = Path(to)
         tmp = target.with_name(target.name + ".part")
         n = 0
         with pq.ParquetWriter(tmp, schema) as writer:
             batch: list[dict[str, Any]] = []
-            for row in journal.rows():
+            for row in rows():
                 batch.append(_convert(row, kinds))
                 if len(batch) >= BATCH:
                     writer.write_table(pa.Table.from_pylist(batch, schema=schema))
@@ -106,7 +113,8 @@ def export_manifest(out_dir: str | os.PathLike[str], to: str | os.PathLike[str])
                 n += len(batch)
         os.replace(tmp, target)
     finally:
-        journal.close()
+        if journal is not None:
+            journal.close()
     return n
 
 
