@@ -62,6 +62,7 @@ def test_happy_path_files_are_byte_identical(server: RunningServer, tmp_path: Pa
         "manifest.jsonl",
         "aiograb-journal.sqlite",
         "aiograb-journal.sqlite-wal",
+        "aiograb.lock",  # the run lock (kept: unlinking it would race a starting run)
         "aiograb-journal.sqlite-shm",
     }
 

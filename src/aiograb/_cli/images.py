@@ -57,6 +57,12 @@ def add_image_options(
     )
     g.add_argument("--resize", choices=RESIZE_MODES, default=None, help="resize mode (default no)")
     g.add_argument(
+        "--resize-only-if-bigger",
+        action="store_true",
+        help="with --resize: keep images no larger than --image-size as they are "
+        "(img2dataset's option)",
+    )
+    g.add_argument(
         "--image-size", type=int, default=None, help="target size in pixels (default 256)"
     )
     g.add_argument(
@@ -132,7 +138,11 @@ def pipeline_from_args(args: argparse.Namespace, extra: list[str]) -> ImagePipel
         if (value := getattr(args, name)) is not None
     }  # fmt: skip
     options = ImageOptions(
-        verify=args.verify, encode=args.encode, skip_reencode=args.skip_reencode, **given
+        verify=args.verify,
+        encode=args.encode,
+        skip_reencode=args.skip_reencode,
+        resize_only_if_bigger=args.resize_only_if_bigger,
+        **given,
     )
     return ImagePipeline(
         options,

@@ -26,9 +26,13 @@ the engine. Usage errors are separate: they end a whole run before it starts.
     │   ├── RedirectError             redirect_loop, too_many_redirects, bad_redirect
     │   ├── ContentError              the body is not what was asked for
     │   │   ├── TooLarge              too_large
+    │   │   ├── BadEncoding           bad_encoding (Content-Encoding says gzip, the body is not)
+    │   │   ├── HashMismatch          hash_mismatch (the body's hash is not the input's)
     │   │   ├── NotAccepted           not_image, unaccepted_type, empty_body
     │   │   ├── RobotsTagDisallowed   x_robots_tag (an X-Robots-Tag directive forbids it)
     │   │   ├── WriteError            write_error (disk full, permissions)
+    │   │   │   ├── TooManyOpenFiles  too_many_open_files (EMFILE/ENFILE; retried)
+    │   │   │   └── DiskFull          disk_full (ENOSPC, EDQUOT: the run stops; retried next run)
     │   │   └── ImageError            corrupt_image, too_many_pixels, too_small,
     │   │                             bad_aspect_ratio, not_raster, unsupported_image,
     │   │                             worker_crashed, worker_timeout (image pipeline)
@@ -39,14 +43,19 @@ the engine. Usage errors are separate: they end a whole run before it starts.
 
 from __future__ import annotations
 
+import errno
+
 __all__ = [
     "AiograbError",
+    "BadEncoding",
     "BlockedAddress",
     "ConnectError",
     "ConnectionReset",
     "ContentError",
     "DeadlineExceeded",
+    "DiskFull",
     "HTTPStatusError",
+    "HashMismatch",
     "ImageError",
     "InputError",
     "InvalidRequest",
@@ -61,10 +70,12 @@ __all__ = [
     "TLSError",
     "Timeout",
     "TooLarge",
+    "TooManyOpenFiles",
     "TransportError",
     "Truncated",
     "UsageError",
     "WriteError",
+    "write_error",
 ]
 
 
@@ -180,12 +191,47 @@ class TooLarge(ContentError):
     code = "too_large"
 
 
+class BadEncoding(ContentError):
+    """The body is not in the Content-Encoding the response names (fake gzip): not retried."""
+
+    code = "bad_encoding"
+
+
+class HashMismatch(ContentError):
+    """The body's sha256/md5 differs from the hash column of the input (``verify_hash``)."""
+
+    code = "hash_mismatch"
+
+
 class NotAccepted(ContentError):
     code = "not_image"
 
 
 class WriteError(ContentError):
     code = "write_error"
+
+
+class TooManyOpenFiles(WriteError):
+    """Out of file descriptors (EMFILE, ENFILE) for a moment: retried, not a crash."""
+
+    code = "too_many_open_files"
+    retryable = True
+
+
+class DiskFull(WriteError):
+    """No space left (ENOSPC, EDQUOT): the run stops cleanly; the next run retries these rows."""
+
+    code = "disk_full"
+
+
+def write_error(message: str, exc: OSError) -> WriteError:
+    """The WriteError for an OSError: TooManyOpenFiles (retryable) for EMFILE/ENFILE,
+    DiskFull for ENOSPC/EDQUOT, else a plain WriteError."""
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        return TooManyOpenFiles(message)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(message)
+    return WriteError(message)
 
 
 class ImageError(ContentError):

@@ -38,6 +38,7 @@ class InputRow:
     url: str
     error: str | None = None
     extra: Mapping[str, Any] | None = None
+    message: str | None = None  # why the row is an error, in our words (None: the default)
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,5 +83,6 @@ def crawl(
             policy=policy,
             stop=stop,
             pipeline=pipeline,
-        )
+        ),
+        names=("crawl", "crawl_async"),
     )

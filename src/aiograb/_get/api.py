@@ -15,10 +15,11 @@ from aiograb._core.loop import run_stoppable
 from aiograb._core.models import InputRow
 from aiograb._core.stats import Progress, Summary
 from aiograb._get.download import run_get
-from aiograb._get.sources import open_source
+from aiograb._get.sources import RowSource, open_source
 
 if TYPE_CHECKING:
     from aiograb._core.clock import Clock
+    from aiograb._get.runstate import OutcomeHook
     from aiograb._http.base import Transport
     from aiograb._images.pipeline import ImagePipeline
 
@@ -38,6 +39,8 @@ async def download_async(
     transport: Transport | None = None,
     clock: Clock | None = None,
     io_threads: int = DEFAULT_IO_THREADS,
+    on_outcome: OutcomeHook | None = None,
+    verify_hash: str | None = None,
 ) -> Summary:
     """Download ``urls`` (an iterable of URLs or input rows, or a path to a URL list).
 
@@ -51,7 +54,7 @@ async def download_async(
     Files are created and renamed by ``io_threads`` IO threads (0: on the loop).
     """
     return await run_get(
-        _rows(urls),
+        _rows(urls, verify_hash),
         Path(out_dir),
         limits=limits,
         policy=policy,
@@ -62,16 +65,35 @@ async def download_async(
         transport=transport,
         clock=clock,
         io_threads=io_threads,
+        on_outcome=on_outcome,
+        verify_hash=parse_verify_hash(verify_hash),
     )
 
 
-def _rows(urls: Iterable[str] | Iterable[InputRow] | str | os.PathLike[str]) -> Iterable[InputRow]:
+def _rows(
+    urls: Iterable[str] | Iterable[InputRow] | str | os.PathLike[str], verify_hash: str | None
+) -> Iterable[InputRow]:
     if isinstance(urls, str | os.PathLike):
-        return open_source(urls)
+        checked = parse_verify_hash(verify_hash)  # the hash column is read along
+        return open_source(urls, extra_columns=[checked[0]] if checked else [])
+    if isinstance(urls, RowSource):  # keeps its line accounting for the summary
+        return urls
     return (
         u if isinstance(u, InputRow) else InputRow(line=i, url=str(u).strip())
         for i, u in enumerate(urls, 1)
     )
+
+
+def parse_verify_hash(spec: str | None) -> tuple[str, str] | None:
+    """``"sha256"`` -> ``("sha256", "sha256")``; ``"md5_col:md5"`` -> ``("md5_col", "md5")``:
+    the input column holding the expected hash, and which hash it is (default sha256)."""
+    if spec is None:
+        return None
+    column, _, algo = spec.partition(":")
+    algo = algo.strip().lower() or "sha256"
+    if not column.strip() or algo not in ("sha256", "md5"):
+        raise UsageError(f"verify_hash must be COLUMN or COLUMN:sha256|md5, not {spec!r}")
+    return column.strip(), algo
 
 
 def download(
@@ -154,7 +176,7 @@ def _download_parted(
     pool = process_pool(n) if executor is None else executor
     try:
         return run_parted(
-            lambda: _rows(urls),
+            lambda: _rows(urls, None),
             out_dir,
             pool,
             width=n if own else None,

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from aiograb._core.config import Limits, RequestPolicy
 from aiograb._core.errors import UsageError
+from aiograb._core.fdlimit import fit_limits
 from aiograb._core.models import InputRow, Outcome, Request
 from aiograb._core.stats import Progress, Summary
 from aiograb._core.urls import url_key
@@ -49,7 +50,7 @@ def run_get_blocking(
     """``run_get`` with the ``sync`` or ``threads`` engine (threads = ``limits.concurrency``)."""
     if engine not in ("sync", "threads"):
         raise UsageError(f"unknown blocking engine {engine!r}")
-    limits = limits or Limits()
+    limits = fit_limits(limits or Limits())
     policy = policy or RequestPolicy()
     if limits.rate:
         raise UsageError("Limits.rate needs the async engine")
@@ -65,6 +66,7 @@ def run_get_blocking(
     )
     fetcher = BlockingFetcher(policy, limits)
     stop = stop or threading.Event()
+    state.on_storage_error = stop.set  # a full disk ends the run cleanly
     stopped = True
     try:
         if engine == "sync":

@@ -14,6 +14,16 @@ so it ends up in the manifest like any other failure:
   non-string URL, or a CSV record the ``csv`` module cannot parse;
 - ``missing_url``: the URL cell is empty, null or absent (a short CSV record).
 
+``invalid_row`` also covers records that would otherwise swallow other rows or
+memory: a line longer than :data:`MAX_RECORD_BYTES` (drained, never held whole),
+a CSV field that runs over several lines and holds what looks like further URL
+rows (a stray ``"``), a URL cell with a line break, JSON nested too deeply.
+Files with CR-only line endings are read as lines. Every input line is
+accounted for: :class:`SourceStats` (``rows.stats``) counts the records read
+and the blank and comment lines skipped, so ``records == rows + skipped``.
+An error found mid-stream (a truncated gzip, corrupt parquet pages) raises
+InputError naming the last good line; the rows before it have been yielded.
+
 Example::
 
     rows = open_source("urls.csv.gz", url_column="image", extra_columns=["caption"])
@@ -31,16 +41,26 @@ import gzip
 import io
 import json
 import os
+import re
 import sys
 import zlib
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from typing import Any, BinaryIO, Final, cast
 
 from aiograb._core.errors import InputError
 from aiograb._core.models import InputRow
 
-__all__ = ["FORMATS", "InputRow", "detect_format", "open_source"]
+__all__ = [
+    "FORMATS",
+    "MAX_RECORD_BYTES",
+    "InputRow",
+    "RowSource",
+    "SourceStats",
+    "detect_format",
+    "open_source",
+]
 
 FORMATS: Final = ("txt", "csv", "tsv", "jsonl", "parquet")
 
@@ -80,6 +100,49 @@ _BOM: Final = b"\xef\xbb\xbf"
 _SNIFF_BYTES: Final = 4096
 _PARQUET_BATCH: Final = 16_384
 _json_decode: Final = json.JSONDecoder().decode  # json.loads re-checks its options every call
+MAX_RECORD_BYTES: Final = 64 * 1024  # a URL line longer than this is not a URL
+_DRAIN_BYTES: Final = 1 << 20
+
+
+@dataclass(slots=True)
+class SourceStats:
+    """How much of the input was read: every line/record is counted once.
+
+    ``records`` counts the records read (txt, jsonl: lines; csv, tsv: records after
+    the header; parquet: rows); ``skipped`` those that were blank or comments
+    (``#`` in txt), ``rows`` those yielded as an :class:`InputRow`. After the whole
+    input, ``records == rows + skipped``. ``lines`` is the last physical line read.
+    """
+
+    records: int = 0
+    skipped: int = 0
+    lines: int = 0
+
+    @property
+    def rows(self) -> int:
+        return self.records - self.skipped
+
+
+class RowSource(Generator[InputRow, None, None]):
+    """What :func:`open_source` returns: a generator of rows with ``stats`` (SourceStats)."""
+
+    __slots__ = ("generator", "stats")
+
+    def __init__(self, generator: Generator[InputRow, None, None], stats: SourceStats) -> None:
+        self.generator = generator  # iterate this one on hot paths: one call less per row
+        self.stats = stats
+
+    def __next__(self) -> InputRow:
+        return next(self.generator)
+
+    def send(self, value: None) -> InputRow:
+        return self.generator.send(value)
+
+    def throw(self, *args: Any) -> InputRow:
+        return self.generator.throw(*args)
+
+    def close(self) -> None:
+        self.generator.close()
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
@@ -110,8 +173,8 @@ def open_source(
     extra_columns: Sequence[str] = (),
     fmt: str | None = None,
     stdin: BinaryIO | None = None,
-) -> Generator[InputRow, None, None]:
-    """Open a URL list and return a lazy generator of its rows.
+) -> RowSource:
+    """Open a URL list and return a lazy generator of its rows (with ``.stats``).
 
     ``source`` is a path or ``"-"`` for stdin (``stdin``, default
     ``sys.stdin.buffer``; it is read, never closed). ``fmt`` forces a format,
@@ -136,21 +199,46 @@ def open_source(
             "url_column and extra columns need csv, tsv, jsonl or parquet"
         )
     stream = (stdin if stdin is not None else sys.stdin.buffer) if name == "-" else None
+    stats = SourceStats()
     rows: Generator[InputRow | None, None, None]
     if fmt == "txt":
-        rows = _txt_rows(name, label, stream)
+        rows = _txt_rows(name, label, stream, stats)
     elif fmt in ("csv", "tsv"):
         delimiter = "," if fmt == "csv" else "\t"
-        rows = _delimited_rows(name, label, stream, delimiter, url_column, extras)
+        rows = _delimited_rows(name, label, stream, stats, delimiter, url_column, extras)
     elif fmt == "jsonl":
-        rows = _jsonl_rows(name, label, stream, url_column, extras)
+        rows = _jsonl_rows(name, label, stream, stats, url_column, extras)
     else:
-        rows = _parquet_rows(name, label, stream, url_column, extras)
+        rows = _parquet_rows(name, label, stream, stats, url_column, extras)
     # Each reader validates, then yields one None: running it to that point
     # here makes the checks eager, and a started generator closes its file
     # when it is closed or collected, even if no row is ever taken.
     next(rows)
-    return cast(Generator[InputRow, None, None], rows)
+    return RowSource(cast(Generator[InputRow, None, None], rows), stats)
+
+
+_URL_ARGUMENT: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url_argument(arg: str) -> bool:
+    """Whether a command-line input names a URL (``https://...``) rather than a file.
+
+    An existing file wins, so a file oddly named ``http:`` stays readable.
+    """
+    return _URL_ARGUMENT.match(arg) is not None and not os.path.exists(arg)
+
+
+def url_arguments(urls: Sequence[str]) -> RowSource:
+    """The rows of URLs given directly (``aiograb get https://h/a.jpg -o out``);
+    ``line`` is the argument's position, from 1."""
+    stats = SourceStats()
+
+    def rows() -> Generator[InputRow, None, None]:
+        for i, url in enumerate(urls, 1):
+            stats.records = stats.lines = i
+            yield InputRow(i, url.strip())
+
+    return RowSource(rows(), stats)
 
 
 def _resolve_format(name: str, fmt: str | None) -> str:
@@ -191,11 +279,32 @@ def _head(stream: BinaryIO, size: int) -> bytes:
     return b""
 
 
-@contextmanager
-def _open_text_bytes(name: str, label: str, stdin: BinaryIO | None) -> Iterator[BinaryIO]:
-    """The binary stream of a text input: gunzipped, BOM skipped, checked to be text.
+class _CRToLF(io.RawIOBase):
+    """``inner`` with every CR read as LF: a file with CR-only line endings (old Mac
+    exports) is read as lines instead of as one huge line."""
 
-    Read errors inside the ``with`` block (a truncated gzip) become InputError.
+    def __init__(self, inner: BinaryIO) -> None:
+        self._inner = inner
+        self._read = getattr(inner, "read1", inner.read)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._read(len(buffer)).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        buffer[: len(data)] = data
+        return len(data)
+
+
+@contextmanager
+def _open_text_bytes(
+    name: str, label: str, stdin: BinaryIO | None, stats: SourceStats
+) -> Iterator[BinaryIO]:
+    """The binary stream of a text input: gunzipped, BOM skipped, checked to be text,
+    CR-only line endings read as LF.
+
+    Read errors inside the ``with`` block (a truncated gzip) become InputError
+    naming the last line read (``stats.lines``).
     """
     with ExitStack() as stack:
         stream = stack.enter_context(_open_file(name, label)) if stdin is None else stdin
@@ -212,12 +321,17 @@ def _open_text_bytes(name: str, label: str, stdin: BinaryIO | None) -> Iterator[
                 stream = cast(BinaryIO, io.BufferedReader(cast(Any, gz), 65536))
             head = _head(stream, _SNIFF_BYTES)
             _check_text(head, label)
+            if b"\r" in head and b"\n" not in head:
+                stream = cast(BinaryIO, io.BufferedReader(_CRToLF(stream), 65536))
             if head.startswith(_BOM):
                 stream.read(len(_BOM))
             yield stream
         except (OSError, EOFError, zlib.error) as exc:
             what = "gzip data is corrupt or truncated" if gzipped else "read error"
-            raise InputError(f"{label}: {what}: {_one_line(exc)}") from exc
+            raise InputError(
+                f"{label}: {what} after line {stats.lines:,} "
+                f"(the rows before it were read): {_one_line(exc)}"
+            ) from exc
 
 
 def _check_text(head: bytes, label: str) -> None:
@@ -229,25 +343,54 @@ def _check_text(head: bytes, label: str) -> None:
         raise InputError(f"{label}: is a binary file, not a list of URLs; {_SUPPORTED_TEXT}")
 
 
+# A line is read with this limit: room for MAX_RECORD_BYTES and its CRLF.
+_LINE_LIMIT: Final = MAX_RECORD_BYTES + 2
+_TOO_LONG: Final = f"input line is longer than {MAX_RECORD_BYTES // 1024} KiB: not a URL"
+
+
+def _drain_line(readline: Callable[[int], bytes]) -> None:
+    """Skip the rest of an overlong line in bounded reads: it is never held whole."""
+    while (more := readline(_DRAIN_BYTES)) and more[-1] != 0x0A:
+        pass
+
+
+def _too_long(lineno: int, raw: bytes) -> InputRow:
+    return InputRow(lineno, _readable_bytes(raw[:100]) + "...", "invalid_row", None, _TOO_LONG)
+
+
 # -- txt ----------------------------------------------------------------------
 
 
 def _txt_rows(
-    name: str, label: str, stdin: BinaryIO | None
+    name: str, label: str, stdin: BinaryIO | None, stats: SourceStats
 ) -> Generator[InputRow | None, None, None]:
-    with _open_text_bytes(name, label, stdin) as stream:
+    with _open_text_bytes(name, label, stdin, stats) as stream:
         yield None
-        # The hot loop: about half a microsecond a line, most of it building InputRow.
-        for lineno, raw in enumerate(stream, 1):
-            try:
-                url = raw.decode().strip()
-            except UnicodeDecodeError:
-                text = _readable_bytes(raw.strip())
-                if text and text[0] != "#":
-                    yield InputRow(lineno, text, "invalid_encoding")
-                continue
-            if url and url[0] != "#":
-                yield InputRow(lineno, url)
+        readline = stream.readline
+        lineno = 0
+        try:
+            # The hot loop: about half a microsecond a line, most of it building InputRow.
+            while raw := readline(_LINE_LIMIT):
+                lineno += 1
+                if len(raw) == _LINE_LIMIT and raw[-1] != 0x0A:
+                    _drain_line(readline)
+                    yield _too_long(lineno, raw)
+                    continue
+                try:
+                    url = raw.decode().strip()
+                except UnicodeDecodeError:
+                    text = _readable_bytes(raw.strip())
+                    if text and text[0] != "#":
+                        yield InputRow(lineno, text, "invalid_encoding")
+                    else:
+                        stats.skipped += 1
+                    continue
+                if url and url[0] != "#":
+                    yield InputRow(lineno, url)
+                else:
+                    stats.skipped += 1
+        finally:
+            stats.lines = stats.records = lineno
 
 
 # -- csv / tsv ----------------------------------------------------------------
@@ -257,39 +400,56 @@ def _delimited_rows(
     name: str,
     label: str,
     stdin: BinaryIO | None,
+    stats: SourceStats,
     delimiter: str,
     url_column: str | None,
     extras: tuple[str, ...],
 ) -> Generator[InputRow | None, None, None]:
-    with _open_text_bytes(name, label, stdin) as stream:
-        # surrogateescape: a bad byte spoils only the cell it is in, not the file.
-        text = io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
+    with _open_text_bytes(name, label, stdin, stats) as stream:
+        # Lines are read bounded (an overlong one is drained and marked) and decoded
+        # with surrogateescape: a bad byte spoils only the cell it is in, not the file.
+        overlong: set[int] = set()
+        reader = csv.reader(_csv_lines(stream, overlong), delimiter=delimiter)
         try:
-            reader = csv.reader(text, delimiter=delimiter)
-            try:
-                header = next((row for row in reader if row), None)
-            except csv.Error as exc:
-                raise InputError(
-                    f"{label}: cannot parse the header row: {_one_line(exc)}"
-                ) from None
-            if header is None:
-                raise InputError(f"{label}: is empty; expected a header row naming the URL column")
-            names = [_readable(cell.strip()) for cell in header]
-            if any("://" in cell for cell in names):
-                raise InputError(
-                    f"{label}: has no header row (the first row holds a URL); "
-                    "add a header such as 'url', or read the file as txt"
-                )
-            url_index = _pick_column(names, url_column, label)
-            extra_indexes = [(col, _find_column(names, col, label, "extra")) for col in extras]
-            yield None
-            yield from _delimited_records(reader, url_index, extra_indexes)
+            header = next((row for row in reader if row), None)
+        except csv.Error as exc:
+            raise InputError(f"{label}: cannot parse the header row: {_one_line(exc)}") from None
+        if header is None:
+            raise InputError(f"{label}: is empty; expected a header row naming the URL column")
+        names = [_readable(cell.strip()) for cell in header]
+        if any("://" in cell for cell in names):
+            raise InputError(
+                f"{label}: has no header row (the first row holds a URL); "
+                "add a header such as 'url', or read the file as txt"
+            )
+        url_index = _pick_column(names, url_column, label)
+        extra_indexes = [(col, _find_column(names, col, label, "extra")) for col in extras]
+        yield None
+        try:
+            yield from _delimited_records(reader, url_index, extra_indexes, overlong, stats)
         finally:
-            text.detach()  # the stream is closed (or left open, for stdin) by its owner
+            stats.lines = reader.line_num
+
+
+def _csv_lines(stream: BinaryIO, overlong: set[int]) -> Iterator[str]:
+    readline = stream.readline
+    lineno = 0
+    while raw := readline(_LINE_LIMIT):
+        lineno += 1
+        if len(raw) == _LINE_LIMIT and raw[-1] != 0x0A:
+            _drain_line(readline)
+            overlong.add(lineno)
+            yield "\n"  # a blank line in its place: the record is reported, not parsed
+        else:
+            yield raw.decode("utf-8", "surrogateescape")
 
 
 def _delimited_records(
-    reader: Any, url_index: int, extra_indexes: list[tuple[str, int]]
+    reader: Any,
+    url_index: int,
+    extra_indexes: list[tuple[str, int]],
+    overlong: set[int],
+    stats: SourceStats,
 ) -> Iterator[InputRow]:
     previous = reader.line_num
     while True:
@@ -297,8 +457,16 @@ def _delimited_records(
             for record in reader:
                 start = previous + 1
                 previous = reader.line_num
+                stats.records += 1
                 if not record:
-                    continue  # a blank line
+                    if start in overlong:
+                        yield _csv_error(start, _TOO_LONG, extra_indexes)
+                    else:
+                        stats.skipped += 1  # a blank line
+                    continue
+                if previous > start and (why := _swallowed(record, url_index, start, previous)):
+                    yield _csv_error(start, why, extra_indexes)
+                    continue
                 extra = _extra_cells(record, extra_indexes) if extra_indexes else None
                 url = record[url_index].strip() if url_index < len(record) else ""
                 if not url:
@@ -308,11 +476,31 @@ def _delimited_records(
                 else:
                     yield InputRow(start, url, None, extra)
             return
-        except csv.Error:
+        except csv.Error as exc:
             # The csv reader resynchronises at the next line; report and go on.
-            extra = _no_extra([col for col, _ in extra_indexes])
-            yield InputRow(previous + 1, "", "invalid_row", extra)
+            stats.records += 1
+            yield _csv_error(previous + 1, f"CSV record cannot be parsed: {exc}", extra_indexes)
             previous = reader.line_num
+
+
+def _swallowed(record: list[str], url_index: int, start: int, end: int) -> str | None:
+    """Why a record spanning lines ``start``..``end`` is not one row, or None.
+
+    A quoted field may hold line breaks (a caption in two lines); but a URL cell
+    with a line break, or a field whose later lines look like further URL rows,
+    is a stray ``"`` that swallowed the rows after it.
+    """
+    where = f"a quoted field runs from line {start} to {end}"
+    if url_index < len(record) and "\n" in record[url_index].strip():
+        return f"{where} in the URL column (a stray '\"'?)"
+    for cell in record:
+        if "\n" in cell and any("://" in part for part in cell.split("\n")[1:]):
+            return f"{where} and swallows what look like further rows (a stray '\"'?)"
+    return None
+
+
+def _csv_error(line: int, message: str, extra_indexes: list[tuple[str, int]]) -> InputRow:
+    return InputRow(line, "", "invalid_row", _no_extra([c for c, _ in extra_indexes]), message)
 
 
 def _extra_cells(record: list[str], indexes: list[tuple[str, int]]) -> dict[str, Any]:
@@ -326,20 +514,33 @@ def _jsonl_rows(
     name: str,
     label: str,
     stdin: BinaryIO | None,
+    stats: SourceStats,
     url_column: str | None,
     extras: tuple[str, ...],
 ) -> Generator[InputRow | None, None, None]:
     keys = (url_column,) if url_column is not None else ("url", "image_url", "URL")
-    with _open_text_bytes(name, label, stdin) as stream:
+    with _open_text_bytes(name, label, stdin, stats) as stream:
         yield None
-        for lineno, raw in enumerate(stream, 1):
-            try:
-                text = raw.decode().strip()
-            except UnicodeDecodeError:
-                yield InputRow(lineno, _readable_bytes(raw.strip()), "invalid_encoding")
-                continue
-            if text:
-                yield _json_row(lineno, text, keys, extras)
+        readline = stream.readline
+        lineno = 0
+        try:
+            while raw := readline(_LINE_LIMIT):
+                lineno += 1
+                if len(raw) == _LINE_LIMIT and raw[-1] != 0x0A:
+                    _drain_line(readline)
+                    yield _too_long(lineno, raw)
+                    continue
+                try:
+                    text = raw.decode().strip()
+                except UnicodeDecodeError:
+                    yield InputRow(lineno, _readable_bytes(raw.strip()), "invalid_encoding")
+                    continue
+                if text:
+                    yield _json_row(lineno, text, keys, extras)
+                else:
+                    stats.skipped += 1
+        finally:
+            stats.lines = stats.records = lineno
 
 
 def _json_row(lineno: int, text: str, keys: tuple[str, ...], extras: tuple[str, ...]) -> InputRow:
@@ -347,6 +548,9 @@ def _json_row(lineno: int, text: str, keys: tuple[str, ...], extras: tuple[str, 
         value = _json_decode(text)
     except ValueError:
         return InputRow(lineno, text, "invalid_row", _no_extra(extras))
+    except RecursionError:
+        message = "input line is JSON nested too deeply"
+        return InputRow(lineno, text[:100] + "...", "invalid_row", _no_extra(extras), message)
     if isinstance(value, str):
         url: object = value
         extra = _no_extra(extras)
@@ -379,6 +583,7 @@ def _parquet_rows(
     name: str,
     label: str,
     stdin: BinaryIO | None,
+    stats: SourceStats,
     url_column: str | None,
     extras: tuple[str, ...],
 ) -> Generator[InputRow | None, None, None]:
@@ -418,9 +623,12 @@ def _parquet_rows(
         columns = list(dict.fromkeys((url_name, *extra_names.values())))
         yield None
         try:
-            yield from _parquet_records(parquet, columns, extra_names)
+            yield from _parquet_records(parquet, columns, extra_names, stats)
         except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"{label}: corrupt parquet data: {_one_line(exc)}") from exc
+            raise InputError(
+                f"{label}: corrupt parquet data after row {stats.records:,} "
+                f"(the rows before it were read): {_one_line(exc)}"
+            ) from exc
 
 
 def _is_text_type(pa: Any, arrow_type: Any) -> bool:
@@ -433,7 +641,7 @@ def _is_text_type(pa: Any, arrow_type: Any) -> bool:
 
 
 def _parquet_records(
-    parquet: Any, columns: list[str], extra_names: dict[str, str]
+    parquet: Any, columns: list[str], extra_names: dict[str, str], stats: SourceStats
 ) -> Iterator[InputRow]:
     extras = list(extra_names)
     row = 0
@@ -442,6 +650,7 @@ def _parquet_records(
         extra_values = [batch.column(columns.index(c)).to_pylist() for c in extra_names.values()]
         for i, url in enumerate(urls):
             row += 1
+            stats.records = stats.lines = row
             extra = (
                 {col: values[i] for col, values in zip(extras, extra_values, strict=True)}
                 if extras

@@ -9,6 +9,7 @@ object or exception. Every foreign error is translated here, once, into the
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import ssl
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from yarl import URL
 
 from aiograb._core.config import Limits, Network, Timeouts
 from aiograb._core.errors import (
+    BadEncoding,
     ConnectError,
     ConnectionReset,
     InvalidURL,
@@ -87,19 +89,32 @@ def translate(exc: BaseException, url: str) -> BaseException:
         # reset the connection mid-body (a clean close leaves it out).
         if _caused_by(exc, ConnectionResetError) or "ConnectionResetError" in str(exc):
             return ConnectionReset("connection reset while reading the body", url=url)
-        return Truncated(f"body ended early: {_root_message(exc)}", url=url)
+        text = _root_message(exc)
+        if "content-encoding" in text.lower():  # aiohttp's ContentEncodingError, as text
+            encoding = text.rsplit(":", 1)[-1].strip() or "its Content-Encoding"
+            return BadEncoding(
+                f"the body is not {encoding} although the response's Content-Encoding says so",
+                url=url,
+            )
+        return Truncated(f"body ended early: {text}", url=url)
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return ConnectionReset("server closed the connection", url=url, code="server_disconnected")
     if isinstance(exc, aiohttp.InvalidURL):
         return InvalidURL(f"invalid URL: {exc}", url=url)
+    if isinstance(exc, aiohttp.ClientResponseError) and "Please install" in str(exc.message):
+        # A Content-Encoding aiohttp cannot decode here (br without the Brotli package).
+        return BadEncoding(
+            f"the body is in an encoding this installation cannot decode: {_one_line(exc.message)}",
+            url=url,
+        )
     if isinstance(exc, aiohttp.ClientResponseError):  # malformed status line or headers
-        return ProtocolError(f"bad HTTP response: {exc.message}", url=url)
+        return ProtocolError(f"bad HTTP response: {_one_line(exc.message)}", url=url)
     if isinstance(exc, aiohttp.ClientOSError | ConnectionResetError | BrokenPipeError):
         if isinstance(exc, ConnectionResetError) or _caused_by(exc, ConnectionResetError):
             return ConnectionReset("connection reset by peer", url=url)
         return ConnectError(f"network error: {exc}", url=url)
     if isinstance(exc, aiohttp.ClientError):
-        return ProtocolError(f"{type(exc).__name__}: {exc}", url=url)
+        return ProtocolError(f"{type(exc).__name__}: {_one_line(exc)}", url=url)
     return exc
 
 
@@ -115,9 +130,15 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
 
 
 def _root_message(exc: BaseException) -> str:
+    """The innermost cause's message, on one line, without aiohttp's "400, message:"."""
     while exc.__cause__ is not None:
         exc = exc.__cause__
-    return str(exc) or type(exc).__name__
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return _one_line(re.sub(r"^\d{3}, message:", "", str(text)))
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
 
 
 class _Stream:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import hashlib
 import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
@@ -117,6 +118,19 @@ class _PhashIndex:
         entry = (value, row_id)
         for table, band in zip(self._tables, self._keys(value), strict=True):
             table.setdefault(band, []).append(entry)
+
+
+def _stored_identity(staged: Stored, data: bytes | None) -> dict[str, Any]:
+    """sha256 and bytes of what is stored; of the download too (original_*) when the
+    stored bytes are re-encoded ones."""
+    if data is None:
+        return {"sha256": staged.sha256, "bytes": staged.size}
+    return {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+        "original_sha256": staged.sha256,
+        "original_bytes": staged.size,
+    }
 
 
 class ImagePipeline:
@@ -355,7 +369,12 @@ class _ImageStage:
         if self._shards:
             info["key"] = key
             _, url, extra = self._journal.lookup(row.id)
-            sample.meta = {"key": key, "url": url, "sha256": staged.sha256, **info}
+            sample.meta = {
+                "key": key,
+                "url": url,
+                **_stored_identity(staged, result["data"]),
+                **info,
+            }
             for column in self._p.extra_columns:
                 if extra and column in extra:
                     sample.meta.setdefault(column, extra[column])

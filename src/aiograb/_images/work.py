@@ -22,7 +22,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -106,6 +106,7 @@ class ImageOptions:
     quality: int = 95
     skip_reencode: bool = False
     phash: bool = False
+    resize_only_if_bigger: bool = False  # an image within image_size keeps its size
 
     def __post_init__(self) -> None:
         if self.resize not in RESIZE_MODES:
@@ -283,6 +284,13 @@ def dhash(img: Image.Image) -> str:
     return f"{bits:016x}"
 
 
+def _bigger(opts: ImageOptions, w: int, h: int) -> bool:
+    """Whether the resize would shrink the image (img2dataset's test): the side it
+    sets (the smaller one for keep-ratio and center-crop, else the larger) is over size."""
+    side = min(w, h) if opts.resize in ("keep-ratio", "center-crop") else max(w, h)
+    return side > opts.image_size
+
+
 def process(data: bytes | str, opts: ImageOptions) -> Processed:
     """Check and transform one image (``data``: the bytes, or a path to them)."""
     _import_pil()
@@ -293,6 +301,8 @@ def process(data: bytes | str, opts: ImageOptions) -> Processed:
     if frames > 1:
         info["frames"] = frames  # animated: the first frame is what gets processed
     w, h = img.size
+    if opts.resize_only_if_bigger and opts.resize != "no" and not _bigger(opts, w, h):
+        opts = replace(opts, resize="no")  # small already: kept as it is (img2dataset's option)
     if not opts.transforms:
         if opts.verify or opts.phash:
             _load(img)
@@ -336,6 +346,13 @@ def process(data: bytes | str, opts: ImageOptions) -> Processed:
         info["phash"] = dhash(img)
     data_out = _encode(img, ext, opts.quality)
     info.update(width=img.width, height=img.height, original_width=ow, original_height=oh)
+    # format and mode describe what is stored; the downloaded image's go under original_*.
+    info.update(
+        original_format=info["format"],
+        original_mode=info["mode"],
+        format=_PIL_FORMAT[ext].lower(),
+        mode=img.mode,
+    )
     return Processed(data_out, ext, info)
 
 

@@ -27,13 +27,14 @@ import contextlib
 import hashlib
 import itertools
 import os
+import stat
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
-from aiograb._core.content import extension_for
-from aiograb._core.errors import UsageError, WriteError
+from aiograb._core.content import STORED_EXTENSIONS, extension_for
+from aiograb._core.errors import UsageError, WriteError, write_error
 from aiograb._core.models import Stored
 
 __all__ = ["BodyWriter", "FileSink", "MemorySink", "SpoolWriter", "Stored"]
@@ -128,7 +129,7 @@ class SpoolWriter:
         try:
             self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         except OSError as exc:
-            raise WriteError(f"cannot create {self._tmp}: {exc.strerror}") from exc
+            raise write_error(f"cannot create {self._tmp}: {exc.strerror}", exc) from exc
 
     def _write_fd(self, chunk: bytes) -> None:
         view = memoryview(chunk)
@@ -136,7 +137,7 @@ class SpoolWriter:
             while view:
                 view = view[os.write(self._fd, view) :]
         except OSError as exc:
-            raise WriteError(f"cannot write {self._tmp}: {exc.strerror}") from exc
+            raise write_error(f"cannot write {self._tmp}: {exc.strerror}", exc) from exc
 
     def _to_tmp_file(self) -> str:
         """Close the whole body into its temporary file (writing it there if still in memory)."""
@@ -193,7 +194,7 @@ class _FileWriter(SpoolWriter):
             raise
         except OSError as exc:
             self.abort()
-            raise WriteError(f"cannot store {rel}: {exc.strerror or exc}") from exc
+            raise write_error(f"cannot store {rel}: {exc.strerror or exc}", exc) from exc
 
 
 class FileSink:
@@ -219,13 +220,27 @@ class FileSink:
         self._seq = itertools.count(1)  # next() is atomic: IO threads name temp files too
 
     def prepare(self) -> int:
-        """Create the folders; remove temporaries a killed run left. Returns how many."""
+        """Create the folders; remove temporaries a killed run left. Returns how many.
+
+        The temporary folder is ours: a symbolic link planted there (to a folder
+        whose files start-up would delete) is refused, never followed.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
-        self._tmp_dir.mkdir(exist_ok=True)
+        tmp = self._tmp_dir
+        if tmp.is_symlink() or (tmp.exists() and not tmp.is_dir()):
+            what = "a symbolic link" if tmp.is_symlink() else "not a folder"
+            raise UsageError(
+                f"{tmp} is {what}; aiograb never follows links for its own "
+                "working folders: remove it"
+            )
+        tmp.mkdir(exist_ok=True)
         removed = 0
-        for leftover in self._tmp_dir.iterdir():
-            leftover.unlink(missing_ok=True)
-            removed += 1
+        with os.scandir(tmp) as entries:
+            for leftover in entries:
+                if not leftover.is_dir(follow_symlinks=False):  # unlink never follows
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(leftover.path)
+                    removed += 1
         return removed
 
     def open(self, key: str) -> BodyWriter:
@@ -248,9 +263,31 @@ class FileSink:
             os.makedirs(path, exist_ok=True)
             self._dirs.add(path)
 
+    def find_stored(self, key: str) -> str | None:
+        """The relative path of a file stored for ``key``, if one is in place.
+
+        Files are renamed into place only when complete, so one found here is whole
+        even if its row was never committed (a kill -9 between the two). A fixed
+        number of ``stat`` calls, like ``remove_stale``.
+        """
+        base = f"{key[:2]}/{key}."
+        for ext in STORED_EXTENSIONS:
+            try:
+                st = os.lstat(f"{self.root_str}/{base}{ext}")
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if stat.S_ISREG(st.st_mode):
+                return base + ext
+        return None
+
     def remove_stale(self, key: str) -> None:
-        """Remove a file a crashed earlier attempt stored for a URL that has now failed."""
-        folder = self.root / key[:2]
-        if str(folder) in self._dirs or folder.is_dir():
-            for stale in folder.glob(f"{key}.*"):
-                stale.unlink(missing_ok=True)
+        """Remove a file a crashed earlier attempt stored for a URL that has now failed.
+
+        A fixed number of unlinks (one per extension a stored file can have), never
+        a listing of the folder: a failure costs O(1) file-system work however many
+        files the folder holds, and needs no file descriptor.
+        """
+        base = f"{self.root_str}/{key[:2]}/{key}."
+        for ext in STORED_EXTENSIONS:
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                os.unlink(base + ext)
