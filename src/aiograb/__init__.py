@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING, Any
 from aiograb.__about__ import __version__
 
 if TYPE_CHECKING:
-    from aiograb._client.client import Client, Response, Result, open_client
+    from aiograb._client.client import Client, ClientStatistics, Response, Result, open_client
     from aiograb._core.clock import Clock, FakeClock, LoopClock
     from aiograb._core.config import (
         DEFAULT_CONCURRENCY,
         DEFAULT_PER_HOST,
         DEFAULT_USER_AGENT,
+        Budget,
+        Hedge,
         Limits,
         Network,
         RequestPolicy,
@@ -46,12 +48,14 @@ if TYPE_CHECKING:
         HTTPStatusError,
         ImageError,
         InputError,
+        InvalidRequest,
         InvalidURL,
         NotAccepted,
         ProtocolError,
         ProxyError,
         RedirectError,
         RequestError,
+        RobotsTagDisallowed,
         Timeout,
         TLSCertificateError,
         TLSError,
@@ -61,14 +65,15 @@ if TYPE_CHECKING:
         UsageError,
         WriteError,
     )
+    from aiograb._core.models import InputRow, Request
     from aiograb._core.stats import Progress, Summary
     from aiograb._crawl.api import crawl, crawl_async
     from aiograb._crawl.options import CrawlOptions
     from aiograb._crawl.run import CrawlSummary
-    from aiograb._fetch.fetcher import Request
     from aiograb._get.api import download, download_async
-    from aiograb._get.sources import InputRow, open_source
-    from aiograb._http.aiohttp_transport import AiohttpTransport, ResponseStream, Transport
+    from aiograb._get.sources import open_source
+    from aiograb._http.aiohttp_transport import AiohttpTransport
+    from aiograb._http.base import ResponseStream, Transport
     from aiograb._images.pipeline import ImagePipeline
     from aiograb._images.work import ImageOptions
 
@@ -79,7 +84,9 @@ __all__ = [
     "AiograbError",
     "AiohttpTransport",
     "BlockedAddress",
+    "Budget",
     "Client",
+    "ClientStatistics",
     "Clock",
     "ConnectError",
     "ConnectionReset",
@@ -89,11 +96,13 @@ __all__ = [
     "DeadlineExceeded",
     "FakeClock",
     "HTTPStatusError",
+    "Hedge",
     "ImageError",
     "ImageOptions",
     "ImagePipeline",
     "InputError",
     "InputRow",
+    "InvalidRequest",
     "InvalidURL",
     "Limits",
     "LoopClock",
@@ -110,6 +119,7 @@ __all__ = [
     "ResponseStream",
     "Result",
     "RetryPolicy",
+    "RobotsTagDisallowed",
     "Summary",
     "TLSCertificateError",
     "TLSError",
@@ -133,6 +143,7 @@ __all__ = [
 # Where each public name lives; ``__getattr__`` imports it on first access.
 _LAZY: dict[str, str] = {
     "Client": "aiograb._client.client",
+    "ClientStatistics": "aiograb._client.client",
     "Response": "aiograb._client.client",
     "Result": "aiograb._client.client",
     "open_client": "aiograb._client.client",
@@ -142,6 +153,8 @@ _LAZY: dict[str, str] = {
     "DEFAULT_CONCURRENCY": "aiograb._core.config",
     "DEFAULT_PER_HOST": "aiograb._core.config",
     "DEFAULT_USER_AGENT": "aiograb._core.config",
+    "Budget": "aiograb._core.config",
+    "Hedge": "aiograb._core.config",
     "Limits": "aiograb._core.config",
     "Network": "aiograb._core.config",
     "RequestPolicy": "aiograb._core.config",
@@ -156,6 +169,7 @@ _LAZY: dict[str, str] = {
     "HTTPStatusError": "aiograb._core.errors",
     "ImageError": "aiograb._core.errors",
     "InputError": "aiograb._core.errors",
+    "InvalidRequest": "aiograb._core.errors",
     "InvalidURL": "aiograb._core.errors",
     "NotAccepted": "aiograb._core.errors",
     "ProtocolError": "aiograb._core.errors",
@@ -164,6 +178,7 @@ _LAZY: dict[str, str] = {
     "TLSError": "aiograb._core.errors",
     "RedirectError": "aiograb._core.errors",
     "RequestError": "aiograb._core.errors",
+    "RobotsTagDisallowed": "aiograb._core.errors",
     "Timeout": "aiograb._core.errors",
     "TooLarge": "aiograb._core.errors",
     "TransportError": "aiograb._core.errors",
@@ -176,14 +191,14 @@ _LAZY: dict[str, str] = {
     "crawl_async": "aiograb._crawl.api",
     "CrawlOptions": "aiograb._crawl.options",
     "CrawlSummary": "aiograb._crawl.run",
-    "Request": "aiograb._fetch.fetcher",
+    "Request": "aiograb._core.models",
     "download": "aiograb._get.api",
     "download_async": "aiograb._get.api",
-    "InputRow": "aiograb._get.sources",
+    "InputRow": "aiograb._core.models",
     "open_source": "aiograb._get.sources",
     "AiohttpTransport": "aiograb._http.aiohttp_transport",
-    "ResponseStream": "aiograb._http.aiohttp_transport",
-    "Transport": "aiograb._http.aiohttp_transport",
+    "ResponseStream": "aiograb._http.base",
+    "Transport": "aiograb._http.base",
     "ImagePipeline": "aiograb._images.pipeline",
     "ImageOptions": "aiograb._images.work",
 }

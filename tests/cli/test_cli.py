@@ -45,24 +45,37 @@ def test_help_explains_every_command() -> None:
         "--retry-failed",
         "--url-column",
         "--quiet",
+        "--procs",
+        "--dask",
+        "--io-threads",
     ):
         assert flag in get_help
+    assert "--dask local:4" in get_help  # an example of the scale-out flags
 
 
-def test_exit_0_when_all_ok_and_summary_reports_one_thread(
-    server: RunningServer, tmp_path: Path
+@pytest.mark.parametrize("io_threads", [0, 2])
+def test_exit_0_when_all_ok_and_summary_reports_the_threads(
+    server: RunningServer, tmp_path: Path, io_threads: int
 ) -> None:
     urls = write_urls(tmp_path / "urls.txt", [server.url(f"/img/{i}.jpg") for i in range(200)])
     out, summary = tmp_path / "out", tmp_path / "summary.json"
     done = aiograb_cli(
-        "get", urls, "-o", out, "-c", "100", "--per-host", "0", "--summary-json", summary
-    )
+        "get", urls, "-o", out, "-c", "100", "--per-host", "0", "--summary-json", summary,
+        "--io-threads", str(io_threads),
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "200 ok" in done.stdout
     report = json.loads(summary.read_text())
     assert report["ok"] == 200
-    # IP-only URLs: DNS is never needed, so the loop is the only OS thread.
-    assert report["peak_threads"] == 1
+    assert report["io_threads"] == io_threads
+    # IP-only URLs: DNS is never needed, so the loop and the fixed IO pool are all.
+    if io_threads == 0:
+        assert report["peak_threads"] == 1
+    else:
+        assert 1 < report["peak_threads"] <= 1 + io_threads
+    assert f"of at most loop + resolver helper{f' + {io_threads} IO' if io_threads else ''})" in (
+        done.stdout
+    )
     assert report["peak_rss_mb"] > 0
 
 
@@ -74,7 +87,8 @@ def test_thread_count_with_dns_stays_at_most_two(server: RunningServer, tmp_path
         "get", write_urls(tmp_path / "u.txt", urls), "-o", out, "--summary-json", summary, "-q"
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(summary.read_text())["peak_threads"] <= 2
+    # The loop, the resolver's helper, and the default IO pool (4): never more.
+    assert json.loads(summary.read_text())["peak_threads"] <= 2 + 4
 
 
 def test_exit_1_when_some_urls_failed(server: RunningServer, tmp_path: Path) -> None:

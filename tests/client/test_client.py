@@ -34,12 +34,16 @@ def test_public_api_is_what_we_mean_to_export() -> None:
         "Limits", "RequestPolicy", "RetryPolicy", "Timeouts", "Network",
         "DEFAULT_CONCURRENCY", "DEFAULT_PER_HOST", "DEFAULT_USER_AGENT",
         "Clock", "LoopClock", "FakeClock", "Transport", "ResponseStream", "AiohttpTransport",
+        # the service fan-out (#12)
+        "Hedge", "Budget", "ClientStatistics",
         # the exception tree
-        "AiograbError", "RequestError", "InvalidURL", "TransportError", "ConnectError",
+        "AiograbError", "RequestError", "InvalidURL", "InvalidRequest", "TransportError",
+        "ConnectError",
         "BlockedAddress", "Timeout", "ConnectionReset", "Truncated", "ProtocolError",
         "ProxyError", "TLSError", "TLSCertificateError",
         "HTTPStatusError",
         "RedirectError", "ContentError", "TooLarge", "NotAccepted", "WriteError",
+        "RobotsTagDisallowed",
         "DeadlineExceeded", "UsageError", "InputError",
         # the image pipeline
         "ImagePipeline", "ImageOptions", "ImageError",

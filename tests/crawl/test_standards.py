@@ -4,6 +4,7 @@ charset labels (WHATWG Encoding), and the image scope."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +44,14 @@ def _site(
     return app, seen
 
 
-def _crawl(app: web.Application, out: Path, options: CrawlOptions) -> CrawlSummary:
+def _crawl(
+    app: web.Application, out: Path, options: CrawlOptions, policy: RequestPolicy = POLICY
+) -> CrawlSummary:
     """Crawl ``app`` (served once: an app belongs to one event loop) from its ``/``."""
 
     async def main() -> CrawlSummary:
         async with serve_app(app) as origin:
-            return await crawl_async(origin + "/", out, options=options, policy=POLICY)
+            return await crawl_async(origin + "/", out, options=options, policy=policy)
 
     return run(main())
 
@@ -121,8 +124,7 @@ def _robots_crawl(robots: bytes, out: Path, token: str = "aiograb") -> dict[str,
     """The error class of each path a crawl of a site with this robots.txt saw."""
     pages = {"/": (ROBOTS_PAGE, "text/html"), "/private/p.html": (b"<p>", "text/html")}
     app, _seen = _site(pages, robots)
-    options = CrawlOptions() if token == "aiograb" else CrawlOptions(user_agent_token=token)
-    _crawl(app, out, options)
+    _crawl(app, out, CrawlOptions(), dataclasses.replace(POLICY, user_agent_token=token))
     return {"/" + url.split("/", 3)[3]: row["error"] for url, row in _rows(out).items()}
 
 

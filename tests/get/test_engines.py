@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from aiograb import Limits, RequestPolicy, RetryPolicy, Timeouts
+from aiograb._core.models import InputRow
 from aiograb._get.blocking import run_get_blocking
-from aiograb._get.sources import InputRow
 from aiograb.testing import RunningServer, image_bytes
 from tests.helpers import by_url, closed_port, manifest
 

@@ -235,7 +235,10 @@ def test_cli_environment_proxies(
 ) -> None:
     marker = f"GET {server.base_url}/img/"
     before = tiny.log_text().count(marker)
-    done, _, summary = _get(tmp_path, server, "a", http_proxy=f"http://{tiny.url}")
+    # --io-threads 0: files on the loop too, so any thread a proxy path added would show.
+    done, _, summary = _get(
+        tmp_path, server, "a", "--io-threads", "0", http_proxy=f"http://{tiny.url}"
+    )
     assert done.returncode == 0, done.stderr
     assert tiny.log_count(marker, before + 30) == before + 30
     assert summary["peak_threads"] == 1
@@ -254,7 +257,9 @@ def test_cli_environment_proxies(
     assert {row["error"] for row in manifest(out)} == {"proxy_error"}
 
     connects = dante.log_text().count("tcp/connect")
-    done, _, summary = _get(tmp_path, server, "e", ALL_PROXY=f"socks5://{dante.url}")
+    done, _, summary = _get(
+        tmp_path, server, "e", "--io-threads", "0", ALL_PROXY=f"socks5://{dante.url}"
+    )
     assert done.returncode == 0, done.stderr
     assert dante.log_count("tcp/connect", connects + 1) > connects
     assert summary["peak_threads"] == 1  # SOCKS on the loop: no resolver or connect threads

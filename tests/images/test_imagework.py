@@ -9,7 +9,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from aiograb import ImageOptions
+from aiograb import ImageOptions, UsageError
 from aiograb._images.work import ImageFailure, dhash, handle, process, target_size
 from aiograb.testing import image_bytes
 
@@ -104,7 +104,8 @@ def test_unusual_modes_end_as_rgb(make: object, source_mode: str) -> None:
     result = process(make(), ImageOptions(resize="center-crop", image_size=64, encode="jpg"))
     img = decoded(result.data)
     assert (img.size, img.mode) == ((64, 64), "RGB")
-    assert result.info["mode"] == source_mode
+    # info describes what is stored; the downloaded image's mode is original_mode (issue 10)
+    assert (result.info["mode"], result.info["original_mode"]) == ("RGB", source_mode)
 
 
 def test_sixteen_bit_grey_is_scaled_not_clipped() -> None:
@@ -201,9 +202,9 @@ def test_dhash_sees_near_duplicates_and_tells_different_pictures_apart() -> None
 
 
 def test_options_are_validated() -> None:
-    with pytest.raises(ValueError, match="resize"):
+    with pytest.raises(UsageError, match="resize"):
         ImageOptions(resize="stretch")
-    with pytest.raises(ValueError, match="encode"):
+    with pytest.raises(UsageError, match="encode"):
         ImageOptions(encode="bmp")
-    with pytest.raises(ValueError, match="quality"):
+    with pytest.raises(UsageError, match="quality"):
         ImageOptions(quality=0)

@@ -22,10 +22,11 @@ from aiograb import (
     RequestPolicy,
     RetryPolicy,
     Timeouts,
+    UsageError,
     download_async,
 )
+from aiograb._core.models import InputRow
 from aiograb._core.stats import Summary
-from aiograb._get.sources import InputRow
 from aiograb._images.outputs import COMMIT_MARKER
 from aiograb.testing import RunningServer, image_bytes
 from tests.helpers import by_url, manifest, run, serve_app
@@ -396,11 +397,11 @@ def test_a_saturated_pool_slows_downloading_down(tmp_path: Path) -> None:
 
 
 def test_pipeline_options_are_validated() -> None:
-    with pytest.raises(ValueError, match="output"):
+    with pytest.raises(UsageError, match="output"):
         ImagePipeline(output="zip")
-    with pytest.raises(ValueError, match="dedup"):
+    with pytest.raises(UsageError, match="dedup"):
         ImagePipeline(dedup="fuzzy")
-    with pytest.raises(ValueError, match="workers"):
+    with pytest.raises(UsageError, match="workers"):
         ImagePipeline(workers=0)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from aiograb._core.errors import HTTPStatusError
-from aiograb._fetch.fetcher import Outcome
+from aiograb._core.models import Outcome
 from aiograb._store.crawl import CrawlTables
 from aiograb._store.journal import JOURNAL_NAME, Journal, NewRow, SavedFile
 

@@ -23,6 +23,8 @@ examples:
   aiograb bench --quick              # ~15 s, for CI and a first look
   aiograb bench --latency-ms 0,50,200 --concurrency 1,10,100,1000,5000 --n 5000 --out report/
   aiograb bench --peers              # also run curl --parallel, aria2c, img2dataset on PATH
+  aiograb bench --quick --fanout     # also the service fan-out: aiograb (plain, hedged),
+                                     # aiohttp, httpx, threads+requests at W=100 and 300
 
 Open OUT/report.html (self-contained) or OUT/report.md; every raw number is in
 OUT/results.json. Needs matplotlib: pip install 'aiograb[bench]'.
@@ -72,6 +74,12 @@ def add_parser(sub: Any) -> None:
         help="also run curl --parallel, aria2c and img2dataset when found on PATH",
     )
     p.add_argument(
+        "--fanout",
+        action="store_true",
+        help="also measure a service's fan-out (W backend calls per endpoint request) per "
+        "client, with and without hedging: latency CDF, CPU per call, threads (~1-2 min)",
+    )
+    p.add_argument(
         "--workdir",
         type=Path,
         help="where the clients write their files (default /dev/shm, tmpfs, so the disk "
@@ -92,6 +100,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "engines": args.engines,
         "peers": args.peers or None,
         "workdir": args.workdir,
+        "fanout": bench.quick_fanout() if args.fanout else None,
     }
     make = bench.quick_config if args.quick else bench.standard_config
     config = make(**{k: v for k, v in changes.items() if v is not None})

@@ -20,13 +20,16 @@ from aiograb._cli.options import (
     HelpFormatter,
     add_output_options,
     add_request_options,
+    check_output_args,
     parse_size,
+    print_summary,
     request_config,
     summary_dict,
     write_summary_json,
 )
 from aiograb._crawl.options import (
     DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_LINKS_PER_PAGE,
     DEFAULT_MAX_PAGES_PER_HOST,
     DEFAULT_MAX_URL_LENGTH,
     SCOPES,
@@ -95,6 +98,13 @@ def add_parser(sub: Any) -> None:
         help="longer URLs are skipped (url_too_long; default %(default)s)",
     )
     g.add_argument(
+        "--max-links-per-page",
+        type=int,
+        default=DEFAULT_MAX_LINKS_PER_PAGE,
+        help="links and images one page, stylesheet or sitemap may add; the rest is one "
+        "links_cut row (default %(default)s; e.g. --max-links-per-page 5000)",
+    )
+    g.add_argument(
         "--max-page-bytes",
         type=parse_size,
         default="10M",
@@ -126,13 +136,6 @@ def add_parser(sub: Any) -> None:
     )
     g.add_argument(
         "--ignore-robots", action="store_true", help="do not obey robots.txt (the summary says so)"
-    )
-    g.add_argument(
-        "--user-agent-token",
-        default="aiograb",
-        metavar="TOKEN",
-        help="product token robots.txt groups are matched by (RFC 9309; default %(default)s),"
-        " e.g. --user-agent-token mybot",
     )
     g.add_argument(
         "--image-scope",
@@ -179,6 +182,13 @@ def add_parser(sub: Any) -> None:
     )
     add_request_options(p)
     add_image_options(p, output_flag="--output-format", captions=False)
+    p.add_argument(
+        "--caption-from",
+        choices=("alt",),
+        default=None,
+        help="write each image's alt text as its caption ({key}.txt in webdataset "
+        "shards, the caption column of parquet ones), e.g. --caption-from alt",
+    )
     add_output_options(p)
     p.set_defaults(func=cmd_crawl)
 
@@ -202,11 +212,18 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     from aiograb._core.loop import run_stoppable
     from aiograb._crawl.api import crawl_async
 
+    check_output_args(args)
     limits, policy = request_config(args)
     options = _crawl_options(args)
     seeds = list(_seeds(args.seeds))  # reads the files now: a missing one is a usage error
+    # An image row of a crawl carries the page it was found on and its alt text.
+    args.caption_column = "alt" if args.caption_from == "alt" else None
     pipeline = pipeline_from_args(args, [])
-    display = ProgressDisplay(enabled=not args.quiet and sys.stderr.isatty())
+    from aiograb._cli.logmode import progress_log
+
+    display = ProgressDisplay(
+        enabled=not args.quiet and sys.stderr.isatty(), log=progress_log(args)
+    )
     with display:
         result = run_stoppable(
             lambda stop: crawl_async(
@@ -221,7 +238,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
             ),
             use_uvloop=not args.no_uvloop,
         )
-    print(format_crawl_summary(result), flush=True)
+    print_summary(args, format_crawl_summary(result), result.summary)
     data = summary_dict(result.summary)
     data.update(kinds=result.kinds, robots=result.robots, graph=str(result.graph))
     write_summary_json(args.summary_json, data)
@@ -235,6 +252,7 @@ def _crawl_options(args: argparse.Namespace) -> CrawlOptions:
         max_pages=args.max_pages,
         max_pages_per_host=args.max_pages_per_host,
         max_url_length=args.max_url_length,
+        max_links_per_page=args.max_links_per_page,
         max_page_bytes=args.max_page_bytes,
         include=tuple(args.include),
         exclude=tuple(args.exclude),
@@ -247,7 +265,6 @@ def _crawl_options(args: argparse.Namespace) -> CrawlOptions:
         all_sizes=args.all_sizes,
         pages_only=args.pages_only,
         graph_format=args.format,
-        user_agent_token=args.user_agent_token,
         image_scope=args.image_scope,
         image_include=tuple(args.image_include),
         image_exclude=tuple(args.image_exclude),

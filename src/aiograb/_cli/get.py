@@ -23,11 +23,14 @@ from aiograb._cli.options import (
     HelpFormatter,
     add_output_options,
     add_request_options,
+    check_output_args,
+    print_summary,
     request_config,
     summary_dict,
     write_summary_json,
 )
-from aiograb._core.config import ENGINES, Limits, RequestPolicy
+from aiograb._cli.scale import SCALE_EXAMPLES, add_scale_options, run_scaled, scale_wanted
+from aiograb._core.config import DEFAULT_IO_THREADS, ENGINES, Limits, RequestPolicy
 from aiograb._get.sources import FORMATS
 
 if TYPE_CHECKING:
@@ -39,6 +42,7 @@ __all__ = ["add_parser", "cmd_get", "estimate_rows", "run_download"]
 _EXAMPLES = f"""\
 examples:
   aiograb get urls.txt -o images/
+  aiograb get https://example.org/a.jpg https://example.org/b.png -o images/
   aiograb get urls.csv --url-column image_url -o images/ -c 1000 --per-host 32 --retries 3
   zcat urls.txt.gz | aiograb get - -o images/
   aiograb get urls.txt -o images/ --retry-failed      # after a run, retry only what failed
@@ -56,10 +60,14 @@ def add_parser(sub: Any) -> None:
         help="download a list of URLs to files plus a manifest",
         description="Download every URL of a list (txt, csv, tsv, jsonl, parquet, "
         "optionally .gz, or - for stdin) into a folder.",
-        epilog=_EXAMPLES + "\n" + IMAGE_EXAMPLES + "\n" + NETWORK_EXAMPLES,
+        epilog=_EXAMPLES + "\n" + IMAGE_EXAMPLES + "\n" + NETWORK_EXAMPLES + "\n" + SCALE_EXAMPLES,
         formatter_class=HelpFormatter,
     )
-    p.add_argument("input", help="URL list file, or - for stdin")
+    p.add_argument(
+        "input",
+        nargs="+",
+        help="URL list file, - for stdin, or one or more URLs (https://host/a.jpg)",
+    )
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder")
     g = p.add_argument_group("input")
     g.add_argument(
@@ -80,6 +88,13 @@ def add_parser(sub: Any) -> None:
     g.add_argument(
         "--retry-failed", action="store_true", help="also retry rows that failed in earlier runs"
     )
+    g.add_argument(
+        "--verify-hash",
+        metavar="COLUMN[:sha256|md5]",
+        help="check each body against the hash in this input column (as img2dataset "
+        "does); a mismatch is a hash_mismatch row, e.g. --verify-hash sha256 or "
+        "--verify-hash md5sum:md5",
+    )
     p.add_argument(
         "--engine",
         choices=ENGINES,
@@ -90,21 +105,28 @@ def add_parser(sub: Any) -> None:
     add_request_options(p)
     add_image_options(p)
     add_output_options(p)
+    add_scale_options(p)
     p.set_defaults(func=cmd_get)
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    from aiograb._get.sources import open_source
-
+    check_output_args(args)
     limits, policy = request_config(args)
     extra = [c.strip() for c in args.save_columns.split(",") if c.strip()]
     pipeline = pipeline_from_args(args, extra)
     if args.caption_column and args.caption_column not in extra:
         extra.append(args.caption_column)
-    rows = open_source(
-        args.input, url_column=args.url_column, extra_columns=extra, fmt=args.input_format
-    )
-    expected = None if args.quiet or not sys.stderr.isatty() else estimate_rows(args.input)
+    if args.verify_hash:
+        from aiograb._core.errors import UsageError
+        from aiograb._get.api import parse_verify_hash
+
+        checked = parse_verify_hash(args.verify_hash)
+        if args.engine != "async" or pipeline is not None:
+            raise UsageError("--verify-hash needs the async engine and no image options")
+        if checked is not None and checked[0] not in extra:
+            extra.append(checked[0])
+    rows, source = _inputs(args, extra)
+    expected = None if args.quiet or not sys.stderr.isatty() else estimate_rows(source)
     return run_download(
         args,
         rows,
@@ -115,6 +137,29 @@ def cmd_get(args: argparse.Namespace) -> int:
         expected=expected,
         pipeline=pipeline,
     )
+
+
+def _inputs(args: argparse.Namespace, extra: list[str]) -> tuple[Iterable[Any], str]:
+    """The rows of ``get``'s inputs: one list file (or -), or URLs given as arguments."""
+    from aiograb._core.errors import UsageError
+    from aiograb._get.sources import is_url_argument, open_source, url_arguments
+
+    inputs: list[str] = args.input
+    urls = [arg for arg in inputs if is_url_argument(arg)]
+    if urls:
+        if len(urls) != len(inputs):
+            raise UsageError("give either one URL list file or URLs as arguments, not both")
+        if args.url_column or extra or args.input_format:
+            raise UsageError("URLs given as arguments have no columns or format")
+        return url_arguments(urls), "-"
+    if len(inputs) > 1:
+        raise UsageError(
+            f"give one URL list file, not {len(inputs)} (URLs as arguments start with https://)"
+        )
+    rows = open_source(
+        inputs[0], url_column=args.url_column, extra_columns=extra, fmt=args.input_format
+    )
+    return rows, inputs[0]
 
 
 def estimate_rows(source: str) -> int | None:
@@ -146,14 +191,24 @@ def run_download(
 
     Reads the display flags of ``options.add_output_options`` from ``args``.
     """
-    display = ProgressDisplay(enabled=not args.quiet and sys.stderr.isatty(), expected=expected)
+    from aiograb._cli.logmode import progress_log
+
+    display = ProgressDisplay(
+        enabled=not args.quiet and sys.stderr.isatty(),
+        expected=expected,
+        log=progress_log(args, expected),
+    )
     _tune_gc()
     with display:
-        if engine == "async":
+        if scale_wanted(args):
+            summary = run_scaled(
+                args, lambda: rows, limits, policy, retry_failed, display.update, pipeline
+            )
+        elif engine == "async":
             summary = _run_async(args, rows, limits, policy, retry_failed, display, pipeline)
         else:
             summary = _run_blocking(args, rows, limits, policy, retry_failed, display, engine)
-    print(format_summary(summary), flush=True)
+    print_summary(args, format_summary(summary), summary)
     write_summary_json(args.summary_json, summary_dict(summary))
     return summary.exit_code
 
@@ -188,7 +243,10 @@ def _run_async(
             retry_failed=retry_failed,
             stop=stop,
             on_progress=display.update,
+            on_outcome=display.outcome,
             pipeline=pipeline,
+            verify_hash=getattr(args, "verify_hash", None),  # demo has no such flag
+            io_threads=getattr(args, "io_threads", DEFAULT_IO_THREADS),
         ),
         use_uvloop=not args.no_uvloop,
     )
@@ -224,4 +282,5 @@ def _run_blocking(
         retry_failed=retry_failed,
         stop=stop,
         on_progress=display.update,
+        on_outcome=display.outcome,
     )

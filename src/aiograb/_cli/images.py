@@ -57,6 +57,12 @@ def add_image_options(
     )
     g.add_argument("--resize", choices=RESIZE_MODES, default=None, help="resize mode (default no)")
     g.add_argument(
+        "--resize-only-if-bigger",
+        action="store_true",
+        help="with --resize: keep images no larger than --image-size as they are "
+        "(img2dataset's option)",
+    )
+    g.add_argument(
         "--image-size", type=int, default=None, help="target size in pixels (default 256)"
     )
     g.add_argument(
@@ -124,26 +130,27 @@ def pipeline_from_args(args: argparse.Namespace, extra: list[str]) -> ImagePipel
         )
     from aiograb._images.pipeline import ImagePipeline  # the engine: only when asked for
 
-    try:
-        given = {
-            name: value
-            for name in (
-                "max_pixels", "min_size", "max_aspect_ratio", "resize", "image_size", "quality"
-            )
-            if (value := getattr(args, name)) is not None
-        }  # fmt: skip
-        options = ImageOptions(
-            verify=args.verify, encode=args.encode, skip_reencode=args.skip_reencode, **given
+    given = {
+        name: value
+        for name in (
+            "max_pixels", "min_size", "max_aspect_ratio", "resize", "image_size", "quality"
         )
-        return ImagePipeline(
-            options,
-            workers=args.workers,
-            output=args.image_format or "files",
-            shard_size=args.shard_size,
-            dedup=args.dedup or "content",
-            phash_distance=args.phash_distance,
-            caption_column=getattr(args, "caption_column", None),
-            extra_columns=extra,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
+        if (value := getattr(args, name)) is not None
+    }  # fmt: skip
+    options = ImageOptions(
+        verify=args.verify,
+        encode=args.encode,
+        skip_reencode=args.skip_reencode,
+        resize_only_if_bigger=args.resize_only_if_bigger,
+        **given,
+    )
+    return ImagePipeline(
+        options,
+        workers=args.workers,
+        output=args.image_format or "files",
+        shard_size=args.shard_size,
+        dedup=args.dedup or "content",
+        phash_distance=args.phash_distance,
+        caption_column=getattr(args, "caption_column", None),
+        extra_columns=extra,
+    )

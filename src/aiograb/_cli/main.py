@@ -70,7 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except UsageError as exc:
-        return _fail(ExitCode.USAGE, f"error: {exc}")
+        from aiograb._cli.words import as_flags  # the library's option names, as flags
+
+        return _fail(ExitCode.USAGE, f"error: {as_flags(str(exc))}")
     except KeyboardInterrupt:
         return _fail(ExitCode.INTERRUPTED, "interrupted")
     except OSError as exc:  # not ours to fix: a folder, a disk, a port

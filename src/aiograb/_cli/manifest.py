@@ -1,4 +1,4 @@
-"""``aiograb manifest``: export a run's manifest (its journal) to Parquet."""
+"""``aiograb manifest``: export a run's manifest (its journal) to Parquet, CSV or JSONL."""
 
 from __future__ import annotations
 
@@ -15,14 +15,19 @@ __all__ = ["add_parser", "cmd_manifest"]
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "manifest",
-        help="export a run's manifest (from its journal) to Parquet",
-        description="Write every row of OUT's journal (the manifest) to a Parquet file. "
-        "Needs pyarrow: pip install 'aiograb[parquet]'.",
-        epilog="example:\n  aiograb manifest out/ --to manifest.parquet",
+        help="export a run's manifest (from its journal) to Parquet, CSV or JSONL",
+        description="Write every row of OUT's journal (the manifest) to a file whose "
+        "extension names the format: .parquet (needs pyarrow: pip install "
+        "'aiograb[parquet]'), .csv or .jsonl. Also rebuilds a lost manifest.",
+        epilog="examples:\n  aiograb manifest out/ --to manifest.parquet\n"
+        "  aiograb manifest out/ --to manifest.csv\n"
+        "  aiograb manifest out/ --to out/manifest.jsonl   # rebuild the manifest",
         formatter_class=HelpFormatter,
     )
     p.add_argument("out", type=Path, help="an output folder of 'aiograb get'")
-    p.add_argument("--to", type=Path, required=True, help="the Parquet file to write")
+    p.add_argument(
+        "--to", type=Path, required=True, help="the file to write: .parquet, .csv or .jsonl"
+    )
     p.set_defaults(func=cmd_manifest)
 
 

@@ -13,17 +13,21 @@ layout. All of it is cheap to import: it runs when the parser is built.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from aiograb._cli.network import add_network_options, network_from_args
 from aiograb._core.config import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_DISALLOWED_HEADER_DIRECTIVES,
     DEFAULT_MAX_BYTES,
     DEFAULT_PER_HOST,
     DEFAULT_USER_AGENT,
+    DEFAULT_USER_AGENT_TOKEN,
     TRANSPORTS,
     Limits,
     RequestPolicy,
@@ -37,16 +41,21 @@ __all__ = [
     "HelpFormatter",
     "add_output_options",
     "add_request_options",
+    "check_output_args",
     "parse_header",
     "parse_size",
+    "print_summary",
     "request_config",
     "summary_dict",
+    "summary_stream",
     "write_summary_json",
 ]
 
 EXIT_CODES_HELP = (
     f"exit codes: {ExitCode.OK:d} all ok, {ExitCode.FAILED:d} some URLs failed, "
-    f"{ExitCode.USAGE:d} usage/input error, {ExitCode.INTERRUPTED:d} interrupted."
+    f"{ExitCode.USAGE:d} usage/input error (also: OUT in use, a damaged journal, input "
+    f"broken mid-stream), {ExitCode.OS_ERROR:d} file system refused (disk full: free "
+    f"space and run again), {ExitCode.INTERRUPTED:d} interrupted."
 )
 
 
@@ -171,6 +180,22 @@ def _add_policy(g: argparse._ArgumentGroup) -> None:
     g.add_argument(
         "--user-agent", default=DEFAULT_USER_AGENT, help="User-Agent header (default names aiograb)"
     )
+    g.add_argument(
+        "--user-agent-token",
+        default=DEFAULT_USER_AGENT_TOKEN,
+        metavar="TOKEN",
+        help="the product token robots rules name us by (RFC 9309): robots.txt groups "
+        "(crawl) and 'X-Robots-Tag: aiograb: noai' (default %(default)s; "
+        "e.g. --user-agent-token mybot)",
+    )
+    g.add_argument(
+        "--disallowed-header-directives",
+        default=",".join(DEFAULT_DISALLOWED_HEADER_DIRECTIVES),
+        metavar="LIST",
+        help="X-Robots-Tag directives (for all agents or for --user-agent-token) that "
+        "forbid keeping a body: its row is x_robots_tag; '' honours none "
+        "(default %(default)s; e.g. --disallowed-header-directives noai,noimageai)",
+    )
 
 
 def request_config(args: argparse.Namespace) -> tuple[Limits, RequestPolicy]:
@@ -178,12 +203,17 @@ def request_config(args: argparse.Namespace) -> tuple[Limits, RequestPolicy]:
 
     They validate themselves (``UsageError``, in the library's option names).
     """
+    from aiograb._core.fdlimit import fit_to_fd_limit
+
     limits = Limits(
         concurrency=args.concurrency,
         per_host=args.per_host,
         rate=args.rate,
         transport=args.transport,
     )
+    limits, warning = fit_to_fd_limit(limits)
+    if warning is not None:  # "concurrency" is -c here
+        print(f"aiograb: warning: {warning.replace('concurrency ', '-c ')}", file=sys.stderr)
     policy = RequestPolicy(
         timeouts=Timeouts(total=args.timeout, connect=args.connect_timeout),
         retry=RetryPolicy(retries=args.retries),
@@ -192,6 +222,8 @@ def request_config(args: argparse.Namespace) -> tuple[Limits, RequestPolicy]:
         accept=args.accept,
         headers=dict(args.header),
         user_agent=args.user_agent,
+        user_agent_token=args.user_agent_token,
+        disallowed_header_directives=tuple(args.disallowed_header_directives.split(",")),
         network=network_from_args(args),
     )
     return limits, policy
@@ -201,9 +233,16 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("display")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar, summary only")
     g.add_argument(
-        "--summary-json", type=Path, metavar="FILE", help="also write the summary as JSON to FILE"
+        "--summary-json",
+        type=Path,
+        metavar="FILE",
+        help="also write the summary as JSON to FILE; - writes it to stdout "
+        "(the text summary then goes to stderr)",
     )
     g.add_argument("--no-uvloop", action="store_true", help="use asyncio's default loop")
+    from aiograb._cli.logmode import add_log_options
+
+    add_log_options(g)
 
 
 def summary_dict(summary: Summary) -> dict[str, Any]:
@@ -224,11 +263,46 @@ def summary_dict(summary: Summary) -> dict[str, Any]:
         "peak_threads": summary.peak_threads,
         "peak_rss_mb": summary.peak_rss_mb,
         "interrupted": summary.interrupted,
+        "processes": summary.processes,
+        "io_threads": summary.io_threads,
+        "part_errors": list(summary.part_errors),
         "exit_code": summary.exit_code,
+        "input": dataclasses.asdict(summary.input) if summary.input else None,
+        "input_error": summary.input_error,
+        "storage_error": summary.storage_error,
     }
 
 
 def write_summary_json(path: Path | None, data: dict[str, Any]) -> None:
-    """Write ``data`` to ``--summary-json FILE`` when the flag was given."""
-    if path is not None:
-        path.write_text(json.dumps(data, indent=2) + "\n")
+    """Write ``data`` to ``--summary-json FILE`` when the flag was given (``-``: stdout)."""
+    if path is None:
+        return
+    text = json.dumps(data, indent=2) + "\n"
+    if str(path) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        path.write_text(text)
+
+
+def summary_stream(args: argparse.Namespace) -> TextIO:
+    """Where the text summary goes: stdout, or stderr when stdout carries the JSON."""
+    return sys.stderr if str(args.summary_json) == "-" else sys.stdout
+
+
+def print_summary(args: argparse.Namespace, text: str, summary: Summary) -> None:
+    """The text summary, then one line per way the run ended early (to stderr)."""
+    print(text, flush=True, file=summary_stream(args))
+    for problem in (summary.input_error, summary.storage_error):
+        if problem is not None:
+            print(f"aiograb: error: {problem}", file=sys.stderr)
+
+
+def check_output_args(args: argparse.Namespace) -> None:
+    """Check ``-o`` and ``--summary-json`` before anything is fetched: a typo in a
+    path must not be found out after a whole run."""
+    from aiograb._store.check import check_writable_file, ensure_output_folder
+
+    ensure_output_folder(args.out)
+    if args.summary_json is not None and str(args.summary_json) != "-":
+        check_writable_file(args.summary_json, "--summary-json")

@@ -1,39 +1,47 @@
-"""The async client: bounded, retried, deadline-aware HTTP fan-out in memory.
+"""The async client: bounded, retried, deadline-aware, tail-tolerant HTTP fan-out in memory.
 
-For a service that must call hundreds or thousands of endpoints per request::
+For a service that must call hundreds or thousands of backends per request::
 
-    async with aiograb.open_client(limits=aiograb.Limits(concurrency=200)) as client:
-        async for result in client.fetch_all(aiograb.Request(u) for u in urls):
+    async with aiograb.open_client(hedge=aiograb.Hedge(after="p95")) as client:
+        results = await client.gather([aiograb.Request(u) for u in urls], deadline=1.0)
+        for result in results:
             if result.ok:
                 use(result.response.json())
 
-It shares the engine's pieces (transport, per-host slots, retries, redirects,
-limits) with ``aiograb get``; only the sink differs (memory, not files).
+It shares the engine's pieces (transport, retries, redirects, limits) with
+``aiograb get``; only the sink differs (memory, not files). Unlike ``get``, it
+has no per-host limit by default (a service calls its own backends), and
+concurrent fan-outs share its slots fairly (see ``admission``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json as jsonlib
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sized
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
+from aiograb._client.admission import UNKNOWN, Admission, Lane
+from aiograb._client.budget import ExtraBudget
+from aiograb._client.calls import Call, Calls
 from aiograb._core.clock import Clock, LoopClock
-from aiograb._core.config import Limits, Network, RequestPolicy
-from aiograb._core.errors import DeadlineExceeded, RequestError
-from aiograb._fetch.fetcher import Fetcher, Outcome, Request
+from aiograb._core.config import Budget, Hedge, Limits, Network, RequestPolicy
+from aiograb._core.errors import DeadlineExceeded, RequestError, UsageError
+from aiograb._core.models import Outcome, Request
+from aiograb._fetch.fetcher import Fetcher
 from aiograb._fetch.politeness import Politeness
-from aiograb._http.aiohttp_transport import Transport
+from aiograb._http.base import Transport
 from aiograb._http.default import make_transport
-from aiograb._store.sinks import MemorySink
 
-__all__ = ["Client", "Response", "Result", "open_client"]
+__all__ = ["SERVICE_LIMITS", "Client", "ClientStatistics", "Response", "Result", "open_client"]
 
-CLIENT_POLICY = RequestPolicy(accept="any")
+# Any content type, and X-Robots-Tag ignored: an API's answer is not a page to index.
+CLIENT_POLICY = RequestPolicy(accept="any", disallowed_header_directives=())
+# A service calls its own backends, often one load-balanced name: only the total bounds it.
+SERVICE_LIMITS = Limits(per_host=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +53,9 @@ class Response:
     headers: Mapping[str, str]
     content: bytes
     content_type: str | None
-    attempts: int
+    attempts: int  # over every copy sent (retries and a hedge)
     elapsed: float
+    hedge_won: bool = False  # the hedged copy answered first
 
     def text(self, encoding: str = "utf-8") -> str:
         return self.content.decode(encoding, errors="replace")
@@ -57,18 +66,32 @@ class Response:
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """One request's result from ``fetch_all``: a response or an error, never both."""
+    """One request's result: a response or an error, never both."""
 
     request: Request
     response: Response | None
     error: RequestError | None
+    attempts: int = 0  # requests sent for it (0 when refused before sending)
+    hedged: bool = False  # a second copy was sent
+    hedge_won: bool = False  # ... and answered first
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
 
-def _response(outcome: Outcome) -> Response:
+@dataclass(frozen=True, slots=True)
+class ClientStatistics:
+    """Counters over the client's life (``Client.statistics()``)."""
+
+    retries: int
+    hedges: int
+    hedge_wins: int
+    budget_refused: int  # retries and hedges the budget did not allow
+    in_flight: int
+
+
+def _response(outcome: Outcome, call: Call) -> Response:
     stored = outcome.stored
     return Response(
         status=outcome.status or 0,
@@ -76,36 +99,109 @@ def _response(outcome: Outcome) -> Response:
         headers=outcome.headers,
         content=(stored.body or b"") if stored else b"",
         content_type=outcome.content_type,
-        attempts=outcome.attempts,
+        attempts=call.attempts,
         elapsed=outcome.elapsed,
+        hedge_won=call.hedge_won,
     )
+
+
+def _result(req: Request, call: Call) -> Result:
+    response = None
+    if call.error is None and call.outcome is not None:
+        response = _response(call.outcome, call)
+    return Result(req, response, call.error, call.attempts, call.hedged, call.hedge_won)
+
+
+def _as_request(item: Request | str) -> Request:
+    return Request(item) if isinstance(item, str) else item
 
 
 class Client:
     """Use through ``open_client``. Safe to share among many tasks of one loop."""
 
-    def __init__(self, fetcher: Fetcher, limits: Limits) -> None:
+    def __init__(self, calls: Calls, fetcher: Fetcher, limits: Limits, budget: ExtraBudget) -> None:
+        self._calls = calls
         self._fetcher = fetcher
         self._limits = limits
-        self._sink = MemorySink()
+        self._budget = budget
+        # Running fan-outs of fetch_all: the runner task and the queue its consumer reads.
+        self._runners: dict[asyncio.Task[None], asyncio.Queue[Result | None]] = {}
+        self._closed = False
 
     async def fetch(self, request: Request | str) -> Response:
-        """Fetch one request with the client's retries; raise ``RequestError`` on failure.
+        """Fetch one request with the client's retries (and hedge); raise ``RequestError``.
 
         >>> resp = await client.fetch("https://api.example.org/health")
         """
-        result = await self._fetch(request)
+        result = await self._one(_as_request(request), Lane(1))
         if result.error is not None:
             raise result.error
         assert result.response is not None
         return result.response
 
-    async def _fetch(self, request: Request | str) -> Result:
-        req = Request(request) if isinstance(request, str) else request
-        outcome = await self._fetcher.fetch(req, self._sink, "")
-        if outcome.ok:
-            return Result(req, _response(outcome), None)
-        return Result(req, None, outcome.error)
+    async def _one(self, req: Request, lane: Lane) -> Result:
+        if self._closed:
+            raise UsageError("the client is closed (used after open_client's block ended)")
+        return _result(req, await self._calls.run(req, lane))
+
+    async def _until(self, req: Request, lane: Lane, ends_at: float | None) -> Result:
+        if ends_at is None:
+            if self._closed:
+                raise UsageError("the client is closed (used after open_client's block ended)")
+            return _result(req, await self._calls.run(req, lane))
+        remaining = ends_at - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            return Result(req, None, _late(req))
+        try:
+            async with asyncio.timeout(remaining):
+                return await self._one(req, lane)
+        except TimeoutError:
+            return Result(req, None, _late(req))
+
+    def _ends_at(self, deadline: float | None) -> float | None:
+        if deadline is None:
+            return None
+        if deadline < 0:
+            raise UsageError("deadline must be >= 0 seconds")
+        return asyncio.get_running_loop().time() + deadline
+
+    async def gather(
+        self,
+        requests: Iterable[Request | str],
+        *,
+        deadline: float | None = None,
+        fail_fast: bool = False,
+        concurrency: int | None = None,
+    ) -> list[Result]:
+        """Fetch all ``requests``; their results in the same order.
+
+        With ``deadline`` (seconds), requests not finished when it passes get a
+        ``DeadlineExceeded`` error. With ``fail_fast``, the first failure cancels
+        the requests still running or waiting and is raised (like Go's errgroup);
+        the returned list then has no errors.
+
+        >>> results = await client.gather([f"{api}/users/{i}" for i in ids], deadline=0.5)
+        """
+        todo = [_as_request(r) for r in requests]
+        results: list[Result | None] = [None] * len(todo)
+        lane, ends_at = Lane(len(todo)), self._ends_at(deadline)
+        items = iter(enumerate(todo))
+
+        async def work() -> None:
+            for i, req in items:  # the workers share one iterator: no task per request
+                result = results[i] = await self._until(req, lane, ends_at)
+                if fail_fast and result.error is not None:
+                    raise _Failed(result.error)
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for _ in range(min(len(todo), concurrency or self._limits.concurrency)):
+                    tg.create_task(work())
+        except* _Failed as group:
+            first = group.exceptions[0]
+            assert isinstance(first, _Failed)
+            raise first.error from None
+        return [r for r in results if r is not None]
 
     async def fetch_all(
         self,
@@ -123,31 +219,22 @@ class Client:
         n = concurrency or self._limits.concurrency
         todo: asyncio.Queue[Request | None] = asyncio.Queue(maxsize=n)
         results: asyncio.Queue[Result | None] = asyncio.Queue(maxsize=n)
-        loop = asyncio.get_running_loop()
-        ends_at = None if deadline is None else loop.time() + deadline
+        size = len(requests) if isinstance(requests, Sized) else UNKNOWN
+        lane, ends_at = Lane(size), self._ends_at(deadline)
 
         async def produce() -> None:
             if isinstance(requests, AsyncIterable):
                 async for item in requests:
-                    await todo.put(Request(item) if isinstance(item, str) else item)
+                    await todo.put(_as_request(item))
             else:
                 for item in requests:
-                    await todo.put(Request(item) if isinstance(item, str) else item)
+                    await todo.put(_as_request(item))
             for _ in range(n):  # one end-of-input marker per worker
                 await todo.put(None)
 
         async def work() -> None:
             while (req := await todo.get()) is not None:
-                remaining = None if ends_at is None else ends_at - loop.time()
-                if remaining is not None and remaining <= 0:
-                    result = Result(req, None, _late(req))
-                else:
-                    try:
-                        async with asyncio.timeout(remaining):
-                            result = await self._fetch(req)
-                    except TimeoutError:
-                        result = Result(req, None, _late(req))
-                await results.put(result)
+                await results.put(await self._until(req, lane, ends_at))
 
         async def run() -> None:
             failure: BaseException | None = None
@@ -164,24 +251,71 @@ class Client:
 
         # Not a TaskGroup around the yield: a consumer that stops early closes this
         # generator, and the runner is then cancelled and awaited here, never orphaned.
+        # One that just stops iterating has its runner cancelled when the client closes.
         runner = asyncio.create_task(run())
+        self._runners[runner] = results
         try:
             while (result := await results.get()) is not None:
                 yield result
+            if runner.cancelled() and self._closed:  # its client closed under a consumer
+                raise UsageError("the client was closed while fetch_all was being read")
             await runner
         finally:
-            if not runner.done():
-                runner.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await runner
+            self._runners.pop(runner, None)
+            await _cancel(runner)
+
+    async def aclose(self) -> None:
+        """Cancel the fan-outs still running (their consumers stopped early). Idempotent."""
+        self._closed = True
+        runners, self._runners = self._runners, {}
+        for runner, results in runners.items():
+            await _cancel(runner)
+            while not results.empty():  # wake a consumer still waiting in another task
+                results.get_nowait()
+            results.put_nowait(None)
+
+    def statistics(self) -> ClientStatistics:
+        return ClientStatistics(
+            retries=self._fetcher.retries,
+            hedges=self._calls.hedges,
+            hedge_wins=self._calls.hedge_wins,
+            budget_refused=self._budget.refused,
+            in_flight=self._calls.in_flight,
+        )
 
     @property
     def retries(self) -> int:
         return self._fetcher.retries
 
 
+class _Failed(Exception):
+    """Carries ``gather(fail_fast=True)``'s first error out of its task group."""
+
+    def __init__(self, error: RequestError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    if task.done():
+        if not task.cancelled():
+            task.exception()  # retrieved: the consumer has gone, nobody else will
+        return
+    task.cancel()
+    # The runner is being discarded (its consumer has gone, or the client closed): what it
+    # ends with, a cancellation or the error a request saw as the client closed, has no one
+    # to go to. It must not be logged as "never retrieved", nor raised into the consumer.
+    try:
+        await task
+    except asyncio.CancelledError:
+        if (me := asyncio.current_task()) is not None and me.cancelling():
+            raise  # we are being cancelled ourselves: never swallow that
+    except Exception:
+        pass
+
+
 def _late(req: Request) -> DeadlineExceeded:
-    return DeadlineExceeded("the fetch_all deadline passed", url=req.url)
+    return DeadlineExceeded("the deadline passed", url=req.url)
 
 
 @asynccontextmanager
@@ -189,14 +323,25 @@ async def open_client(
     *,
     limits: Limits | None = None,
     policy: RequestPolicy | None = None,
+    hedge: Hedge | None = None,
+    budget: Budget | float | None = None,
     network: Network | None = None,
     cookies: str | os.PathLike[str] | None = None,
     transport: Transport | None = None,
     clock: Clock | None = None,
 ) -> AsyncIterator[Client]:
-    """Open a client: one connection pool, per-host slots and retry policy.
+    """Open a client: one connection pool, fair admission, retries, optional hedging.
 
-    ``policy`` defaults to accepting any content type (``accept="any"``).
+    ``limits`` defaults to ``SERVICE_LIMITS``: no per-host limit (also when
+    ``Limits.per_host`` is left unset), only ``concurrency`` in flight in total.
+    ``policy`` defaults to accepting any content type and ignoring X-Robots-Tag
+    (``accept="any", disallowed_header_directives=()``). ``hedge`` sends a second
+    copy of a slow idempotent request.
+    ``budget`` caps retries and hedges together per host (default
+    ``hedge.budget``, else 5 % of requests over 10 s).
+
+    >>> async with open_client(hedge=Hedge(after="p95")) as client: ...
+
     ``network`` (TLS, proxy, cookies) replaces ``policy.network``; ``cookies``
     is a Netscape ``cookies.txt`` whose cookies are sent where they belong,
     and cookies set by responses are kept while the client is open::
@@ -206,16 +351,29 @@ async def open_client(
             cookies="cookies.txt",
         ) as client: ...
     """
-    limits = limits or Limits()
+    limits = limits or SERVICE_LIMITS
+    if limits.per_host is None:  # unset: a service's default, not a crawler's
+        limits = replace(limits, per_host=0)
     policy = policy or CLIENT_POLICY
     network = network or policy.network
     if cookies is not None:
         network = replace(network, cookies=os.fspath(cookies))
     clock = clock or LoopClock()
+    if isinstance(budget, int | float):
+        budget = Budget(ratio=float(budget))
+    extra = ExtraBudget(budget or (hedge.extra_budget if hedge else Budget()), clock)
     own = transport is None
     transport = transport or make_transport(limits, network=network)
+    fetcher = Fetcher(
+        transport, Politeness(limits, clock), policy, clock, may_retry=extra.try_spend
+    )
+    calls = Calls(fetcher, Admission(limits.concurrency), extra, hedge)
+    client = Client(calls, fetcher, limits, extra)
     try:
-        yield Client(Fetcher(transport, Politeness(limits, clock), policy, clock), limits)
+        yield client
     finally:
-        if own:
-            await transport.aclose()
+        try:
+            await client.aclose()
+        finally:
+            if own:
+                await transport.aclose()

@@ -7,6 +7,7 @@ its flags and the library takes them as keyword arguments.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -16,14 +17,20 @@ from aiograb._core.errors import UsageError
 
 __all__ = [
     "DEFAULT_ACCEPT",
+    "DEFAULT_BUDGET",
     "DEFAULT_CONCURRENCY",
+    "DEFAULT_DISALLOWED_HEADER_DIRECTIVES",
+    "DEFAULT_IO_THREADS",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_PER_HOST",
     "DEFAULT_TRANSPORT",
     "DEFAULT_USER_AGENT",
+    "DEFAULT_USER_AGENT_TOKEN",
     "ENGINES",
     "PROXY_SCHEMES",
     "TRANSPORTS",
+    "Budget",
+    "Hedge",
     "Limits",
     "Network",
     "RequestPolicy",
@@ -48,6 +55,15 @@ TRANSPORTS = ("aiohttp", "curl")
 # A body this large is almost never an image anyone wants, and in memory (the
 # client API) it would hurt: refuse it as ``too_large``. 0 lifts the limit.
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+# Threads that create, write and rename the files of ``get`` (the loop never waits for
+# the disk); fixed, whatever the concurrency. 0 stores on the loop thread.
+DEFAULT_IO_THREADS = 4
+# X-Robots-Tag directives that forbid storing a body, as img2dataset has them:
+# a site that says "noai" or "noindex" did not agree to be in a dataset.
+DEFAULT_DISALLOWED_HEADER_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
+# The product token robots rules address us by (RFC 9309; "aiograb: noai").
+DEFAULT_USER_AGENT_TOKEN = "aiograb"
+_TOKEN = re.compile(r"[A-Za-z_-]+")
 # The engines of ``get``: one event loop (the default), and the two blocking ones it
 # is measured against (``aiograb bench``): a thread pool, one request at a time.
 ENGINES = ("async", "threads", "sync")
@@ -64,21 +80,29 @@ class Limits:
 
     >>> Limits(concurrency=500, per_host=0)   # 0 = no per-host limit
     >>> Limits(transport="curl")              # libcurl on the loop (aiograb[curl])
+
+    ``per_host=None`` (the default) means the caller's default: ``DEFAULT_PER_HOST``
+    for ``download``/``crawl`` (other people's sites), none for ``open_client``
+    (a service calling its own backends).
     """
 
     concurrency: int = DEFAULT_CONCURRENCY
-    per_host: int = DEFAULT_PER_HOST
+    per_host: int | None = None
     rate: float = 0.0  # requests per second per host; 0 = unlimited
     transport: str = ""  # "aiohttp" or "curl"; "" = $AIOGRAB_TRANSPORT or DEFAULT_TRANSPORT
 
     def __post_init__(self) -> None:
         _check(1 <= self.concurrency <= 100_000, "concurrency must be between 1 and 100000")
-        _check(self.per_host >= 0, "per-host must be >= 0 (0 = unlimited)")
+        _check(self.per_host is None or self.per_host >= 0, "per_host must be >= 0 (0 = unlimited)")
         _check(self.rate >= 0, "rate must be >= 0 (0 = unlimited)")
         _check(
             self.transport in ("", *TRANSPORTS),
             f"transport must be one of {', '.join(TRANSPORTS)} (got {self.transport!r})",
         )
+
+    def host_limit(self, default: int = DEFAULT_PER_HOST) -> int:
+        """``per_host``, or ``default`` when it was left unset (0 = unlimited)."""
+        return default if self.per_host is None else self.per_host
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -89,8 +113,8 @@ class Timeouts:
     connect: float = 10.0
 
     def __post_init__(self) -> None:
-        _check(self.total > 0, "timeout must be > 0")
-        _check(self.connect > 0, "connect timeout must be > 0")
+        _check(self.total > 0, "Timeouts.total must be > 0")
+        _check(self.connect > 0, "Timeouts.connect must be > 0")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -181,9 +205,99 @@ class RequestPolicy:
     accept: str = DEFAULT_ACCEPT  # "image", "any", or comma-separated MIME types
     headers: Mapping[str, str] = field(default_factory=dict)
     user_agent: str = DEFAULT_USER_AGENT
+    # A response whose X-Robots-Tag names one of these (for all agents, or for
+    # ``user_agent_token``) is not stored: its row is ``x_robots_tag``. () disables.
+    disallowed_header_directives: tuple[str, ...] = DEFAULT_DISALLOWED_HEADER_DIRECTIVES
+    user_agent_token: str = DEFAULT_USER_AGENT_TOKEN
     network: Network = field(default_factory=Network)
 
     def __post_init__(self) -> None:
-        _check(0 <= self.max_redirects <= 100, "max-redirects must be between 0 and 100")
-        _check(self.max_bytes >= 0, "max-bytes must be >= 0 (0 = unlimited)")
+        _check(0 <= self.max_redirects <= 100, "max_redirects must be between 0 and 100")
+        _check(self.max_bytes >= 0, "max_bytes must be >= 0 (0 = unlimited)")
         _check(bool(self.accept.strip()), "accept must not be empty")
+        _check(
+            bool(_TOKEN.fullmatch(self.user_agent_token)),
+            f"user_agent_token must be letters, '-' and '_' only, not {self.user_agent_token!r}",
+        )
+        directives = self.disallowed_header_directives
+        if isinstance(directives, str):  # "noai,noindex" is taken as it is meant
+            directives = tuple(directives.split(","))
+        directives = tuple(d.strip().lower() for d in directives if d.strip())
+        _check(
+            all(_TOKEN.fullmatch(d) for d in directives),
+            f"disallowed_header_directives must be directive names, not {directives!r}",
+        )
+        object.__setattr__(self, "disallowed_header_directives", directives)
+
+
+# The share of extra attempts (retries and hedges) a backend may get over requests,
+# Finagle/Envoy style: a backend that fails everything sees at most 5 % more load.
+DEFAULT_BUDGET = 0.05
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Budget:
+    """How many extra attempts (retries + hedges) per host the client may send.
+
+    Over the last ``window`` seconds, extras may be at most ``ratio`` × requests,
+    plus ``min_extra`` so that a quiet client can still retry a lone failure.
+
+    >>> Budget(ratio=0.1, window=10.0, min_extra=0)
+    """
+
+    ratio: float = DEFAULT_BUDGET
+    window: float = 10.0
+    min_extra: int = 10
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.ratio <= 10, "budget ratio must be between 0 and 10")
+        _check(self.window > 0, "budget window must be > 0 seconds")
+        _check(self.min_extra >= 0, "budget min_extra must be >= 0")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Hedge:
+    """Hedged requests ("The Tail at Scale"): when an idempotent request has not
+    answered after ``after``, send a second copy; the first response wins and the
+    other is cancelled.
+
+    ``after`` is seconds, or a percentile of the latencies recently seen for the
+    host such as ``"p95"`` (until ``min_samples`` are seen, ``initial`` seconds).
+    ``budget`` (a fraction, or a ``Budget``) caps hedges and retries together.
+
+    >>> Hedge(after="p95", budget=0.05)
+    >>> Hedge(after=0.05)
+    """
+
+    after: float | str = "p95"
+    budget: float | Budget = DEFAULT_BUDGET
+    initial: float = 0.1
+    min_samples: int = 20
+
+    def __post_init__(self) -> None:
+        if isinstance(self.after, str):
+            text = self.after.strip().lower()
+            ok = text.startswith("p") and text[1:].replace(".", "", 1).isdigit()
+            _check(
+                ok and 0 < float(text[1:]) < 100,
+                f"hedge after must be seconds or 'p50'..'p99.9', not {self.after!r}",
+            )
+        else:
+            _check(self.after >= 0, "hedge after must be >= 0 seconds")
+        if not isinstance(self.budget, Budget):
+            _check(
+                isinstance(self.budget, int | float), "hedge budget must be a fraction or a Budget"
+            )
+            object.__setattr__(self, "budget", Budget(ratio=float(self.budget)))
+        _check(self.initial >= 0, "hedge initial must be >= 0 seconds")
+        _check(self.min_samples >= 1, "hedge min_samples must be >= 1")
+
+    @property
+    def percentile(self) -> float | None:
+        """The percentile of ``after`` (95.0 for ``"p95"``), None when it is seconds."""
+        return float(self.after.strip()[1:]) if isinstance(self.after, str) else None
+
+    @property
+    def extra_budget(self) -> Budget:
+        assert isinstance(self.budget, Budget)
+        return self.budget

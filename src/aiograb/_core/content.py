@@ -91,6 +91,10 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
+STORED_EXTENSIONS = frozenset({*_EXTENSIONS.values(), "bin"})
+"""Every extension ``extension_for`` can give: what a stored file's name may end in."""
+
+
 def extension_for(mime: str | None) -> str:
     """A file extension (without dot) for a MIME type; ``bin`` when unknown."""
     return _EXTENSIONS.get(mime or "", "bin")

@@ -10,6 +10,7 @@ the engine. Usage errors are separate: they end a whole run before it starts.
     AiograbError
     ├── RequestError                  one URL could not be fetched; has .url, .code
     │   ├── InvalidURL                invalid_url, unsupported_scheme, invalid_encoding
+    │   ├── InvalidRequest            invalid_request (e.g. CR/LF in a header; never sent)
     │   ├── TransportError            retryable network failures
     │   │   ├── ConnectError          connect_refused, dns_error, connect_error
     │   │   │   ├── BlockedAddress    blocked_address (private/loopback/metadata; not retried)
@@ -25,8 +26,13 @@ the engine. Usage errors are separate: they end a whole run before it starts.
     │   ├── RedirectError             redirect_loop, too_many_redirects, bad_redirect
     │   ├── ContentError              the body is not what was asked for
     │   │   ├── TooLarge              too_large
+    │   │   ├── BadEncoding           bad_encoding (Content-Encoding says gzip, the body is not)
+    │   │   ├── HashMismatch          hash_mismatch (the body's hash is not the input's)
     │   │   ├── NotAccepted           not_image, unaccepted_type, empty_body
+    │   │   ├── RobotsTagDisallowed   x_robots_tag (an X-Robots-Tag directive forbids it)
     │   │   ├── WriteError            write_error (disk full, permissions)
+    │   │   │   ├── TooManyOpenFiles  too_many_open_files (EMFILE/ENFILE; retried)
+    │   │   │   └── DiskFull          disk_full (ENOSPC, EDQUOT: the run stops; retried next run)
     │   │   └── ImageError            corrupt_image, too_many_pixels, too_small,
     │   │                             bad_aspect_ratio, not_raster, unsupported_image,
     │   │                             worker_crashed, worker_timeout (image pipeline)
@@ -37,30 +43,39 @@ the engine. Usage errors are separate: they end a whole run before it starts.
 
 from __future__ import annotations
 
+import errno
+
 __all__ = [
     "AiograbError",
+    "BadEncoding",
     "BlockedAddress",
     "ConnectError",
     "ConnectionReset",
     "ContentError",
     "DeadlineExceeded",
+    "DiskFull",
     "HTTPStatusError",
+    "HashMismatch",
     "ImageError",
     "InputError",
+    "InvalidRequest",
     "InvalidURL",
     "NotAccepted",
     "ProtocolError",
     "ProxyError",
     "RedirectError",
     "RequestError",
+    "RobotsTagDisallowed",
     "TLSCertificateError",
     "TLSError",
     "Timeout",
     "TooLarge",
+    "TooManyOpenFiles",
     "TransportError",
     "Truncated",
     "UsageError",
     "WriteError",
+    "write_error",
 ]
 
 
@@ -86,6 +101,12 @@ class RequestError(AiograbError):
 
 class InvalidURL(RequestError):
     code = "invalid_url"
+
+
+class InvalidRequest(RequestError):
+    """A request that cannot be sent as given (a header with CR/LF, a bad method)."""
+
+    code = "invalid_request"
 
 
 class TransportError(RequestError):
@@ -142,8 +163,11 @@ class ProtocolError(TransportError):
 class HTTPStatusError(RequestError):
     """A final status that is not a success. 408, 429 and 5xx are retried."""
 
-    def __init__(self, status: int, *, url: str = "", retry_after: float | None = None) -> None:
-        super().__init__(f"HTTP {status}", url=url, code=f"http_{status}")
+    def __init__(
+        self, status: int, *, url: str = "", retry_after: float | None = None, detail: str = ""
+    ) -> None:
+        message = f"HTTP {status} ({detail})" if detail else f"HTTP {status}"
+        super().__init__(message, url=url, code=f"http_{status}")
         self.status = status
         self.retry_after = retry_after
         self.retryable = status in (408, 429) or status >= 500
@@ -157,8 +181,26 @@ class ContentError(RequestError):
     code = "content_error"
 
 
+class RobotsTagDisallowed(ContentError):
+    """The response's ``X-Robots-Tag`` names a directive of ``disallowed_header_directives``."""
+
+    code = "x_robots_tag"
+
+
 class TooLarge(ContentError):
     code = "too_large"
+
+
+class BadEncoding(ContentError):
+    """The body is not in the Content-Encoding the response names (fake gzip): not retried."""
+
+    code = "bad_encoding"
+
+
+class HashMismatch(ContentError):
+    """The body's sha256/md5 differs from the hash column of the input (``verify_hash``)."""
+
+    code = "hash_mismatch"
 
 
 class NotAccepted(ContentError):
@@ -167,6 +209,29 @@ class NotAccepted(ContentError):
 
 class WriteError(ContentError):
     code = "write_error"
+
+
+class TooManyOpenFiles(WriteError):
+    """Out of file descriptors (EMFILE, ENFILE) for a moment: retried, not a crash."""
+
+    code = "too_many_open_files"
+    retryable = True
+
+
+class DiskFull(WriteError):
+    """No space left (ENOSPC, EDQUOT): the run stops cleanly; the next run retries these rows."""
+
+    code = "disk_full"
+
+
+def write_error(message: str, exc: OSError) -> WriteError:
+    """The WriteError for an OSError: TooManyOpenFiles (retryable) for EMFILE/ENFILE,
+    DiskFull for ENOSPC/EDQUOT, else a plain WriteError."""
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        return TooManyOpenFiles(message)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(message)
+    return WriteError(message)
 
 
 class ImageError(ContentError):

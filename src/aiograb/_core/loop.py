@@ -9,7 +9,16 @@ import signal
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["GC_THRESHOLD0", "loop_name", "run_loop", "run_stoppable", "tuned_gc"]
+from aiograb._core.errors import UsageError
+
+__all__ = [
+    "GC_THRESHOLD0",
+    "check_no_running_loop",
+    "loop_name",
+    "run_loop",
+    "run_stoppable",
+    "tuned_gc",
+]
 
 T = TypeVar("T")
 
@@ -54,15 +63,35 @@ def loop_name(use_uvloop: bool = True) -> str:
     return f"uvloop {uv.__version__}" if uv is not None else "asyncio"
 
 
+def check_no_running_loop(blocking: str, async_name: str) -> None:
+    """Raise UsageError when called from inside a running event loop (Jupyter, async code).
+
+    Checked before any coroutine exists, so there is no "never awaited" warning.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise UsageError(
+        f"aiograb.{blocking}() cannot run inside a running event loop (Jupyter, async "
+        f"code): use 'await aiograb.{async_name}(...)' there"
+    )
+
+
 def run_stoppable(
-    main: Callable[[asyncio.Event], Coroutine[Any, Any, T]], *, use_uvloop: bool = True
+    main: Callable[[asyncio.Event], Coroutine[Any, Any, T]],
+    *,
+    use_uvloop: bool = True,
+    names: tuple[str, str] = ("download", "download_async"),
 ) -> T:
     """Run ``main(stop)`` on a fresh loop; SIGINT/SIGTERM set ``stop`` instead of killing.
 
     The first signal asks the run to stop gently (journal and manifest are still
     written); a second one gets the default behaviour. Off the main thread, where
     signal handlers cannot be installed, ``stop`` is simply never set by a signal.
+    Inside a running loop it raises UsageError naming ``names`` (blocking, async).
     """
+    check_no_running_loop(*names)
 
     async def runner() -> T:
         stop = asyncio.Event()

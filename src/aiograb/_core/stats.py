@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 
-__all__ = ["ExitCode", "Progress", "ResourcePeaks", "Summary", "os_threads"]
+__all__ = [
+    "ExitCode",
+    "InputCounts",
+    "Progress",
+    "ResourcePeaks",
+    "Resumed",
+    "Summary",
+    "os_threads",
+]
 
 
 class ExitCode(IntEnum):
@@ -68,6 +76,34 @@ class Progress:
 
 
 @dataclass(frozen=True, slots=True)
+class InputCounts:
+    """Every input record of a run accounted for.
+
+    ``records`` were read (lines of a txt or jsonl file, CSV records, parquet rows);
+    ``skipped`` were blank or comments; the rest became rows: ``known`` of them
+    repeat a URL already in the journal (a duplicate, or done by an earlier run)
+    and ``new`` were added. So ``records == skipped + known + new``, and ``None``
+    for counts a source cannot tell (an iterable of URLs has no blank lines).
+    """
+
+    records: int
+    skipped: int
+    known: int
+    new: int
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """What the output folder held when the run started: ``rows`` from a run begun
+    at ``started`` (Unix time; None when the journal predates the field)."""
+
+    started: float | None
+    rows: int
+    ok: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
 class Summary:
     """The result of a ``download`` run. ``exit_code`` is what the CLI returns."""
 
@@ -85,6 +121,16 @@ class Summary:
     peak_threads: int
     peak_rss_mb: float
     interrupted: bool = False
+    input: InputCounts | None = None  # what was read of the input in this run
+    input_error: str | None = None  # the input broke mid-stream (rows before it kept)
+    storage_error: str | None = None  # the disk filled up: stopped cleanly (exit 74)
+    resumed: Resumed | None = None  # the folder held an earlier run
+    # (per-host limit, share of the run it held requests back), when it was sampled
+    per_host_held: tuple[int, float] | None = None
+    io_threads: int = 0  # the fixed IO pool's size (counted in peak_threads)
+    processes: int = 1  # event-loop processes (--procs, --dask): peak_threads is
+    # the largest of theirs, peak_rss_mb their sum
+    part_errors: tuple[str, ...] = ()  # parts whose task failed for good (rerun resumes them)
 
     @property
     def files_per_second(self) -> float:
@@ -96,7 +142,11 @@ class Summary:
 
     @property
     def exit_code(self) -> int:
+        if self.storage_error is not None:
+            return int(ExitCode.OS_ERROR)  # the disk filled up: free space and run again
         if self.interrupted:
             return int(ExitCode.INTERRUPTED)
+        if self.input_error is not None:
+            return int(ExitCode.USAGE)
         remaining = self.counts.get("pending", 0) + self.counts.get("failed", 0)
         return int(ExitCode.FAILED if remaining else ExitCode.OK)

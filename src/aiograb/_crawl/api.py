@@ -16,7 +16,7 @@ from aiograb._crawl.run import CrawlSummary, run_crawl
 
 if TYPE_CHECKING:
     from aiograb._core.clock import Clock
-    from aiograb._http.aiohttp_transport import Transport
+    from aiograb._http.base import Transport
     from aiograb._images.pipeline import ImagePipeline
 
 __all__ = ["crawl", "crawl_async"]
@@ -83,5 +83,6 @@ def crawl(
             policy=policy,
             stop=stop,
             pipeline=pipeline,
-        )
+        ),
+        names=("crawl", "crawl_async"),
     )

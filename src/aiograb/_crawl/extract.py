@@ -75,7 +75,11 @@ _SELECTOR = (
     "img, source, a[href], area[href], link[href], meta[content], video[poster], "
     "input[src], [style], style, [data-src], [data-srcset], [data-original]"
 )
-_CSS_URL = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)'"\s]*))\s*\)""", re.IGNORECASE)
+# Linear on hostile input: an unquoted URL stops at "(" (so "url(url(url(..." does
+# not rescan the rest at every position), a quoted one is at most 4 KiB.
+_CSS_URL = re.compile(
+    r"""url\(\s*(?:"([^"\n]{0,4096})"|'([^'\n]{0,4096})'|([^()'"\s]*))\s*\)""", re.IGNORECASE
+)
 _CSS_IMPORT = re.compile(r"""@import\s+(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
 _META_CHARSET = re.compile(
     rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE
@@ -182,6 +186,16 @@ class _Collector:
         self.all_sizes = all_sizes
         self.follow_nofollow = follow_nofollow
         self.nofollow_page = False
+        self.picture_alt: dict[int, str | None] = {}  # <picture> mem_id -> its <img> alt
+
+    def alt_of_picture(self, picture: LexborNode) -> str | None:
+        """The alt of a <picture>'s <img>, looked up once per picture, not per <source>
+        (30,000 sources must not mean 30,000 scans of the picture)."""
+        key = picture.mem_id
+        if key not in self.picture_alt:
+            img = picture.css_first("img")
+            self.picture_alt[key] = _alt(img) if img is not None else None
+        return self.picture_alt[key]
 
     def image(self, url: str | None, alt: str | None = None) -> None:
         if not url:
@@ -262,8 +276,7 @@ def _visit(node: LexborNode, c: _Collector, css: bool) -> None:
     elif tag == "source":
         parent = node.parent  # a <source> of <video>/<audio> is no image candidate
         if parent is not None and parent.tag == "picture":
-            img = parent.css_first("img")
-            c.srcset(node, "srcset", _alt(img) if img is not None else None, None)
+            c.srcset(node, "srcset", c.alt_of_picture(parent), None)
     elif tag in ("a", "area"):
         c.link(_attr(node, "href"), node.attributes.get("rel"), _alt(node))
     elif tag == "link":
@@ -319,7 +332,9 @@ def extract_css(text: str) -> CssUrls:
         if not url or url.startswith("#"):
             continue
         path = url.split("?", 1)[0].lower()
-        if path.endswith(".css"):
+        # ``@import url(x)`` imports x whatever its name: look back a few characters.
+        after_import = text[max(0, m.start() - 24) : m.start()].rstrip().lower()
+        if path.endswith(".css") or after_import.endswith("@import"):
             out.imports.append(url)
         elif not path.endswith(_NOT_IMAGES_IN_CSS):
             out.images.append(url)

@@ -26,6 +26,7 @@ from yarl import URL
 from aiograb._core.clock import Clock
 from aiograb._core.config import Limits, RequestPolicy
 from aiograb._core.errors import ContentError, InvalidURL, NotAccepted, RequestError, TooLarge
+from aiograb._core.models import Outcome, Request, Stored
 from aiograb._core.stats import Progress
 from aiograb._core.urls import host_of, url_key
 from aiograb._crawl.datauri import save_data_uri
@@ -33,14 +34,14 @@ from aiograb._crawl.extract import Found, extract_css, extract_html, extract_sit
 from aiograb._crawl.frontier import Discovery, Frontier, data_key
 from aiograb._crawl.options import CrawlOptions
 from aiograb._crawl.robots import MAX_ROBOTS_BYTES, Robots
-from aiograb._crawl.scope import Scope, normalize_url
-from aiograb._fetch.fetcher import Fetcher, Outcome, Request
+from aiograb._crawl.scope import Scope, Verdict, normalize_url
+from aiograb._fetch.fetcher import Fetcher
 from aiograb._fetch.politeness import Politeness
 from aiograb._get.download import DownloadHandler
 from aiograb._get.runstate import RunState
-from aiograb._http.aiohttp_transport import Transport
+from aiograb._http.base import Transport
 from aiograb._store.journal import NewRow, PendingRow
-from aiograb._store.sinks import MemorySink, Stored
+from aiograb._store.sinks import MemorySink
 
 __all__ = ["EXPANDING", "CrawlHandler", "Fetchers"]
 
@@ -68,11 +69,13 @@ class Fetchers:
         self.max_bytes = policy.max_bytes
         self.image = Fetcher(transport, self.politeness, policy, clock)
         by_kind = {}
+        # X-Robots-Tag guards what is kept (images), not the pages and robots.txt read.
+        read = dataclasses.replace(policy, disallowed_header_directives=())
         for kind, accept in _ACCEPT.items():
-            p = dataclasses.replace(policy, accept=accept, max_bytes=max_page)
+            p = dataclasses.replace(read, accept=accept, max_bytes=max_page)
             by_kind[kind] = Fetcher(transport, self.politeness, p, clock)
         self.by_kind = by_kind
-        robots = dataclasses.replace(policy, accept="any", max_bytes=MAX_ROBOTS_BYTES)
+        robots = dataclasses.replace(read, accept="any", max_bytes=MAX_ROBOTS_BYTES)
         self.robots = Fetcher(transport, self.politeness, robots, clock)
 
     @property
@@ -100,6 +103,7 @@ class CrawlHandler:
         self.robots = robots
         self.scope = scope
         self.options = options
+        self._cut = 0  # links past --max-links-per-page on the document being read
         self.images = images
         self._open = 0  # rows that can add rows: handed out, not finished
         self._changed = asyncio.Event()
@@ -181,6 +185,21 @@ class CrawlHandler:
     # -- discovery ---------------------------------------------------------------------
 
     def _discover(self, row: PendingRow, outcome: Outcome, body: bytes) -> Discovery:
+        # One page must not flood the frontier: past --max-links-per-page, _classify
+        # counts instead of adding, and the rest becomes one links_cut row. (Sync from
+        # here to the end: no other page's discovery runs in between.)
+        self._cut = 0
+        d = self._extract(row, outcome, body)
+        if self._cut:
+            cap = self.options.max_links_per_page
+            why = f"{self._cut:,} more links than --max-links-per-page {cap:,}: not followed"
+            depth = (row.depth or 0) + 1
+            d.rows.append(
+                _skipped(f"links_cut:{row.key}", row.key, row.kind, depth, "links_cut", why)
+            )
+        return d
+
+    def _extract(self, row: PendingRow, outcome: Outcome, body: bytes) -> Discovery:
         depth = row.depth or 0
         base = outcome.final_url or row.key  # normal forms: resolve links against them as they are
         d = Discovery()
@@ -206,12 +225,18 @@ class CrawlHandler:
         else:
             locs, is_index = extract_sitemap(body)
             kind = "sitemap" if is_index else "page"
+            # A sitemap index's sitemaps are one level deeper than it (an endless chain
+            # of indexes stops at --depth); the pages a sitemap lists count as seeds.
+            child_depth = depth if is_index else -1
             for u in locs:
-                self._classify(Found(u, kind), base, -1, row.url, d)
+                self._classify(Found(u, kind), base, child_depth, row.url, d)
         return d
 
     def _classify(self, f: Found, base: str, depth: int, page_url: str, d: Discovery) -> None:
         """Turn one found URL into an edge and (usually) a row."""
+        if len(d.edges) >= self.options.max_links_per_page:
+            self._cut += 1
+            return
         if f.kind == "data":
             if self.options.data_uris and not self.options.pages_only:
                 self._data_uri(f, page_url, d)
@@ -238,20 +263,31 @@ class CrawlHandler:
                 else:
                     d.rows.append(NewRow(key, key, kind="image", depth=depth + 1, extra=extra))
             return
-        if f.kind == "css":
-            extra = {"page": page_url}
-            d.rows.append(NewRow(key, key, kind="css", depth=depth + 1, extra=extra))
-            return
         host = host_of(key)
+        if f.kind == "css":
+            self._stylesheet(key, host, depth + 1, page_url, d)
+            return
         verdict = self.scope.follow(key, host, max(depth + 1, 0), f.nofollow)
-        if f.kind == "sitemap" and verdict is not None and verdict.code == "depth_limit":
-            verdict = None
         if verdict is not None:
             d.rows.append(_skipped(key, key, f.kind, depth + 1, verdict.code, verdict.message))
-        elif f.kind == "page":
-            d.add_page(NewRow(key, key, kind="page", depth=max(depth + 1, 0)), host)
+        else:  # pages and sitemaps count against --max-pages and --max-pages-per-host
+            d.add_page(NewRow(key, key, kind=f.kind, depth=max(depth + 1, 0)), host)
+
+    def _stylesheet(self, key: str, host: str, depth: int, page_url: str, d: Discovery) -> None:
+        """A stylesheet is a resource of its page, like an image (image scope and
+        patterns), fetched for the deepest pages too; an ``@import`` is one level
+        deeper, so an endless chain stops at --depth, and each counts as a page
+        against the caps."""
+        extra = {"page": page_url}
+        verdict = self.scope.image(key)
+        if verdict is None and depth > self.options.max_depth + 1:
+            verdict = Verdict(
+                "depth_limit", f"@import deeper than --depth {self.options.max_depth}"
+            )
+        if verdict is not None:
+            d.rows.append(_skipped(key, key, "css", depth, verdict.code, verdict.message, extra))
         else:
-            d.rows.append(NewRow(key, key, kind=f.kind, depth=max(depth + 1, 0)))
+            d.add_page(NewRow(key, key, kind="css", depth=depth, extra=extra), host)
 
     def _data_uri(self, f: Found, page_url: str, d: Discovery) -> None:
         key = data_key(f.url)

@@ -20,6 +20,7 @@ SCOPES = ("host", "domain", "any")
 DEFAULT_MAX_DEPTH = 10
 DEFAULT_MAX_PAGES_PER_HOST = 100_000
 DEFAULT_MAX_URL_LENGTH = 2048
+DEFAULT_MAX_LINKS_PER_PAGE = 100_000  # what one page, stylesheet or sitemap may add
 DEFAULT_MAX_PAGE_BYTES = 10 * 1024 * 1024
 GRAPH_FORMATS = ("jsonl", "csv")
 
@@ -36,6 +37,7 @@ class CrawlOptions:
     max_pages: int = 0  # pages in all; 0 = no limit
     max_pages_per_host: int = DEFAULT_MAX_PAGES_PER_HOST  # 0 = no limit
     max_url_length: int = DEFAULT_MAX_URL_LENGTH
+    max_links_per_page: int = DEFAULT_MAX_LINKS_PER_PAGE  # the rest: one links_cut row
     max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES  # HTML, CSS and sitemaps are read into memory
     include: tuple[str, ...] = ()  # regexes: follow only page URLs matching one (seeds exempt)
     exclude: tuple[str, ...] = ()  # regexes: never follow page URLs matching one
@@ -48,7 +50,6 @@ class CrawlOptions:
     all_sizes: bool = False  # every srcset candidate, not just the largest
     pages_only: bool = False  # crawl pages and record the graph; download no image
     graph_format: str = "jsonl"  # pages.jsonl, or graph.csv with one edge a line
-    user_agent_token: str = "aiograb"  # the product token robots.txt groups are matched by
     image_scope: str = "any"  # host | domain | any: which hosts images are fetched from
     image_include: tuple[str, ...] = ()  # regexes: fetch only image URLs matching one
     image_exclude: tuple[str, ...] = ()  # regexes: never fetch image URLs matching one
@@ -59,13 +60,10 @@ class CrawlOptions:
         _check(self.max_pages >= 0, "max-pages must be >= 0 (0 = no limit)")
         _check(self.max_pages_per_host >= 0, "max-pages-per-host must be >= 0 (0 = no limit)")
         _check(64 <= self.max_url_length <= 65536, "max-url-length must be in 64..65536")
+        _check(self.max_links_per_page >= 1, "max-links-per-page must be >= 1")
         _check(self.max_page_bytes >= 1024, "max-page-bytes must be at least 1K")
         _check(self.graph_format in GRAPH_FORMATS, "format must be jsonl or csv")
         _check(self.image_scope in SCOPES, f"image_scope must be one of {', '.join(SCOPES)}")
-        _check(
-            re.fullmatch(r"[A-Za-z_-]+", self.user_agent_token) is not None,
-            "user_agent_token must be letters, '_' and '-' only (RFC 9309), e.g. aiograb",
-        )
         for pattern in (*self.include, *self.exclude, *self.image_include, *self.image_exclude):
             try:
                 re.compile(pattern)

@@ -32,7 +32,8 @@ from protego import Protego
 from yarl import URL
 
 from aiograb._core.errors import BlockedAddress, HTTPStatusError, TransportError
-from aiograb._fetch.fetcher import Fetcher, Request
+from aiograb._core.models import Request
+from aiograb._fetch.fetcher import Fetcher
 from aiograb._fetch.politeness import Politeness
 from aiograb._store.crawl import CrawlTables
 from aiograb._store.sinks import MemorySink

@@ -11,6 +11,7 @@ from pathlib import Path
 from aiograb._core.clock import Clock, LoopClock
 from aiograb._core.config import Limits, RequestPolicy
 from aiograb._core.errors import InvalidURL
+from aiograb._core.fdlimit import fit_limits
 from aiograb._core.stats import Progress, Summary
 from aiograb._core.urls import host_of
 from aiograb._crawl.frontier import Frontier
@@ -22,7 +23,7 @@ from aiograb._get.download import DownloadHandler
 from aiograb._get.engine import Engine, Stage, StageFactory
 from aiograb._get.runstate import RunState
 from aiograb._http.addresses import address_policy
-from aiograb._http.aiohttp_transport import Transport
+from aiograb._http.base import Transport
 from aiograb._http.default import make_transport
 from aiograb._store.crawl import CrawlTables
 from aiograb._store.graph import GRAPH_NAMES, write_graph
@@ -96,9 +97,11 @@ async def run_crawl(
     transformed and stored by it (files, WebDataset or Parquet shards), as in ``get``.
     """
     options = options or CrawlOptions()
-    limits = limits or Limits()
+    limits = fit_limits(limits or Limits())
     policy = policy or RequestPolicy()
     state = RunState((), out_dir, on_progress=on_progress)
+    stop = stop or asyncio.Event()
+    state.on_storage_error = stop.set  # a full disk ends the run cleanly
     tables = CrawlTables(state.journal)
     frontier = Frontier(
         tables, max_pages=options.max_pages, max_pages_per_host=options.max_pages_per_host
@@ -123,7 +126,7 @@ async def run_crawl(
         fetchers.robots,
         tables,
         fetchers.politeness,
-        options.user_agent_token,  # robots.txt groups are matched by the product token
+        policy.user_agent_token,  # robots.txt groups, like X-Robots-Tag, by the product token
         obey=options.obey_robots,
         on_sitemaps=add_sitemaps if options.sitemaps else None,
     )

@@ -42,11 +42,12 @@ def registrable_domain(host: str) -> str:
     'example.co.uk'
     """
     host = host.lower().rstrip(".")
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-        return host
-    except ValueError:
-        pass
+    if host[-1:].isdigit() or ":" in host:  # only then can it be an address (cheap first)
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+            return host
+        except ValueError:
+            pass
     domain = _suffix_list().privatesuffix(host)  # type: ignore[attr-defined]
     return str(domain) if domain else host
 

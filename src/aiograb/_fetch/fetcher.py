@@ -7,13 +7,11 @@
 from __future__ import annotations
 
 import email.utils
-import json as jsonlib
 import random
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from yarl import URL
 
@@ -25,68 +23,25 @@ from aiograb._core.errors import (
     InvalidURL,
     RedirectError,
     RequestError,
+    RobotsTagDisallowed,
     TooLarge,
 )
+from aiograb._core.models import Outcome, Request, Stored, Timing
 from aiograb._core.urls import parse_url
 from aiograb._fetch.politeness import Politeness
-from aiograb._http.aiohttp_transport import Transport
-from aiograb._store.sinks import BodyWriter, Stored
+from aiograb._fetch.robots_tag import forbidding_directive
+from aiograb._http.base import Headers, Transport
+from aiograb._store.sinks import BodyWriter
 
-__all__ = ["Attempts", "Fetcher", "Outcome", "Request"]
+# Outcome and Request live in _core.models; re-exported for older imports.
+__all__ = ["Attempts", "BodyReader", "FetchRules", "Fetcher", "Outcome", "Request", "SinkFactory"]
 
 SMALL_BODY = 256 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
-_NO_BODY = object()
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """One HTTP request for the client API.
-
-    >>> Request("https://api.example.org/items", method="POST", json={"id": 1})
-    """
-
-    url: str
-    method: str = "GET"
-    headers: Mapping[str, str] | None = None
-    json: Any = _NO_BODY
-    data: bytes | str | None = None
-    tag: Any = None  # anything of the caller's, handed back with the result
-
-    def body(self) -> tuple[bytes | None, dict[str, str]]:
-        if self.json is not _NO_BODY:
-            return jsonlib.dumps(self.json).encode(), {"Content-Type": "application/json"}
-        if isinstance(self.data, str):
-            return self.data.encode(), {"Content-Type": "text/plain; charset=utf-8"}
-        return self.data, {}
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What became of one URL; the fields of a journal and manifest row."""
-
-    url: str
-    ok: bool = False
-    final_url: str | None = None
-    status: int | None = None
-    content_type: str | None = None
-    stored: Stored | None = None
-    error: RequestError | None = None
-    attempts: int = 0
-    started: float = 0.0  # wall clock (time.time())
-    elapsed: float = 0.0  # seconds, all attempts and waits
-    headers: Mapping[str, str] = field(default_factory=dict)
-    info: dict[str, Any] | None = None  # what later processing learnt (width, height, ...)
-    # perf_counter() instants of the last attempt, and the thread it ran on (timelines).
-    t_start: float = 0.0
-    t_first_byte: float = 0.0
-    t_end: float = 0.0
-    thread: int = 0
-
-    @property
-    def error_code(self) -> str | None:
-        return self.error.code if self.error is not None else None
+# Credentials the user gave for one origin; never sent on to another (as curl,
+# requests and httpx do).
+SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
 class SinkFactory(Protocol):
@@ -107,6 +62,11 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if when is None:
         return None
     return max(0.0, when.timestamp() - now)
+
+
+def same_origin(a: URL, b: URL) -> bool:
+    """Whether ``a`` and ``b`` share scheme, host and (explicit or default) port."""
+    return (a.scheme, (a.host or "").lower(), a.port) == (b.scheme, (b.host or "").lower(), b.port)
 
 
 class BodyReader:
@@ -145,7 +105,7 @@ class BodyReader:
         length = headers.get("Content-Length")
         size = int(length) if length is not None and length.isdigit() else -1
         if limit and size > limit:
-            raise TooLarge(f"Content-Length {length} > --max-bytes {limit}", url=url)
+            raise TooLarge(f"Content-Length {length} > max_bytes={limit}", url=url)
         # A body of known, small length can be read in one piece (Content-Encoding aside:
         # a compressed body may inflate past what was announced).
         self.small = 0 <= size <= SMALL_BODY and "Content-Encoding" not in headers
@@ -153,7 +113,7 @@ class BodyReader:
     def feed(self, chunk: bytes) -> None:
         self._size += len(chunk)
         if self._limit and self._size > self._limit:
-            raise TooLarge(f"body exceeds --max-bytes {self._limit}", url=self._url)
+            raise TooLarge(f"body exceeds max_bytes={self._limit}", url=self._url)
         if self._mime is None:
             self._head += chunk
             if len(self._head) < SNIFF_BYTES:
@@ -220,6 +180,15 @@ class FetchRules:
         return target
 
     @staticmethod
+    def redirect_headers(headers: dict[str, str], url: URL, target: URL) -> dict[str, str]:
+        """The headers for the hop from ``url`` to ``target``: without the user's
+        credentials when ``target`` is another origin (scheme, host or port; so an
+        https -> http downgrade drops them too). Once dropped they stay dropped."""
+        if same_origin(url, target):
+            return headers
+        return {k: v for k, v in headers.items() if k.lower() not in SECRET_HEADERS}
+
+    @staticmethod
     def redirect_method(status: int, method: str) -> str:
         return "GET" if status == 303 or (status in (301, 302) and method == "POST") else method
 
@@ -229,10 +198,41 @@ class FetchRules:
         )
 
     def status_error(self, status: int, headers: Mapping[str, str], url: str) -> HTTPStatusError:
-        retry_after = None
+        retry_after, detail = None, ""
         if status in (429, 503):
             retry_after = parse_retry_after(headers.get("Retry-After"), time.time())
-        return HTTPStatusError(status, url=url, retry_after=retry_after)
+            cap = self.policy.retry.max_retry_after
+            if retry_after is not None and retry_after > cap:
+                detail = (
+                    f"Retry-After {retry_after:.0f}s > max_retry_after={cap:g}s: not waited for"
+                )
+        return HTTPStatusError(status, url=url, retry_after=retry_after, detail=detail)
+
+    def host_pause(self, error: HTTPStatusError) -> float:
+        """How long the host asked everyone to wait: its Retry-After when we honour it.
+
+        A Retry-After beyond ``max_retry_after`` fails the URL at once and pauses
+        nothing, so one such answer cannot freeze the host's other URLs."""
+        wait = error.retry_after
+        if wait is None or wait > self.policy.retry.max_retry_after:
+            return 0.0
+        return wait
+
+    def check_robots_tag(self, headers: Headers, url: str) -> None:
+        """Raise ``RobotsTagDisallowed`` when X-Robots-Tag forbids keeping the body."""
+        policy = self.policy
+        if not policy.disallowed_header_directives or "X-Robots-Tag" not in headers:
+            return
+        directive = forbidding_directive(
+            headers.getall("X-Robots-Tag"),
+            policy.user_agent_token,
+            policy.disallowed_header_directives,
+        )
+        if directive is not None:
+            raise RobotsTagDisallowed(
+                f"X-Robots-Tag: {directive} forbids keeping it (disallowed_header_directives)",
+                url=url,
+            )
 
     def body_reader(self, headers: Mapping[str, str], writer: BodyWriter, url: str) -> BodyReader:
         return BodyReader(self.accept, self.policy.max_bytes, headers, writer, url)
@@ -253,14 +253,15 @@ class Attempts:
         return run.finish(now)
     """
 
-    __slots__ = ("_done", "_rules", "_t0", "method", "outcome", "url")
+    __slots__ = ("_done", "_rules", "_t0", "method", "outcome", "timing", "url")
 
     def __init__(self, rules: FetchRules, request: Request, url: URL | None, now: float) -> None:
         self._rules = rules
         self._t0 = now
         self._done = False
         self.method = request.method.upper()
-        self.outcome = Outcome(url=request.url, started=time.time(), thread=threading.get_ident())
+        self.timing = Timing(threading.get_ident())
+        self.outcome = Outcome(url=request.url, started=time.time(), timing=self.timing)
         if url is None:
             try:
                 url = parse_url(request.url)
@@ -274,7 +275,7 @@ class Attempts:
         if self._done:
             return False
         self.outcome.attempts += 1
-        self.outcome.t_start = time.perf_counter()
+        self.timing.start = time.perf_counter()
         return True
 
     def succeeded(self) -> None:
@@ -290,7 +291,7 @@ class Attempts:
 
     def finish(self, now: float) -> Outcome:
         self.outcome.elapsed = now - self._t0
-        self.outcome.t_end = time.perf_counter()
+        self.timing.end = time.perf_counter()
         return self.outcome
 
 
@@ -305,8 +306,10 @@ class Fetcher:
         clock: Clock,
         *,
         rng: random.Random | None = None,
+        may_retry: Callable[[str], bool] | None = None,
     ) -> None:
         self._transport = transport
+        self._may_retry = may_retry  # a retry budget, asked with the host before each retry
         self.politeness = politeness
         self._policy = policy
         self._rules = FetchRules(policy, rng)
@@ -320,24 +323,18 @@ class Fetcher:
         run = Attempts(self._rules, request, url, self._clock.now())
         while run.begin():
             try:
-                await self._attempt(run.method, run.url, request, sink, key, run.outcome)
+                await self._attempt(run, request, sink, key)
                 run.succeeded()
             except RequestError as exc:
                 if (wait := run.failed(exc)) is not None:
+                    if self._may_retry is not None and not self._may_retry(run.url.host or ""):
+                        break  # over the retry budget: the last error stands
                     self.retries += 1
                     await self._clock.sleep(wait)
         return run.finish(self._clock.now())
 
-    async def _attempt(
-        self,
-        method: str,
-        url: URL,
-        request: Request,
-        sink: SinkFactory,
-        key: str,
-        outcome: Outcome,
-    ) -> None:
-        rules = self._rules
+    async def _attempt(self, run: Attempts, request: Request, sink: SinkFactory, key: str) -> None:
+        rules, method, url, outcome = self._rules, run.method, run.url, run.outcome
         body, headers = rules.request_headers(request)
         seen = {str(url)}
         for _hop in range(self._policy.max_redirects + 1):
@@ -347,33 +344,39 @@ class Fetcher:
                 async with self._transport.send(
                     method, url, headers=headers, body=body, timeouts=self._policy.timeouts
                 ) as resp:
-                    outcome.t_first_byte = time.perf_counter()
+                    run.timing.first_byte = time.perf_counter()
                     outcome.status = resp.status
                     outcome.final_url = resp.url
                     target = rules.redirect(resp.status, resp.headers, url, seen, request.url)
                     if target is not None:
+                        headers = rules.redirect_headers(headers, url, target)
                         url, method = target, rules.redirect_method(resp.status, method)
                         body = None if method == "GET" else body
                         continue
                     if not 200 <= resp.status < 300:
                         error = rules.status_error(resp.status, resp.headers, request.url)
-                        if error.retry_after:
-                            pause = min(error.retry_after, self._policy.retry.max_retry_after)
+                        if pause := rules.host_pause(error):
                             self.politeness.pause(host, pause)
                         raise error
                     outcome.headers = resp.headers
-                    reader = rules.body_reader(resp.headers, sink.open(key), request.url)
+                    rules.check_robots_tag(resp.headers, request.url)
+                    writer = sink.open(key)
+                    reader = rules.body_reader(resp.headers, writer, request.url)
                     try:
                         if reader.small:  # one read, one feed: fewer awaits per file
                             reader.feed(await resp.read_all())
                         else:
                             while chunk := await resp.read_chunk():
                                 reader.feed(chunk)
-                        outcome.stored, outcome.content_type = reader.finish()
+                        stored, content_type = reader.finish()
                     except BaseException:
                         reader.abort()
                         raise
-                    return
+                    break
             finally:
                 self.politeness.release(host, slot)
-        raise rules.too_many_redirects(request.url)
+        else:
+            raise rules.too_many_redirects(request.url)
+        # The IO pool stores the file while the connection and the host's slot serve others.
+        await writer.settle()
+        outcome.stored, outcome.content_type = stored, content_type

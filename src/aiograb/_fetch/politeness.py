@@ -21,7 +21,8 @@ __all__ = ["Politeness"]
 @dataclass(slots=True)
 class _Slot:
     semaphore: asyncio.Semaphore | None
-    users: int = 0
+    users: int = 0  # requests holding or waiting for a slot
+    taken: int = 0  # requests holding a slot
     next_start: float = 0.0
     paused_until: float = 0.0
 
@@ -30,7 +31,7 @@ class Politeness:
     """Hands out per-host slots according to ``Limits.per_host`` and ``Limits.rate``."""
 
     def __init__(self, limits: Limits, clock: Clock) -> None:
-        self._per_host = limits.per_host
+        self._per_host = limits.host_limit()
         self._interval = 1.0 / limits.rate if limits.rate > 0 else 0.0
         self._clock = clock
         self._slots: dict[str, _Slot] = {}
@@ -85,11 +86,13 @@ class Politeness:
         try:
             if slot.semaphore is not None:
                 await slot.semaphore.acquire()
+                slot.taken += 1
             try:
                 await self._wait_turn(slot, self._delays.get(host, self._interval))
             except BaseException:
                 if slot.semaphore is not None:
                     slot.semaphore.release()
+                    slot.taken -= 1
                 raise
         except BaseException:
             self._forget(host, slot)
@@ -101,6 +104,7 @@ class Politeness:
             return
         if slot.semaphore is not None:
             slot.semaphore.release()
+            slot.taken -= 1
         self._forget(host, slot)
 
     def _forget(self, host: str, slot: _Slot) -> None:
@@ -122,3 +126,19 @@ class Politeness:
 
     def __len__(self) -> int:
         return len(self._slots)
+
+    @property
+    def per_host(self) -> int:
+        return self._per_host
+
+    def held_back(self, concurrency: int) -> bool:
+        """Whether the per-host limit holds the run back right now: some host has every
+        slot taken and a request waiting for one, while the run has room for more."""
+        waiting = in_flight = 0
+        for slot in self._slots.values():
+            if slot.semaphore is None:
+                continue
+            in_flight += slot.taken
+            if slot.users > slot.taken:  # a request of this host waits for a slot
+                waiting += 1
+        return waiting > 0 and in_flight < concurrency

@@ -20,14 +20,16 @@ from yarl import URL
 
 from aiograb._core.clock import Clock, LoopClock
 from aiograb._core.config import Limits, RequestPolicy
+from aiograb._core.errors import UsageError
+from aiograb._core.fdlimit import fit_limits
+from aiograb._core.models import InputRow, Request
 from aiograb._core.stats import Progress, Summary
 from aiograb._core.urls import url_key
-from aiograb._fetch.fetcher import Fetcher, Request
+from aiograb._fetch.fetcher import Fetcher
 from aiograb._fetch.politeness import Politeness
 from aiograb._get.engine import Engine, Stage, StageFactory
 from aiograb._get.runstate import OutcomeHook, RunState
-from aiograb._get.sources import InputRow
-from aiograb._http.aiohttp_transport import Transport
+from aiograb._http.base import Transport
 from aiograb._http.default import make_transport
 from aiograb._store.journal import PendingRow
 
@@ -55,6 +57,8 @@ class DownloadHandler:
         key = url_key(row.key)
         url = URL(row.key, encoded=True)  # checked and normalised at ingest
         if (stage := self.stage) is None:
+            if self.state.adopt(row, key):  # stored before a kill -9, row not committed
+                return
             outcome = await self.fetcher.fetch(Request(row.url), self.state.sink, key, url=url)
             self.state.record(row, outcome, key)
         else:  # the image pipeline: its stage stores and records the outcome
@@ -77,24 +81,41 @@ async def run_get(
     on_outcome: OutcomeHook | None = None,
     progress_interval: float = 0.2,
     pipeline: StageFactory | None = None,
+    verify_hash: tuple[str, str] | None = None,
+    io_threads: int = 0,
 ) -> Summary:
     """Download every URL of ``rows`` into ``out_dir``; resume what a journal there holds.
 
     With a ``pipeline`` (the image pipeline), each body goes through its stage
-    before it is stored and recorded.
+    before it is stored and recorded. ``io_threads`` > 0 stores files from that
+    many IO threads (``FileSink``), so the loop never waits for the disk.
     """
-    limits = limits or Limits()
+    limits = fit_limits(limits or Limits())
     policy = policy or RequestPolicy()
     own_transport = transport is None
     # Before the journal opens: a bad CA bundle or cookie file is a UsageError.
     transport = transport or make_transport(limits, network=policy.network)
+    if verify_hash is not None and pipeline is not None:
+        raise UsageError("verify_hash checks the downloaded bytes: it cannot go with a pipeline")
     state = RunState(
-        rows, out_dir, retry_failed=retry_failed, on_progress=on_progress, on_outcome=on_outcome
+        rows,
+        out_dir,
+        retry_failed=retry_failed,
+        on_progress=on_progress,
+        on_outcome=on_outcome,
+        verify_hash=verify_hash,
+        io_threads=io_threads,
     )
+    stop = stop or asyncio.Event()
+    state.on_storage_error = stop.set  # a full disk ends the run cleanly
     clock = clock or LoopClock()
     politeness = Politeness(limits, clock)
     fetcher = Fetcher(transport, politeness, policy, clock)
     interrupted = True  # until the run returns normally
+
+    def tick() -> None:
+        state.sample_hosts(politeness.held_back(limits.concurrency), politeness.per_host)
+        state.tick()
 
     async def run(stage: Stage | None) -> bool:
         handler = DownloadHandler(state, fetcher, stage)
@@ -102,7 +123,7 @@ async def run_get(
             handler,
             politeness,
             workers=limits.concurrency,
-            tick=state.tick,
+            tick=tick,
             interval=progress_interval,
         )
         return await engine.run(stop)

@@ -27,7 +27,8 @@ from aiograb._core.urls import host_of
 from aiograb._store.journal import PendingRow
 
 if TYPE_CHECKING:
-    from aiograb._fetch.fetcher import Outcome, SinkFactory
+    from aiograb._core.models import Outcome
+    from aiograb._fetch.fetcher import SinkFactory
     from aiograb._get.runstate import RunState
 
 __all__ = ["Engine", "RowHandler", "Stage", "StageFactory"]
@@ -111,6 +112,11 @@ class _Parking:
         return None
 
 
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
 class Engine:
     """Runs one ``RowHandler`` with ``workers`` long-lived workers.
 
@@ -135,21 +141,29 @@ class Engine:
         self._interval = interval
 
     async def run(self, stop: asyncio.Event | None = None) -> bool:
-        """Run to completion; return True when stopped early."""
+        """Run to completion; return True when stopped early.
+
+        A handler never raises for a per-URL failure; anything else it raises is a bug
+        (ours, or a user's transport's) and leaves here as itself, not as the task
+        group's ``ExceptionGroup``.
+        """
         queue: asyncio.Queue[PendingRow | None] = asyncio.Queue(maxsize=2 * self._workers)
         stopped = False
         try:
-            async with asyncio.TaskGroup() as tg:
-                done = asyncio.Event()
-                tg.create_task(self._produce(queue))
-                workers = [tg.create_task(self._work(queue)) for _ in range(self._workers)]
-                tg.create_task(self._tick(done))
-                if stop is not None:
-                    tg.create_task(self._watch(stop, done))
-                await asyncio.gather(*workers)
-                done.set()
-        except* _Stopped:
-            stopped = True
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    done = asyncio.Event()
+                    tg.create_task(self._produce(queue))
+                    workers = [tg.create_task(self._work(queue)) for _ in range(self._workers)]
+                    tg.create_task(self._tick(done))
+                    if stop is not None:
+                        tg.create_task(self._watch(stop, done))
+                    await asyncio.gather(*workers)
+                    done.set()
+            except* _Stopped:
+                stopped = True
+        except BaseExceptionGroup as group:
+            raise _first_leaf(group) from group
         return stopped
 
     async def _watch(self, stop: asyncio.Event, done: asyncio.Event) -> None:

@@ -7,18 +7,33 @@ network; everything here is plain synchronous code called from one thread.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
+import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 
-from aiograb._core.errors import InvalidURL
-from aiograb._core.stats import Progress, ResourcePeaks, Summary, peak_rss_mb
+from aiograb._core.content import mime_for
+from aiograb._core.errors import DiskFull, HashMismatch, InputError, InvalidURL
+from aiograb._core.models import InputRow, Outcome
+from aiograb._core.stats import (
+    InputCounts,
+    Progress,
+    ResourcePeaks,
+    Resumed,
+    Summary,
+    peak_rss_mb,
+)
 from aiograb._core.urls import normalize
-from aiograb._fetch.fetcher import Outcome
-from aiograb._get.sources import InputRow
+from aiograb._get.sources import RowSource, SourceStats
+from aiograb._store.check import ensure_output_folder
 from aiograb._store.journal import JOURNAL_NAME, Journal, NewRow, PendingRow
-from aiograb._store.sinks import FileSink
+from aiograb._store.lock import OutputLock
+from aiograb._store.sinks import FileSink, Stored
 
 __all__ = ["MANIFEST_NAME", "OutcomeHook", "RunState"]
 
@@ -27,6 +42,7 @@ INGEST_CHUNK = 2000
 PENDING_CHUNK = 500
 FLUSH_ROWS = 1000
 FLUSH_SECONDS = 0.5
+ADOPT_MISS_STREAK = 2048  # earlier pending rows without a file before adopting stops
 
 OutcomeHook = Callable[[PendingRow, Outcome], None]
 
@@ -42,8 +58,12 @@ def to_journal(rows: Iterable[InputRow]) -> Iterator[NewRow]:
     a bad row by its line, with its error class."""
     for row in rows:
         if row.error is not None:
-            message = _ROW_ERRORS.get(row.error, row.error)
+            message = row.message or _ROW_ERRORS.get(row.error, row.error)
             yield NewRow(f"line:{row.line}", row.url, row.line, row.error, message, row.extra)
+            continue
+        if (" " in row.url or not row.url.isprintable()) and (why := not_one_url(row.url)):
+            shown = row.url.encode("unicode_escape").decode("ascii")
+            yield NewRow(f"line:{row.line}", shown, row.line, "invalid_row", why, row.extra)
             continue
         try:
             key = normalize(row.url)
@@ -51,6 +71,38 @@ def to_journal(rows: Iterable[InputRow]) -> Iterator[NewRow]:
             yield NewRow(f"line:{row.line}", row.url, row.line, exc.code, str(exc), row.extra)
             continue
         yield NewRow(key, row.url, row.line, extra=row.extra)
+
+
+def not_one_url(text: str) -> str | None:
+    """Why ``text`` (a stripped input cell) is not a single URL, or None.
+
+    URL parsers silently drop TAB, CR and LF from inside a URL (WHATWG), which would
+    turn ``http://a/1<CR>http://a/2`` into one wrong URL: a row with control
+    characters or several whitespace-separated URLs is an input error instead.
+    """
+    for ch in text:
+        if ch < " " or ch == "\x7f":
+            return f"input row holds a control character ({ch!r}): not a single URL"
+    if sum("://" in part for part in text.split()) > 1:
+        return "input row holds several URLs separated by white space"
+    return None
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """Whether a write failed because the disk (or quota) is full."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    code = getattr(exc, "sqlite_errorcode", None)
+    full = (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
+    return (code is not None and (code & 0xFF) in full) or "disk is full" in str(exc)
+
+
+def _file_md5(path: str) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class RunState:
@@ -64,18 +116,55 @@ class RunState:
         retry_failed: bool = False,
         on_progress: Callable[[Progress], None] | None = None,
         on_outcome: OutcomeHook | None = None,
+        verify_hash: tuple[str, str] | None = None,
+        io_threads: int = 0,
     ) -> None:
         self.out = Path(out_dir)
-        self.sink = FileSink(self.out)
-        self.sink.prepare()
-        self.journal = Journal(self.out / JOURNAL_NAME)
+        self._verify_hash = verify_hash  # (input column, "sha256" | "md5")
+        self._source_stats: SourceStats | None = None
+        self._source: RowSource | None = None
+        if isinstance(rows, RowSource):  # iterate the inner generator: one call less per row
+            self._source, self._source_stats, rows = rows, rows.stats, rows.generator
+        self.input_error: str | None = None
+        self.storage_error: str | None = None  # the disk filled up: the run stopped
+        self.on_storage_error: Callable[[], None] | None = None  # the engine's stop
+        self._read = self._known = 0
+        ensure_output_folder(self.out)
+        # Locked before anything in OUT is touched: a second run exits with one line.
+        self.lock = OutputLock(self.out)
+        try:
+            self.sink = FileSink(self.out, io_threads=io_threads)
+            self.sink.prepare()
+            self.journal = Journal(self.out / JOURNAL_NAME)
+        except BaseException:
+            if (sink := getattr(self, "sink", None)) is not None:
+                sink.close()  # its IO threads, when it has any
+            self.lock.release()
+            raise
         self._rows = to_journal(rows)
         self._retry_failed = retry_failed
         self._on_progress = on_progress
         self._on_outcome = on_outcome
         self.progress = Progress()
         self.peaks = ResourcePeaks()
+        # Rows a full disk failed were fine: this run does them again.
+        self.journal.reopen_failed(DiskFull.code)
         counts = self.journal.counts()
+        self._resumed = (
+            Resumed(
+                started=self.journal.created(),
+                rows=sum(counts.values()),
+                ok=counts.get("ok", 0),
+                failed=counts.get("failed", 0),
+            )
+            if counts
+            else None
+        )
+        # Only rows an earlier run left can have a file stored without its row committed.
+        self._earlier_rows = self.journal.last_id()
+        self._adopt_misses = 0  # earlier rows in a row without a file in place
+        self._host_samples = self._host_held = self._per_host = 0
+        self.adopted = 0
         self.progress.total = sum(counts.values())
         self.progress.already_done = counts.get("ok", 0) + (
             0 if retry_failed else counts.get("failed", 0)
@@ -99,12 +188,41 @@ class RunState:
                 continue
             if progress.input_done:
                 return
-            chunk = list(islice(self._rows, INGEST_CHUNK))
-            if len(chunk) < INGEST_CHUNK:
-                progress.input_done = True
-            new_pending, new_failed = journal.add(chunk)
+            chunk = self._read_chunk()
+            if self.storage_error is not None:
+                return
+            try:
+                new_pending, new_failed = journal.add(chunk)
+            except (sqlite3.Error, OSError) as exc:
+                self._storage_failed(exc)
+                return
             progress.total += new_pending + new_failed
             progress.failed += new_failed
+            self._read += len(chunk)
+            self._known += len(chunk) - new_pending - new_failed
+
+    def _read_chunk(self) -> list[NewRow]:
+        """The next chunk of input. An input that breaks mid-stream (a truncated gzip)
+        ends the input: the rows read before it are kept and done, and the run ends
+        with ``input_error`` set (exit code 2)."""
+        chunk: list[NewRow] = []
+        try:
+            chunk.extend(islice(self._rows, INGEST_CHUNK))
+        except InputError as exc:
+            self.input_error = str(exc)
+            self.progress.input_done = True
+            return chunk
+        if len(chunk) < INGEST_CHUNK:
+            self.progress.input_done = True
+        return chunk
+
+    def _input_counts(self) -> InputCounts | None:
+        stats = self._source_stats
+        if stats is None or self._source is None:
+            return None
+        self._source.close()  # a run stopped early: its counts are final up to here
+        new = self._read - self._known
+        return InputCounts(records=stats.records, skipped=stats.skipped, known=self._known, new=new)
 
     def record(
         self,
@@ -120,36 +238,135 @@ class RunState:
         ``flush=False`` leaves the commit to the caller, who records a batch (a
         shard's rows) and commits it in one transaction."""
         progress = self.progress
+        if self._verify_hash is not None and outcome.ok:
+            self._check_hash(row, outcome, *self._verify_hash)
         if outcome.ok:
             progress.ok += 1
             progress.bytes += outcome.stored.size if outcome.stored else 0
         else:
             progress.failed += 1
             progress.errors[outcome.error_code or "unknown"] += 1
-            self.sink.remove_stale(key)
+            if row.id <= self._earlier_rows:
+                self.sink.remove_stale(key)
         self.journal.record(row.id, outcome)
+        if outcome.error_code == DiskFull.code:
+            self._stop_for_storage(str(outcome.error))
         if commit_with is not None or (flush and self.journal.buffered >= FLUSH_ROWS):
-            self.journal.flush(also=commit_with)
+            self._flush(commit_with)
         if self._on_outcome is not None:
             self._on_outcome(row, outcome)
+
+    def _check_hash(self, row: PendingRow, outcome: Outcome, column: str, algo: str) -> None:
+        """Fail an ok outcome whose stored file's hash is not the input's ``column``."""
+        stored = outcome.stored
+        extra = self.journal.lookup(row.id)[2] or {}
+        expected = str(extra.get(column) or "").strip().lower()
+        if stored is None or stored.path is None or not expected:
+            return  # nothing to check against
+        path = f"{self.sink.root_str}/{stored.path}"
+        actual = stored.sha256 if algo == "sha256" else _file_md5(path)
+        if actual == expected:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        outcome.ok, outcome.stored = False, None
+        outcome.error = HashMismatch(
+            f"{algo} of the body is {actual}, the input's {column} says {expected}", url=row.url
+        )
+
+    def adopt(self, row: PendingRow, key: str) -> bool:
+        """Record a pending row of an earlier run as ok when its file is already in
+        place (renamed, then killed before the row was committed): its size and sha256
+        come from the file, so nothing is fetched again. False when there is none."""
+        if row.id > self._earlier_rows or self._adopt_misses >= ADOPT_MISS_STREAK:
+            return False
+        if (rel := self.sink.find_stored(key)) is None:
+            # Pending rows are fetched in id order: past the killed run's last stored
+            # files none are in place, so stop looking (a bounded number of stats).
+            self._adopt_misses += 1
+            return False
+        self._adopt_misses = 0
+        digest, size = hashlib.sha256(), 0
+        with open(f"{self.sink.root_str}/{rel}", "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+        stored = Stored(size=size, sha256=digest.hexdigest(), path=rel)
+        mime = mime_for(rel.rsplit(".", 1)[1])
+        outcome = Outcome(url=row.url, ok=True, content_type=mime, stored=stored)
+        outcome.info = {"adopted": True}  # stored by an earlier run, not fetched now
+        self.adopted += 1
+        self.record(row, outcome, key)
+        return True
+
+    def sample_hosts(self, held_back: bool, per_host: int) -> None:
+        """One sample of whether the per-host limit held the run back (once a tick)."""
+        self._host_samples += 1
+        self._host_held += held_back
+        self._per_host = per_host
 
     def tick(self) -> None:
         """Periodic work: resource peaks, a time-based journal commit, progress."""
         self.peaks.sample()
         if time.monotonic() - self.journal.last_commit >= FLUSH_SECONDS:
-            self.journal.flush()
+            self._flush()
         if self._on_progress is not None:
             self._on_progress(self.progress)
+
+    def _flush(self, also: Callable[[], None] | None = None) -> None:
+        if self.storage_error is not None:
+            return  # the run is stopping: what is buffered stays pending, done again later
+        try:
+            self.journal.flush(also=also)
+        except (sqlite3.Error, OSError) as exc:
+            self._storage_failed(exc)
+
+    def _storage_failed(self, exc: sqlite3.Error | OSError) -> None:
+        """A journal write failed: a full disk stops the run cleanly; anything else is a bug."""
+        if not is_storage_full(exc):
+            raise exc
+        self._stop_for_storage(f"the journal cannot be written: {exc}")
+
+    def _stop_for_storage(self, why: str) -> None:
+        if self.storage_error is None:
+            self.storage_error = (
+                f"{self.out}: no space left ({why}); stopped. Rows not recorded stay "
+                "pending: free some space and run the same command again to finish"
+            )
+            if self.on_storage_error is not None:
+                self.on_storage_error()
+
+    def _close_storage(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Commit, rewrite the manifest, close the journal, even on a full disk."""
+        journal = self.journal
+        self._flush()
+        try:
+            journal.write_manifest(self.out / MANIFEST_NAME)
+        except (sqlite3.Error, OSError) as exc:
+            if not is_storage_full(exc):
+                raise
+            self._stop_for_storage(str(exc))
+            self.storage_error = (
+                f"{self.storage_error}. The manifest could not be written: after freeing "
+                f"space, rebuild it with 'aiograb manifest {self.out} "
+                f"--to {self.out / MANIFEST_NAME}'"
+            )
+        counts, errors = journal.counts(), journal.error_counts()
+        if self.storage_error is not None:
+            journal.abandon()  # its buffer cannot be committed: those rows stay pending
+        else:
+            journal.close()
+        return counts, errors
 
     def close(self, *, interrupted: bool, retries: int) -> Summary:
         """Commit, rewrite the manifest, close the journal; return the summary."""
         self.peaks.sample()
+        self.sink.close()
         elapsed = time.monotonic() - self._t0
-        journal = self.journal
-        journal.flush()
-        journal.write_manifest(self.out / MANIFEST_NAME)
-        counts, errors = journal.counts(), journal.error_counts()
-        journal.close()
+        try:
+            counts, errors = self._close_storage()
+        finally:
+            self.lock.release()
         if self._on_progress is not None:
             self._on_progress(self.progress)
         p = self.progress
@@ -166,6 +383,16 @@ class RunState:
             elapsed=elapsed,
             retries=retries,
             peak_threads=self.peaks.threads,
+            io_threads=self.sink.io_threads,
             peak_rss_mb=peak_rss_mb(),
             interrupted=interrupted,
+            input=self._input_counts(),
+            input_error=self.input_error,
+            storage_error=self.storage_error,
+            resumed=self._resumed,
+            per_host_held=(
+                (self._per_host, self._host_held / self._host_samples)
+                if self._host_samples >= 10
+                else None
+            ),
         )

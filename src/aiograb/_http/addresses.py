@@ -18,9 +18,9 @@ import ipaddress
 from collections.abc import Iterable
 
 from aiograb._core.errors import BlockedAddress
-from aiograb._http.aiohttp_transport import AddressPolicy
+from aiograb._http.base import AddressPolicy
 
-__all__ = ["BLOCKED_NETWORKS", "address_policy", "is_blocked_address"]
+__all__ = ["BLOCKED_NETWORKS", "address_policy", "embedded_ipv4", "is_blocked_address"]
 
 BLOCKED_NETWORKS = tuple(
     ipaddress.ip_network(n)
@@ -46,17 +46,47 @@ BLOCKED_NETWORKS = tuple(
 )
 
 
+_V4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
+_V4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT ::ffff:0:a.b.c.d
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known NAT64 prefix
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries and may reach: IPv4-mapped
+    (``::ffff:a.b.c.d``), -compatible (``::a.b.c.d``), -translated, NAT64
+    (``64:ff9b::/96``), 6to4 (``2002::/16``) and Teredo (``2001::/32``: server and client).
+
+    >>> embedded_ipv4(ipaddress.IPv6Address("64:ff9b::a9fe:a9fe"))
+    [IPv4Address('169.254.169.254')]
+    """
+    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip.ipv4_mapped is not None:
+        return [ip.ipv4_mapped]
+    if ip in _NAT64 or ip in _V4_TRANSLATED:
+        return [low32]
+    if ip in _V4_COMPATIBLE:
+        # :: and ::1 are IPv6's own unspecified and loopback addresses (blocked as such).
+        return [low32] if int(ip) > 1 else []
+    if ip.sixtofour is not None:
+        return [ip.sixtofour]
+    if ip.teredo is not None:
+        return list(ip.teredo)
+    return []
+
+
 def is_blocked_address(address: str) -> bool:
-    """True for an address a crawl must not connect to (also IPv4-mapped IPv6 forms)."""
+    """True for an address a crawl must not connect to; an IPv6 address that embeds
+    an IPv4 one (see :func:`embedded_ipv4`) is checked against the IPv4 rules too."""
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return True  # not an address at all: never connect blindly
+    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
     if isinstance(ip, ipaddress.IPv6Address):
-        mapped = ip.ipv4_mapped or ip.sixtofour
-        if mapped is not None:
-            ip = mapped
-    return any(ip in net for net in BLOCKED_NETWORKS if net.version == ip.version)
+        candidates += embedded_ipv4(ip)
+    return any(
+        one in net for one in candidates for net in BLOCKED_NETWORKS if net.version == one.version
+    )
 
 
 def address_policy(allowed_hosts: Iterable[str] = ()) -> AddressPolicy:
@@ -68,7 +98,7 @@ def address_policy(allowed_hosts: Iterable[str] = ()) -> AddressPolicy:
             return
         raise BlockedAddress(
             f"{host} resolves to {address}, a private, loopback or link-local address "
-            "(use --allow-private to crawl it)"
+            "(allow_private=True allows it)"
         )
 
     return check

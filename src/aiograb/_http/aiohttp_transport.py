@@ -1,20 +1,21 @@
 """The single seam between aiograb and its HTTP client (aiohttp).
 
-The engine asks a ``Transport`` to ``send`` one request and reads the body in
-chunks; it never sees an aiohttp object or exception. Every foreign error is
-translated here, once, into the ``RequestError`` tree (most specific first).
-Tests of pure logic can pass any object with the same two methods.
+``AiohttpTransport`` implements ``_http.base.Transport``: the fetcher asks it to
+``send`` one request and reads the body in chunks; it never sees an aiohttp
+object or exception. Every foreign error is translated here, once, into the
+``RequestError`` tree (most specific first).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
@@ -22,6 +23,7 @@ from yarl import URL
 
 from aiograb._core.config import Limits, Network, Timeouts
 from aiograb._core.errors import (
+    BadEncoding,
     ConnectError,
     ConnectionReset,
     InvalidURL,
@@ -33,6 +35,7 @@ from aiograb._core.errors import (
     TLSError,
     Truncated,
 )
+from aiograb._http.base import AddressPolicy, Headers, ResponseStream, Transport
 from aiograb._http.network import (
     Proxy,
     ProxyRoutes,
@@ -44,44 +47,10 @@ from aiograb._http.network import (
 )
 from aiograb._http.resolver import ThreadlessResolver
 
-__all__ = ["AddressPolicy", "AiohttpTransport", "ResponseStream", "Transport"]
+# AddressPolicy, ResponseStream and Transport live in _http.base; re-exported for older imports.
+__all__ = ["AddressPolicy", "AiohttpTransport", "ResponseStream", "Transport", "translate"]
 
 CHUNK = 64 * 1024
-
-# Called with (host, address) right before connecting to ``address``, the address
-# actually connected to (so DNS rebinding cannot get around it); raises
-# ``BlockedAddress`` to refuse.
-AddressPolicy = Callable[[str, str], None]
-
-
-class ResponseStream(Protocol):
-    status: int
-    headers: Mapping[str, str]
-    url: str
-
-    async def read_chunk(self) -> bytes:
-        """The next piece of the body; ``b""`` at the end."""
-        ...
-
-    async def read_all(self) -> bytes:
-        """The whole (rest of the) body at once: for small bodies of known length."""
-        ...
-
-
-class Transport(Protocol):
-    def send(
-        self,
-        method: str,
-        url: URL,
-        *,
-        headers: Mapping[str, str],
-        body: bytes | None,
-        timeouts: Timeouts,
-    ) -> Any:
-        """An async context manager yielding a ``ResponseStream``."""
-        ...
-
-    async def aclose(self) -> None: ...
 
 
 def translate(exc: BaseException, url: str) -> BaseException:
@@ -114,25 +83,38 @@ def translate(exc: BaseException, url: str) -> BaseException:
     if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.SocketTimeoutError):
         return Timeout(str(exc) or "timed out", url=url)
     if isinstance(exc, TimeoutError):
-        return Timeout("deadline exceeded (--timeout)", url=url)
+        return Timeout("deadline exceeded (timeouts.total)", url=url)
     if isinstance(exc, aiohttp.ClientPayloadError):
         # aiohttp keeps the connection error only in the message when the peer
         # reset the connection mid-body (a clean close leaves it out).
         if _caused_by(exc, ConnectionResetError) or "ConnectionResetError" in str(exc):
             return ConnectionReset("connection reset while reading the body", url=url)
-        return Truncated(f"body ended early: {_root_message(exc)}", url=url)
+        text = _root_message(exc)
+        if "content-encoding" in text.lower():  # aiohttp's ContentEncodingError, as text
+            encoding = text.rsplit(":", 1)[-1].strip() or "its Content-Encoding"
+            return BadEncoding(
+                f"the body is not {encoding} although the response's Content-Encoding says so",
+                url=url,
+            )
+        return Truncated(f"body ended early: {text}", url=url)
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return ConnectionReset("server closed the connection", url=url, code="server_disconnected")
     if isinstance(exc, aiohttp.InvalidURL):
         return InvalidURL(f"invalid URL: {exc}", url=url)
+    if isinstance(exc, aiohttp.ClientResponseError) and "Please install" in str(exc.message):
+        # A Content-Encoding aiohttp cannot decode here (br without the Brotli package).
+        return BadEncoding(
+            f"the body is in an encoding this installation cannot decode: {_one_line(exc.message)}",
+            url=url,
+        )
     if isinstance(exc, aiohttp.ClientResponseError):  # malformed status line or headers
-        return ProtocolError(f"bad HTTP response: {exc.message}", url=url)
+        return ProtocolError(f"bad HTTP response: {_one_line(exc.message)}", url=url)
     if isinstance(exc, aiohttp.ClientOSError | ConnectionResetError | BrokenPipeError):
         if isinstance(exc, ConnectionResetError) or _caused_by(exc, ConnectionResetError):
             return ConnectionReset("connection reset by peer", url=url)
         return ConnectError(f"network error: {exc}", url=url)
     if isinstance(exc, aiohttp.ClientError):
-        return ProtocolError(f"{type(exc).__name__}: {exc}", url=url)
+        return ProtocolError(f"{type(exc).__name__}: {_one_line(exc)}", url=url)
     return exc
 
 
@@ -148,9 +130,15 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
 
 
 def _root_message(exc: BaseException) -> str:
+    """The innermost cause's message, on one line, without aiohttp's "400, message:"."""
     while exc.__cause__ is not None:
         exc = exc.__cause__
-    return str(exc) or type(exc).__name__
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return _one_line(re.sub(r"^\d{3}, message:", "", str(text)))
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
 
 
 class _Stream:
@@ -160,7 +148,7 @@ class _Stream:
         self._resp = resp
         self._url = url
         self.status = resp.status
-        self.headers: Mapping[str, str] = resp.headers
+        self.headers: Headers = resp.headers
         self.url = str(resp.url)
 
     async def read_chunk(self) -> bytes:

@@ -7,7 +7,7 @@ import ipaddress
 from errno import ECONNREFUSED, ECONNRESET, EPIPE
 
 import pycurl
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from aiograb._core.errors import (
     ConnectError,
@@ -79,7 +79,7 @@ def is_ip(host: str) -> bool:
     return True
 
 
-def parse_head(raw: list[bytes]) -> tuple[int, CIMultiDict[str]]:
+def parse_head(raw: list[bytes]) -> tuple[int, CIMultiDictProxy[str]]:
     """The status and header fields of the last response in ``raw`` (1xx ones come first).
 
     Parsed from the lines libcurl handed over, since ``getinfo`` may not be called
@@ -99,4 +99,4 @@ def parse_head(raw: list[bytes]) -> tuple[int, CIMultiDict[str]]:
         name, sep, value = line.partition(":")
         if sep:
             pairs.append((name.strip(), value.strip()))
-    return status, CIMultiDict(pairs)
+    return status, CIMultiDictProxy(CIMultiDict(pairs))

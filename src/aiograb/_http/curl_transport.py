@@ -41,6 +41,7 @@ from aiograb._core.errors import (
     RequestError,
 )
 from aiograb._http.aiohttp_transport import AddressPolicy
+from aiograb._http.base import Headers, make_headers
 from aiograb._http.curl_mapping import is_ip, parse_head, translate_curl
 from aiograb._http.curl_network import CurlNetwork
 
@@ -52,6 +53,7 @@ DNS_TTL = 300.0  # seconds a looked-up host's addresses are reused, as aiohttp's
 _POLL_IN, _POLL_OUT, _POLL_REMOVE = pycurl.POLL_IN, pycurl.POLL_OUT, pycurl.POLL_REMOVE
 _CSELECT_IN, _CSELECT_OUT = pycurl.CSELECT_IN, pycurl.CSELECT_OUT
 _PAUSE: int = pycurl.WRITEFUNC_PAUSE
+_NO_HEADERS = make_headers()
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE"})
 
 
@@ -92,7 +94,7 @@ class _Exchange:
         self._resolve: tuple[str, int] | None = None  # a host name to look up first
         self.buffered = 0
         self.status = 0
-        self.headers: Mapping[str, str] = {}
+        self.headers: Headers = _NO_HEADERS
         self.url = url
 
     # -- called by libcurl (inside socket_action) and by the transport -------------------

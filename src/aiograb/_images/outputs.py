@@ -35,9 +35,9 @@ from typing import Any, Protocol
 
 from aiograb._core.content import mime_for
 from aiograb._core.errors import WriteError
-from aiograb._fetch.fetcher import Outcome
+from aiograb._core.models import Outcome, Stored
 from aiograb._store.journal import PendingRow
-from aiograb._store.sinks import FileSink, Stored
+from aiograb._store.sinks import FileSink
 
 __all__ = [
     "FilesOutput",
@@ -51,7 +51,16 @@ __all__ = [
 COMMIT_MARKER = ".aiograb-committing"
 PARQUET_BATCH = 256
 
-Held = tuple[PendingRow, Outcome, str]  # a row whose outcome waits for its shard
+
+@dataclass(slots=True)
+class Held:
+    """A row whose outcome waits for its shard (or file) before it is recorded."""
+
+    row: PendingRow
+    outcome: Outcome
+    key: str
+
+
 Commit = Callable[[list[Held]], None]
 
 
@@ -115,7 +124,7 @@ class FilesOutput:
             mime = mime_for(sample.ext) if sample.data is not None else sample.content_type
             stored = writer.commit(mime or mime_for(sample.ext) or "")
             rel, size = stored.path or "", stored.size
-        held[1].stored = Stored(size=size, sha256=staged.sha256, path=rel)
+        held.outcome.stored = Stored(size=size, sha256=staged.sha256, path=rel)
         self._record(held)
         return rel
 
@@ -158,6 +167,10 @@ class _Shards:
         numbers = [int(m.group(1)) for p in self.root.iterdir() if (m := _SHARD_RE.match(p.name))]
         return max(numbers, default=-1) + 1
 
+    def number_from(self, first: int) -> None:
+        """Number new shards from ``first`` at least (parts of a run: part-unique names)."""
+        self._next = max(self._next, first)
+
     @property
     def _part(self) -> Path:
         assert self.name is not None
@@ -173,7 +186,7 @@ class _Shards:
             self._write(sample, data)
         except OSError as exc:
             raise WriteError(f"cannot write {self._part}: {exc.strerror or exc}") from exc
-        held[1].stored = Stored(size=len(data), sha256=sample.staged.sha256, path=self.name)
+        held.outcome.stored = Stored(size=len(data), sha256=sample.staged.sha256, path=self.name)
         self._held.append(held)
         self._count += 1
         name = self.name
@@ -278,7 +291,7 @@ class ParquetShards(_Shards):
             from aiograb._core.errors import UsageError
 
             raise UsageError(
-                "--format parquet needs pyarrow: pip install 'aiograb[parquet]'"
+                "output='parquet' needs pyarrow: pip install 'aiograb[parquet]'"
             ) from exc
         super().__init__(root, shard_size, commit, known)
         self._pa, self._pq = pa, pq

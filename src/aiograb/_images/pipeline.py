@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import hashlib
 import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
@@ -33,9 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from aiograb._core.content import extension_for
-from aiograb._core.errors import ImageError, RequestError
+from aiograb._core.errors import ImageError, RequestError, UsageError
+from aiograb._core.models import Outcome, Stored
 from aiograb._core.urls import url_key
-from aiograb._fetch.fetcher import Outcome, SinkFactory
+from aiograb._fetch.fetcher import SinkFactory
 from aiograb._get.engine import Stage
 from aiograb._get.runstate import RunState
 from aiograb._images.defaults import (
@@ -56,10 +59,10 @@ from aiograb._images.staging import StagingSink, discard
 from aiograb._images.work import ImageOptions
 from aiograb._images.workers import PoolStatistics, WorkerPool
 from aiograb._store.journal import PendingRow
-from aiograb._store.sinks import Stored
 
 __all__ = ["DEDUP_MODES", "OUTPUT_FORMATS", "ImagePipeline"]
 
+SHARDS_PER_PART = 1_000_000  # part k of a planned run writes shards k000000.tar, ...
 # Failures that the same bytes always give again: a duplicate of such a body fails alike.
 _DETERMINISTIC = frozenset(
     {"corrupt_image", "too_many_pixels", "too_small", "bad_aspect_ratio", "not_raster"}
@@ -117,6 +120,19 @@ class _PhashIndex:
             table.setdefault(band, []).append(entry)
 
 
+def _stored_identity(staged: Stored, data: bytes | None) -> dict[str, Any]:
+    """sha256 and bytes of what is stored; of the download too (original_*) when the
+    stored bytes are re-encoded ones."""
+    if data is None:
+        return {"sha256": staged.sha256, "bytes": staged.size}
+    return {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+        "original_sha256": staged.sha256,
+        "original_bytes": staged.size,
+    }
+
+
 class ImagePipeline:
     """Verify, filter, resize and dedup images in a process pool; store files or shards.
 
@@ -145,16 +161,16 @@ class ImagePipeline:
         handler: str | os.PathLike[str] | None = None,
     ) -> None:
         if output not in OUTPUT_FORMATS:
-            raise ValueError(f"output must be one of {', '.join(OUTPUT_FORMATS)}")
+            raise UsageError(f"output must be one of {', '.join(OUTPUT_FORMATS)}")
         if dedup not in DEDUP_MODES:
-            raise ValueError(f"dedup must be one of {', '.join(DEDUP_MODES)}")
+            raise UsageError(f"dedup must be one of {', '.join(DEDUP_MODES)}")
         if shard_size < 1:
-            raise ValueError("shard_size must be >= 1")
+            raise UsageError("shard_size must be >= 1")
         if not 0 <= phash_distance <= 15:
-            raise ValueError("phash_distance must be between 0 and 15")
+            raise UsageError("phash_distance must be between 0 and 15")
         self.workers = workers if workers is not None else default_workers()
         if self.workers < 1:
-            raise ValueError("workers must be >= 1")
+            raise UsageError("workers must be >= 1")
         options = options or ImageOptions()
         self.options = replace(options, phash=options.phash or dedup == "perceptual")
         self.output = output
@@ -167,6 +183,18 @@ class ImagePipeline:
         self.worker_timeout = worker_timeout
         self.handler = os.fspath(handler or Path(__file__).with_name("work.py"))
         self.statistics: PoolStatistics | None = None  # set when a run ends
+        self.first_shard = 0  # a part of a planned run numbers its shards from here
+
+    def shared(self, ways: int, part: int = 0) -> ImagePipeline:
+        """A copy for part ``part`` of a run with ``ways`` parts at once (``--procs``): the
+        worker processes (and the backlog) are shared out between them, at least one each,
+        and its shards are numbered from ``part * SHARDS_PER_PART`` (names unique in the run)."""
+        copied = copy.copy(self)
+        copied.first_shard = part * SHARDS_PER_PART
+        copied.workers = max(1, self.workers // ways)
+        copied.backlog = max(1, self.backlog * copied.workers // self.workers)
+        copied.statistics = None
+        return copied
 
     @property
     def needs_pool(self) -> bool:
@@ -242,15 +270,19 @@ class _ImageStage:
     def _make_output(self, known: set[str]) -> Output:
         root, p = self._state.out, self._p
         if p.output == "files":
-            return FilesOutput(root, lambda held: self._state.record(*held))
-        if p.output == "webdataset":
-            return TarShards(root, p.shard_size, self._commit, known)
+            return FilesOutput(root, lambda h: self._state.record(h.row, h.outcome, h.key))
         extra = [c for c in p.extra_columns if c != p.caption_column]
-        return ParquetShards(root, p.shard_size, self._commit, known, extra)
+        shards = (
+            TarShards(root, p.shard_size, self._commit, known)
+            if p.output == "webdataset"
+            else ParquetShards(root, p.shard_size, self._commit, known, extra)
+        )
+        shards.number_from(p.first_shard)
+        return shards
 
     def _commit(self, items: list[Held]) -> None:
-        for row, outcome, key in items:
-            self._state.record(row, outcome, key, flush=False)
+        for held in items:
+            self._state.record(held.row, held.outcome, held.key, flush=False)
         self._journal.flush()
 
     def close(self) -> None:
@@ -337,14 +369,19 @@ class _ImageStage:
         if self._shards:
             info["key"] = key
             _, url, extra = self._journal.lookup(row.id)
-            sample.meta = {"key": key, "url": url, "sha256": staged.sha256, **info}
+            sample.meta = {
+                "key": key,
+                "url": url,
+                **_stored_identity(staged, result["data"]),
+                **info,
+            }
             for column in self._p.extra_columns:
                 if extra and column in extra:
                     sample.meta.setdefault(column, extra[column])
             caption = (extra or {}).get(self._p.caption_column or "")
             sample.caption = None if caption is None else str(caption)
         outcome.info = info
-        location = self._output.store((row, outcome, key), sample)
+        location = self._output.store(Held(row, outcome, key), sample)
         size = outcome.stored.size if outcome.stored else 0
         info_w, info_h = info.get("width"), info.get("height")
         return _Entry(row.id, location, size, info_w, info_h, key)
@@ -374,4 +411,4 @@ class _ImageStage:
         if self._shards:
             info["key"] = seen.key
         outcome.info = info
-        self._output.attach(seen.location, (row, outcome, key))
+        self._output.attach(seen.location, Held(row, outcome, key))

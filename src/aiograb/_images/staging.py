@@ -6,7 +6,8 @@ import contextlib
 import os
 from pathlib import Path
 
-from aiograb._store.sinks import TMP_DIR, BodyWriter, SpoolWriter, Stored
+from aiograb._core.models import Stored
+from aiograb._store.sinks import TMP_DIR, BodyWriter, SpoolWriter
 
 __all__ = ["StagingSink", "discard"]
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -77,6 +77,14 @@ class ImageFailure(Exception):
         self.code = code
 
 
+def _usage_error(message: str) -> Exception:
+    # Imported here, not at the top: a worker loads this file without the package,
+    # and it only ever sees options that were validated in the parent already.
+    from aiograb._core.errors import UsageError
+
+    return UsageError(message)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ImageOptions:
     """What to check and how to transform each image.
@@ -98,18 +106,19 @@ class ImageOptions:
     quality: int = 95
     skip_reencode: bool = False
     phash: bool = False
+    resize_only_if_bigger: bool = False  # an image within image_size keeps its size
 
     def __post_init__(self) -> None:
         if self.resize not in RESIZE_MODES:
-            raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}")
+            raise _usage_error(f"resize must be one of {', '.join(RESIZE_MODES)}")
         if self.encode is not None and self.encode not in ENCODINGS:
-            raise ValueError(f"encode must be one of {', '.join(ENCODINGS)}")
+            raise _usage_error(f"encode must be one of {', '.join(ENCODINGS)}")
         if self.image_size < 1:
-            raise ValueError("image_size must be >= 1")
+            raise _usage_error("image_size must be >= 1")
         if not 1 <= self.quality <= 100:
-            raise ValueError("quality must be between 1 and 100")
+            raise _usage_error("quality must be between 1 and 100")
         if self.max_pixels < 1 or self.min_size < 0 or self.max_aspect_ratio < 0:
-            raise ValueError("max_pixels must be >= 1; min_size, max_aspect_ratio >= 0")
+            raise _usage_error("max_pixels must be >= 1; min_size, max_aspect_ratio >= 0")
 
     @property
     def transforms(self) -> bool:
@@ -147,12 +156,12 @@ def _open(data: bytes | str, opts: ImageOptions) -> Image.Image:
     w, h = img.size
     if w * h > opts.max_pixels:
         raise ImageFailure(
-            "too_many_pixels", f"{w}x{h} = {w * h} pixels > --max-pixels {opts.max_pixels}"
+            "too_many_pixels", f"{w}x{h} = {w * h} pixels > max_pixels={opts.max_pixels}"
         )
     if w < 1 or h < 1:
         raise ImageFailure("corrupt_image", f"image has no pixels ({w}x{h})")
     if min(w, h) < opts.min_size:
-        raise ImageFailure("too_small", f"{w}x{h}: smaller than --min-size {opts.min_size}")
+        raise ImageFailure("too_small", f"{w}x{h}: smaller than min_size={opts.min_size}")
     ratio = max(w, h) / min(w, h)
     if opts.max_aspect_ratio and ratio > opts.max_aspect_ratio:
         raise ImageFailure(
@@ -275,6 +284,13 @@ def dhash(img: Image.Image) -> str:
     return f"{bits:016x}"
 
 
+def _bigger(opts: ImageOptions, w: int, h: int) -> bool:
+    """Whether the resize would shrink the image (img2dataset's test): the side it
+    sets (the smaller one for keep-ratio and center-crop, else the larger) is over size."""
+    side = min(w, h) if opts.resize in ("keep-ratio", "center-crop") else max(w, h)
+    return side > opts.image_size
+
+
 def process(data: bytes | str, opts: ImageOptions) -> Processed:
     """Check and transform one image (``data``: the bytes, or a path to them)."""
     _import_pil()
@@ -285,6 +301,8 @@ def process(data: bytes | str, opts: ImageOptions) -> Processed:
     if frames > 1:
         info["frames"] = frames  # animated: the first frame is what gets processed
     w, h = img.size
+    if opts.resize_only_if_bigger and opts.resize != "no" and not _bigger(opts, w, h):
+        opts = replace(opts, resize="no")  # small already: kept as it is (img2dataset's option)
     if not opts.transforms:
         if opts.verify or opts.phash:
             _load(img)
@@ -328,6 +346,13 @@ def process(data: bytes | str, opts: ImageOptions) -> Processed:
         info["phash"] = dhash(img)
     data_out = _encode(img, ext, opts.quality)
     info.update(width=img.width, height=img.height, original_width=ow, original_height=oh)
+    # format and mode describe what is stored; the downloaded image's go under original_*.
+    info.update(
+        original_format=info["format"],
+        original_mode=info["mode"],
+        format=_PIL_FORMAT[ext].lower(),
+        mode=img.mode,
+    )
     return Processed(data_out, ext, info)
 
 

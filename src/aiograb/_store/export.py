@@ -1,4 +1,7 @@
-"""Export a run's manifest (its journal's rows) to Parquet: ``aiograb manifest OUT --to F``.
+"""Export a run's manifest (its journal's rows): ``aiograb manifest OUT --to F``.
+
+The format comes from the target's extension: ``.parquet``/``.pq``, ``.csv`` or
+``.jsonl``; any other is refused (never a Parquet file named ``x.csv``).
 
 Two passes over the journal, so memory stays flat however many rows there are:
 the first finds every column and its type (the fixed manifest fields plus what
@@ -9,6 +12,7 @@ writes row groups of ``BATCH`` rows. A column whose values mix types, and the
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from collections.abc import Iterator
@@ -16,11 +20,24 @@ from pathlib import Path
 from typing import Any
 
 from aiograb._core.errors import InputError, UsageError
+from aiograb._store.check import check_writable_file
 from aiograb._store.journal import JOURNAL_NAME, Journal
+from aiograb._store.parts import is_parted, merged_rows
 
-__all__ = ["export_manifest"]
+__all__ = ["EXPORT_FORMATS", "export_format", "export_manifest"]
 
 BATCH = 10_000
+EXPORT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
+
+
+def export_format(to: str | os.PathLike[str]) -> str:
+    """``parquet``, ``csv`` or ``jsonl``, from the extension of ``to``; UsageError otherwise."""
+    suffix = Path(to).suffix.lower()
+    if suffix not in EXPORT_FORMATS:
+        raise UsageError(
+            f"cannot tell the format of {to} from its extension: name it .parquet, .csv or .jsonl"
+        )
+    return EXPORT_FORMATS[suffix]
 
 
 def _kind(value: Any) -> str:
@@ -54,10 +71,17 @@ def _column_kinds(rows: Iterator[dict[str, Any]]) -> dict[str, str]:
 
 
 def export_manifest(out_dir: str | os.PathLike[str], to: str | os.PathLike[str]) -> int:
-    """Write the manifest of ``out_dir`` to the Parquet file ``to``; return the row count."""
+    """Write the manifest of ``out_dir`` to ``to`` (Parquet, CSV or JSONL, by its
+    extension); return the row count. Checks ``to`` can be written before reading."""
+    fmt = export_format(to)
+    check_writable_file(to, "--to")
     journal_path = Path(out_dir) / JOURNAL_NAME
-    if not journal_path.is_file():
+
+    parted = is_parted(out_dir)
+    if not parted and not journal_path.is_file():
         raise InputError(f"{out_dir} has no {JOURNAL_NAME}: not an output folder of aiograb get")
+    if fmt != "parquet":
+        return _export_text(journal_path, Path(to), fmt)
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -66,16 +90,20 @@ def export_manifest(out_dir: str | os.PathLike[str], to: str | os.PathLike[str])
             "exporting to Parquet needs pyarrow: pip install 'aiograb[parquet]'"
         ) from exc
     types = {"bool": pa.bool_(), "int": pa.int64(), "float": pa.float64()}
-    journal = Journal(journal_path, readonly=True)
+    journal = None if parted else Journal(journal_path, readonly=True)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        return merged_rows(out_dir) if journal is None else journal.rows()
+
     try:
-        kinds = _column_kinds(journal.rows())
+        kinds = _column_kinds(rows())
         schema = pa.schema([(n, types.get(k, pa.string())) for n, k in kinds.items()])
         target = Path(to)
         tmp = target.with_name(target.name + ".part")
         n = 0
         with pq.ParquetWriter(tmp, schema) as writer:
             batch: list[dict[str, Any]] = []
-            for row in journal.rows():
+            for row in rows():
                 batch.append(_convert(row, kinds))
                 if len(batch) >= BATCH:
                     writer.write_table(pa.Table.from_pylist(batch, schema=schema))
@@ -83,6 +111,31 @@ def export_manifest(out_dir: str | os.PathLike[str], to: str | os.PathLike[str])
             if batch or n == 0:
                 writer.write_table(pa.Table.from_pylist(batch, schema=schema))
                 n += len(batch)
+        os.replace(tmp, target)
+    finally:
+        if journal is not None:
+            journal.close()
+    return n
+
+
+def _export_text(journal_path: Path, target: Path, fmt: str) -> int:
+    """CSV (complex values as JSON text, None as an empty cell) or JSONL, atomically."""
+    journal = Journal(journal_path)
+    tmp = target.with_name(target.name + ".part")
+    n = 0
+    try:
+        kinds = _column_kinds(journal.rows())
+        with tmp.open("w", encoding="utf-8", newline="") as fh:
+            if fmt == "csv":
+                writer = csv.DictWriter(fh, fieldnames=list(kinds), extrasaction="ignore")
+                writer.writeheader()
+                for row in journal.rows():
+                    writer.writerow(_convert(row, {k: "json" for k in kinds}))
+                    n += 1
+            else:
+                for row in journal.rows():
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    n += 1
         os.replace(tmp, target)
     finally:
         journal.close()

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiograb._fetch.fetcher import Outcome
+from aiograb._core.models import Outcome
+from aiograb._store.check import check_journal, journal_error
 from aiograb._store.migrations import SCHEMA_VERSION, migrate
 
 __all__ = ["JOURNAL_NAME", "DoneRow", "Journal", "NewRow", "PendingRow", "SavedFile"]
@@ -181,20 +182,31 @@ class Journal:
     def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        check_journal(self.path)  # a damaged or foreign file: one line, exit 2
+        new = not self.path.exists()
         if readonly:  # exports and the coordinator of parts: never write, never create
             uri = f"{self.path.resolve().as_uri()}?mode=ro"
             self._db = sqlite3.connect(uri, uri=True, isolation_level=None)
+            self._db.execute("PRAGMA busy_timeout=5000")
         else:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        if not readonly:
-            self._db.executescript(_SCHEMA)
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-            migrate(self._db)  # an older journal is brought up to SCHEMA_VERSION (migrations.py)
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute("PRAGMA busy_timeout=5000")
+                self._db.executescript(_SCHEMA)
+                self._db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+                if new:  # when the first run started: "resumed a run of ..."
+                    self._db.execute(
+                        "INSERT OR IGNORE INTO meta VALUES ('created', ?)", (str(time.time()),)
+                    )
+                migrate(self._db)  # an older journal is brought up to SCHEMA_VERSION
+            except sqlite3.DatabaseError as exc:
+                self._db.close()
+                raise journal_error(self.path, f"damaged: {exc}") from None
         self._updates: list[tuple[Any, ...]] = []
         self.last_commit = time.monotonic()
 
@@ -228,10 +240,12 @@ class Journal:
         self._db.execute("BEGIN")
         try:
             yield
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # A COMMIT that failed (a full disk) may leave the transaction open.
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
     def pending(self, after_id: int, limit: int, *, retry_failed: bool = False) -> list[PendingRow]:
         """Rows still to do with ``id > after_id``, in input order."""
@@ -297,6 +311,26 @@ class Journal:
 
     # -- reading -----------------------------------------------------------
 
+    def reopen_failed(self, error: str) -> int:
+        """Make failed rows of one error class pending again (``disk_full``: the disk
+        was full, nothing was wrong with the URL). Returns how many."""
+        with self.transaction():
+            cur = self._db.execute(
+                "UPDATE items SET state='pending', error=NULL, message=NULL"
+                " WHERE state='failed' AND error=?",
+                (error,),
+            )
+        return cur.rowcount
+
+    def created(self) -> float | None:
+        """When this journal's first run started (None for journals older than the field)."""
+        found = self._db.execute("SELECT value FROM meta WHERE name='created'").fetchone()
+        return float(found[0]) if found else None
+
+    def last_id(self) -> int:
+        """The highest row id so far (0 when empty): rows above it are new to this run."""
+        return int(self._db.execute("SELECT coalesce(max(id), 0) FROM items").fetchone()[0])
+
     def counts(self) -> dict[str, int]:
         cur = self._db.execute("SELECT state, count(*) FROM items GROUP BY state")
         return {state: n for state, n in cur}
@@ -352,12 +386,22 @@ class Journal:
         tmp = target.with_name(target.name + ".tmp")
         n = 0
         encode = _MANIFEST_ENCODER.encode
-        with tmp.open("w", encoding="utf-8") as fh:
-            for record in self.rows():
-                fh.write(encode(record) + "\n")
-                n += 1
-        os.replace(tmp, target)
+        try:
+            with tmp.open("w", encoding="utf-8") as fh:
+                for record in self.rows():
+                    fh.write(encode(record) + "\n")
+                    n += 1
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # no partial manifest left behind (a full disk)
+            raise
         return n
+
+    def abandon(self) -> None:
+        """Close without committing what is buffered (the disk is full): those rows
+        stay pending in the file, which stays consistent, and are done again later."""
+        self._updates.clear()
+        self._db.close()
 
     def close(self) -> None:
         if not self.readonly:

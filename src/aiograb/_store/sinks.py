@@ -7,41 +7,51 @@ It is hashed (sha256) while it streams. Only a complete, accepted body is
 renamed into place, atomically, under a name derived from the URL; nothing the
 server says (Content-Disposition, URL path) takes part in the path, so no
 response can write outside the output folder.
+
+The IO pool. With ``io_threads`` > 0, a ``FileSink`` hands each committed body
+to a fixed ``ThreadPoolExecutor`` (``aiograb-io-N`` threads): the file's
+creation, write and atomic rename run there, and the writer's ``settle()`` is
+the future the engine awaits before it records the row, so the journal still
+says ``ok`` only for a file that is in place. Back-pressure is the engine's
+own: a worker awaits its body's ``settle()`` before it takes the next URL, so
+at most ``concurrency`` bodies wait for the pool. A body that spilled to disk
+while streaming (over ``SPILL_BYTES``) is written on the loop as it arrives
+(large, so the per-byte cost dominates, not the file creation); its close and
+rename go to the pool. ``io_threads=0`` does everything inline, as before.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
+import itertools
 import os
+import stat
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
-from aiograb._core.content import extension_for
-from aiograb._core.errors import WriteError
+from aiograb._core.content import STORED_EXTENSIONS, extension_for
+from aiograb._core.errors import UsageError, WriteError, write_error
+from aiograb._core.models import Stored
 
 __all__ = ["BodyWriter", "FileSink", "MemorySink", "SpoolWriter", "Stored"]
 
 SPILL_BYTES = 1 << 20
+MAX_IO_THREADS = 64
 TMP_DIR = ".aiograb-tmp"
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """What a writer committed."""
-
-    size: int
-    sha256: str
-    path: str | None = None  # relative to the output folder
-    body: bytes | None = None  # in-memory sinks only
 
 
 class BodyWriter(Protocol):
     def write(self, chunk: bytes) -> None: ...
 
     def commit(self, mime: str) -> Stored: ...
+
+    async def settle(self) -> None:
+        """Wait until what ``commit`` returned is durable where it says (the IO pool)."""
+        ...
 
     def abort(self) -> None: ...
 
@@ -64,6 +74,9 @@ class _MemoryWriter:
         body = b"".join(self._chunks)
         digest = self._hash.hexdigest() if self._hash is not None else ""
         return Stored(size=self._size, sha256=digest, body=body)
+
+    async def settle(self) -> None:
+        return None
 
     def abort(self) -> None:
         self._chunks.clear()
@@ -108,12 +121,15 @@ class SpoolWriter:
     def spilled(self) -> bool:
         return self._fd >= 0
 
+    async def settle(self) -> None:
+        return None
+
     def _open_tmp(self) -> None:
         self._tmp = self._make_tmp()
         try:
             self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         except OSError as exc:
-            raise WriteError(f"cannot create {self._tmp}: {exc.strerror}") from exc
+            raise write_error(f"cannot create {self._tmp}: {exc.strerror}", exc) from exc
 
     def _write_fd(self, chunk: bytes) -> None:
         view = memoryview(chunk)
@@ -121,7 +137,7 @@ class SpoolWriter:
             while view:
                 view = view[os.write(self._fd, view) :]
         except OSError as exc:
-            raise WriteError(f"cannot write {self._tmp}: {exc.strerror}") from exc
+            raise write_error(f"cannot write {self._tmp}: {exc.strerror}", exc) from exc
 
     def _to_tmp_file(self) -> str:
         """Close the whole body into its temporary file (writing it there if still in memory)."""
@@ -145,15 +161,31 @@ class SpoolWriter:
 
 
 class _FileWriter(SpoolWriter):
-    __slots__ = ("_key", "_sink")
+    __slots__ = ("_key", "_pending", "_sink")
 
     def __init__(self, sink: FileSink, key: str) -> None:
         super().__init__(lambda: sink.tmp_path(key))
         self._sink = sink
         self._key = key
+        self._pending: Future[None] | None = None
 
     def commit(self, mime: str) -> Stored:
         rel = self._sink.relative_path(self._key, extension_for(mime))
+        stored = Stored(size=self._size, sha256=self._hash.hexdigest(), path=rel)
+        pool = self._sink.pool
+        if pool is None:
+            self._store(rel)
+        else:  # the loop goes on; settle() waits for the file to be in place
+            self._pending = pool.submit(self._store, rel)
+        return stored
+
+    async def settle(self) -> None:
+        if (pending := self._pending) is not None:
+            self._pending = None
+            await asyncio.wrap_future(pending)
+
+    def _store(self, rel: str) -> None:
+        """Temp file, then atomic rename into place (on the loop, or in an IO thread)."""
         try:
             self._sink.ensure_dir(f"{self._sink.root_str}/{self._key[:2]}")
             os.replace(self._to_tmp_file(), f"{self._sink.root_str}/{rel}")
@@ -162,38 +194,65 @@ class _FileWriter(SpoolWriter):
             raise
         except OSError as exc:
             self.abort()
-            raise WriteError(f"cannot store {rel}: {exc.strerror or exc}") from exc
-        return Stored(size=self._size, sha256=self._hash.hexdigest(), path=rel)
+            raise write_error(f"cannot store {rel}: {exc.strerror or exc}", exc) from exc
 
 
 class FileSink:
-    """Store bodies as ``<out>/<k[:2]>/<k>.<ext>`` where ``k`` is the URL's key."""
+    """Store bodies as ``<out>/<k[:2]>/<k>.<ext>`` where ``k`` is the URL's key.
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    ``io_threads`` > 0 stores them from that many IO threads (see the module
+    docstring); ``close()`` waits for those threads and ends them.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, io_threads: int = 0) -> None:
+        if not 0 <= io_threads <= MAX_IO_THREADS:
+            raise UsageError(f"io_threads must be between 0 and {MAX_IO_THREADS}")
+        self.pool = (
+            ThreadPoolExecutor(io_threads, thread_name_prefix="aiograb-io") if io_threads else None
+        )
+        self.io_threads = io_threads
         self.root = Path(root)
         self.root_str = str(self.root)  # str paths on the hot path: pathlib costs per file
         self._tmp_dir = self.root / TMP_DIR
         self._tmp_prefix = f"{self._tmp_dir}/"
         self._pid = os.getpid()
         self._dirs: set[str] = set()
-        self._seq = 0
+        self._seq = itertools.count(1)  # next() is atomic: IO threads name temp files too
 
     def prepare(self) -> int:
-        """Create the folders; remove temporaries a killed run left. Returns how many."""
+        """Create the folders; remove temporaries a killed run left. Returns how many.
+
+        The temporary folder is ours: a symbolic link planted there (to a folder
+        whose files start-up would delete) is refused, never followed.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
-        self._tmp_dir.mkdir(exist_ok=True)
+        tmp = self._tmp_dir
+        if tmp.is_symlink() or (tmp.exists() and not tmp.is_dir()):
+            what = "a symbolic link" if tmp.is_symlink() else "not a folder"
+            raise UsageError(
+                f"{tmp} is {what}; aiograb never follows links for its own "
+                "working folders: remove it"
+            )
+        tmp.mkdir(exist_ok=True)
         removed = 0
-        for leftover in self._tmp_dir.iterdir():
-            leftover.unlink(missing_ok=True)
-            removed += 1
+        with os.scandir(tmp) as entries:
+            for leftover in entries:
+                if not leftover.is_dir(follow_symlinks=False):  # unlink never follows
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(leftover.path)
+                    removed += 1
         return removed
 
     def open(self, key: str) -> BodyWriter:
         return _FileWriter(self, key)
 
     def tmp_path(self, key: str) -> str:
-        self._seq += 1
-        return f"{self._tmp_prefix}{key}.{self._pid}.{self._seq}.part"
+        return f"{self._tmp_prefix}{key}.{self._pid}.{next(self._seq)}.part"
+
+    def close(self) -> None:
+        """Wait for the IO threads' last files and end the threads."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
 
     @staticmethod
     def relative_path(key: str, ext: str) -> str:
@@ -204,9 +263,31 @@ class FileSink:
             os.makedirs(path, exist_ok=True)
             self._dirs.add(path)
 
+    def find_stored(self, key: str) -> str | None:
+        """The relative path of a file stored for ``key``, if one is in place.
+
+        Files are renamed into place only when complete, so one found here is whole
+        even if its row was never committed (a kill -9 between the two). A fixed
+        number of ``stat`` calls, like ``remove_stale``.
+        """
+        base = f"{key[:2]}/{key}."
+        for ext in STORED_EXTENSIONS:
+            try:
+                st = os.lstat(f"{self.root_str}/{base}{ext}")
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if stat.S_ISREG(st.st_mode):
+                return base + ext
+        return None
+
     def remove_stale(self, key: str) -> None:
-        """Remove a file a crashed earlier attempt stored for a URL that has now failed."""
-        folder = self.root / key[:2]
-        if str(folder) in self._dirs or folder.is_dir():
-            for stale in folder.glob(f"{key}.*"):
-                stale.unlink(missing_ok=True)
+        """Remove a file a crashed earlier attempt stored for a URL that has now failed.
+
+        A fixed number of unlinks (one per extension a stored file can have), never
+        a listing of the folder: a failure costs O(1) file-system work however many
+        files the folder holds, and needs no file descriptor.
+        """
+        base = f"{self.root_str}/{key[:2]}/{key}."
+        for ext in STORED_EXTENSIONS:
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                os.unlink(base + ext)

@@ -12,6 +12,7 @@ inside (files/s, every request's timeline, the event loop's lag). The report is
 """
 
 from ._config import BenchConfig, CpuSpec, TimelineSpec, quick_config, standard_config
+from ._fanout import FanoutSpec, fanout_table, quick_fanout, run_fanout
 from ._plots import require_plotting
 from ._report import write_report
 from ._results import check_results
@@ -20,11 +21,15 @@ from ._suite import run_bench
 __all__ = [
     "BenchConfig",
     "CpuSpec",
+    "FanoutSpec",
     "TimelineSpec",
     "check_results",
+    "fanout_table",
     "quick_config",
+    "quick_fanout",
     "require_plotting",
     "run_bench",
+    "run_fanout",
     "standard_config",
     "write_report",
 ]

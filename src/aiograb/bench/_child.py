@@ -19,11 +19,10 @@ from typing import Any
 
 from aiograb._core.config import Limits, RequestPolicy
 from aiograb._core.loop import run_loop
+from aiograb._core.models import InputRow, Outcome
 from aiograb._core.stats import Summary
-from aiograb._fetch.fetcher import Outcome
 from aiograb._get.blocking import run_get_blocking
 from aiograb._get.download import run_get
-from aiograb._get.sources import InputRow
 from aiograb._store.journal import PendingRow
 
 from ._cpu import Processor, make_processor
@@ -45,10 +44,8 @@ class _Recorder:
         self.rows: list[tuple[float, float, float, int, bool]] = []
 
     def __call__(self, row: PendingRow, outcome: Outcome) -> None:
-        if self._timeline:
-            self.rows.append(
-                (outcome.t_start, outcome.t_first_byte, outcome.t_end, outcome.thread, outcome.ok)
-            )
+        if self._timeline and (t := outcome.timing) is not None:
+            self.rows.append((t.start, t.first_byte, t.end, t.thread, outcome.ok))
         stored = outcome.stored
         if self.processor is not None and outcome.ok and stored is not None and stored.path:
             self.processor.submit(str(self._out / stored.path))

@@ -16,6 +16,8 @@ from typing import Any
 from aiograb._core.config import ENGINES
 from aiograb._core.errors import UsageError
 
+from ._fanout import FanoutSpec
+
 __all__ = [
     "DEFAULT_OUT",
     "BenchConfig",
@@ -93,6 +95,8 @@ class BenchConfig:
     timeline: TimelineSpec | None = field(default_factory=TimelineSpec)
     cpu: CpuSpec | None = field(default_factory=CpuSpec)
     peers: bool = False
+    # The service fan-out (#12): W backend calls per endpoint request, per client.
+    fanout: FanoutSpec | None = None
     quick: bool = False
     child_timeout_s: float = 300.0
     # Where the clients write their files: tmpfs by default, so a slow or busy disk

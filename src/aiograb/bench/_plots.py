@@ -267,4 +267,11 @@ def draw_all(results: dict[str, Any], out: Path) -> list[Plot]:
         plot_timelines(results, out),
         plot_cpu(results, out),
     ]
+    if results.get("fanout"):  # aiograb bench --fanout (#12)
+        from ._fanout_plots import plot_fanout_cdf, plot_fanout_resources
+
+        plots += [
+            plot_fanout_cdf(results["fanout"], out),
+            plot_fanout_resources(results["fanout"], out),
+        ]
     return [p for p in plots if p is not None]

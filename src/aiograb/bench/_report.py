@@ -227,6 +227,32 @@ def _cpu(results: dict[str, Any]) -> list[Block]:
     ]
 
 
+def _fanout(results: dict[str, Any], plots: dict[str, Plot]) -> list[Block]:
+    """aiograb bench --fanout (#12): a service's fan-out of W calls per endpoint request."""
+    fanout = results.get("fanout")
+    if not fanout:
+        return []
+    blocks: list[Block] = [
+        _H("Service fan-out: W backend calls per endpoint request"),
+        _P(
+            "A backend in its own process answers each call after a reproducible latency "
+            "(log-normal, 20 ms median, a 0.1 % tail of 400 ms; a repeated request for a key "
+            "takes the median, like another replica). Each client makes rounds of W calls "
+            "(one endpoint request each) in a fresh process; CPU is the client's own."
+        ),
+    ]
+    blocks += [plots[n] for n in ("fanout-cdf.png", "fanout-resources.png") if n in plots]
+    headers = ["client", "W", "p50 ms", "p99 ms", "over slowest ms", "CPU µs/call", "extra %"]
+    headers += ["OS threads", "RSS MB"]
+    keys = ["client", "width", "p50_ms", "p99_ms", "overhead_ms", "cpu_us_per_call"]
+    keys += ["extra_pct", "peak_threads", "peak_rss_mb"]
+    rows: list[list[Cell]] = [[r[k] for k in keys] for r in fanout["rows"] if "failed" not in r]
+    blocks.append(_Table(headers, rows))
+    if fanout.get("skipped"):
+        blocks.append(_P("Skipped: " + "; ".join(fanout["skipped"]) + "."))
+    return blocks
+
+
 def _method(results: dict[str, Any]) -> list[Block]:
     peers = results.get("peers_found") or []
     wanted = results["config"].get("peers")
@@ -276,6 +302,7 @@ def _blocks(results: dict[str, Any], plots: list[Plot], command: str) -> list[Bl
     if "cpu.png" in by_name:
         blocks += [_H("CPU work: on the loop or beside it"), by_name["cpu.png"]]
     blocks += _cpu(results)
+    blocks += _fanout(results, by_name)
     blocks += _machine(results) + _method(results)
     return blocks
 

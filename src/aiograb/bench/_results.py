@@ -239,6 +239,11 @@ _CPU_MODE = {
     "mode": str, "ok": int, "processed": int, "files_per_s": _NUM, "total_s": _NUM,
     "loop_lag_ms": (dict, type(None)), "lag_series": list, "processed_on": str,
 }  # fmt: skip
+_FANOUT_ROW = {
+    "client": str, "width": int, "rounds": int, "p50_ms": _NUM, "p99_ms": _NUM,
+    "overhead_ms": _NUM, "cpu_us_per_call": _NUM, "extra_pct": _NUM, "peak_threads": int,
+    "peak_rss_mb": _NUM, "errors": int, "latencies_ms": list,
+}  # fmt: skip
 _ACCEPT = {"name": str, "expected": str, "measured": (str, type(None)), "met": (bool, type(None))}
 
 
@@ -277,4 +282,7 @@ def check_results(data: Any) -> list[str]:
             _check_keys(f"cpu.modes.{mode}", row, _CPU_MODE, problems)
     for i, fig in enumerate(data["acceptance"]):
         _check_keys(f"acceptance[{i}]", fig, _ACCEPT, problems)
+    for i, row in enumerate((data.get("fanout") or {}).get("rows", [])):
+        if "failed" not in row:  # a failed run is counted in errors and says why
+            _check_keys(f"fanout.rows[{i}]", row, _FANOUT_ROW, problems)
     return problems

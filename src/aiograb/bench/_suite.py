@@ -316,7 +316,15 @@ def run_bench(config: BenchConfig, *, log: Log = print) -> dict[str, Any]:
             results["cpu"] = runner.cpu()
         if peers:
             results["peers"] = runner.peers(peers)
+    if config.fanout is not None:  # the service fan-out (#12), with its own backend
+        from ._fanout import run_fanout
+
+        results["fanout"] = run_fanout(config.fanout, log=log)
     results["peers_found"] = [p.name for p in peers]
     results["duration_s"] = round(time.perf_counter() - t0, 2)
     derive(results)
+    if config.fanout is not None:
+        results["acceptance"] += results["fanout"]["acceptance"]
+        rows = results["fanout"]["rows"]
+        results["errors"] += sum(int("failed" in r) + r.get("errors", 0) for r in rows)
     return results

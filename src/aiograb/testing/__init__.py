@@ -9,6 +9,9 @@ listed in :mod:`aiograb.testing._server`. Example::
     with serve_in_thread(ServerConfig(latency_ms=10)) as server:
         body = urllib.request.urlopen(server.url("/img/3.png")).read()
         assert body == image_bytes(3, "png")
+
+``MockTransport`` answers from a function instead, with no socket at all, for
+tests of your own code over aiograb (see :mod:`aiograb.testing._mock`).
 """
 
 from aiograb.testing._images import (
@@ -20,6 +23,7 @@ from aiograb.testing._images import (
     image_bytes,
     warm_cache,
 )
+from aiograb.testing._mock import MockHandler, MockRequest, MockResponse, MockTransport
 from aiograb.testing._routes import flaky_image_index
 from aiograb.testing._server import (
     RunningServer,
@@ -45,6 +49,10 @@ __all__ = [
     "MAX_RECORDED",
     "POOL_SIZE",
     "SIZES",
+    "MockHandler",
+    "MockRequest",
+    "MockResponse",
+    "MockTransport",
     "RecordedRequest",
     "RunningServer",
     "ServerConfig",

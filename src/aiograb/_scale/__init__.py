@@ -1,0 +1,1 @@
+"""Scale-out: one run planned into parts by host, each part an event loop in its own process."""

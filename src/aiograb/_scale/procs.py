@@ -1,0 +1,286 @@
+"""The coordinator: plan once, run every part as an executor task, merge, sum up.
+
+::
+
+    download(..., procs=N)  ──> ProcessPoolExecutor(N) ─┐
+    download(..., executor=E) (a Dask client's, ...) ───┴─> run_parted
+        plan (plan.py, once) ──> one task per part (part.py: its own event loop)
+        ──> futures ──> OUT/manifest.jsonl (merge.py) + one Summary
+
+Progress comes from the parts' ``progress.json`` files and the summary from
+the ``Summary`` each task returns: both reach the coordinator the same way for
+a local process pool and for Dask workers on other machines (a shared file
+system and the executor's futures), and no process but a part's own ever
+opens its journal while it runs (SQLite over a network file system is only
+safe with one writer and no readers). The merge reads the journals after the
+parts have finished.
+
+``-c`` is the total: each part gets ``concurrency // width`` where ``width``
+is how many parts run at once. A part holding a share of a split domain
+divides the per-host limit and rate by the number of parts sharing it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import secrets
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from aiograb._core.config import Limits, RequestPolicy
+from aiograb._core.errors import UsageError
+from aiograb._core.stats import Progress, Summary, peak_rss_mb
+from aiograb._get.sources import InputRow
+from aiograb._images.pipeline import ImagePipeline
+from aiograb._scale.merge import write_merged_manifest
+from aiograb._scale.part import STOP_NAME, PartJob, check_canary, read_progress, run_part
+from aiograb._scale.plan import PART_INPUT, PARTS_DIR, Part, Plan, load_plan, make_plan
+from aiograb._store.journal import JOURNAL_NAME
+
+__all__ = ["default_procs", "run_parted"]
+
+MANIFEST_NAME = "manifest.jsonl"
+POLL_SECONDS = 0.5
+
+
+def default_procs() -> int:
+    """``auto``: the cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _ignore_sigint() -> None:
+    # A pool process between parts must not die of the terminal's Ctrl-C; while a
+    # part runs, its loop handles SIGINT itself (run_stoppable) and stops cleanly.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def process_pool(procs: int) -> cf.ProcessPoolExecutor:
+    """The executor of ``--procs``: fresh interpreters (spawn: no inherited loop or threads)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    return cf.ProcessPoolExecutor(procs, mp_context=context, initializer=_ignore_sigint)
+
+
+def part_limits(limits: Limits, part: Part, width: int) -> Limits:
+    """The share of ``-c`` (and of a split domain's per-host limit and rate) of one part."""
+    div = part.host_divisor
+    return replace(
+        limits,
+        concurrency=max(1, limits.concurrency // width),
+        per_host=max(1, limits.per_host // div) if limits.per_host else 0,
+        rate=limits.rate / div,
+    )
+
+
+def check_visible(out: Path, probe: Callable[[str, str], Iterable[str | None]]) -> None:
+    """Write a canary file in ``out``; ``probe(path, token)`` reads it where the parts
+    run. Any problem is one line: the output folder must be on a shared file system."""
+    token = secrets.token_hex(8)
+    canary = out / f".aiograb-canary-{token}"
+    canary.write_text(token)
+    try:
+        problems = [p for p in probe(str(canary), token) if p is not None]
+    finally:
+        canary.unlink(missing_ok=True)
+    if problems:
+        raise UsageError(
+            f"the output folder {out} is not visible to every worker ({problems[0]}): "
+            "put it on a file system they all share"
+        )
+
+
+def _executor_probe(executor: cf.Executor, width: int) -> Callable[[str, str], list[str | None]]:
+    def probe(path: str, token: str) -> list[str | None]:
+        futures = [executor.submit(check_canary, path, token) for _ in range(width)]
+        return [f.result() for f in futures]
+
+    return probe
+
+
+def executor_width(executor: cf.Executor) -> int:
+    """How many tasks ``executor`` runs at once (its pool size, or a Dask cluster's threads)."""
+    # Neither Executor API exposes this: probe the two executors we know.
+    width = getattr(executor, "_max_workers", None)
+    if width is None and (client := getattr(executor, "_client", None)) is not None:
+        width = sum(client.nthreads().values())
+    return int(width or default_procs())
+
+
+def _plan(rows: Callable[[], Iterable[InputRow]], out: Path, parts: int | None, width: int) -> Plan:
+    plan = load_plan(out)
+    if plan is not None:
+        return plan
+    if (out / JOURNAL_NAME).exists():
+        raise UsageError(
+            f"{out} holds a one-process run; run it again without --procs/--dask, "
+            "or pick another output folder"
+        )
+    return make_plan(rows(), out, parts or width)
+
+
+class _Stop:
+    """Ctrl-C or SIGTERM of the coordinator: write the stop file every part watches."""
+
+    def __init__(self, stop_file: Path) -> None:
+        self._file = stop_file
+        self.requested = threading.Event()
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _Stop:
+        self._file.unlink(missing_ok=True)
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def _on_signal(self, sig: int, _frame: object) -> None:
+        signal.signal(sig, self._old.get(sig, signal.SIG_DFL))  # a second one: the default
+        self.requested.set()
+        self._file.touch()
+
+    def __exit__(self, *_exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._file.unlink(missing_ok=True)
+
+
+def _total_progress(plan: Plan) -> Progress:
+    total = Progress(input_done=True)
+    for part in plan.parts:
+        p = read_progress(plan.part_dir(part))
+        if p is None:
+            total.total += part.rows
+            continue
+        total.total += max(p.total, part.rows) if not p.input_done else p.total
+        total.already_done += p.already_done
+        total.ok += p.ok
+        total.failed += p.failed
+        total.bytes += p.bytes
+    return total
+
+
+def run_parted(
+    rows: Callable[[], Iterable[InputRow]],
+    out_dir: str | os.PathLike[str],
+    executor: cf.Executor,
+    *,
+    width: int | None = None,
+    parts: int | None = None,
+    limits: Limits | None = None,
+    policy: RequestPolicy | None = None,
+    retry_failed: bool = False,
+    io_threads: int = 0,
+    pipeline: ImagePipeline | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    probe: Callable[[str, str], Iterable[str | None]] | None = None,
+    use_uvloop: bool = True,
+    own_processes: bool = False,
+) -> Summary:
+    """Plan ``rows()`` (only when ``out_dir`` has no plan yet) and run every part on
+    ``executor``; return the summary of the whole run."""
+    t0 = time.monotonic()
+    out = Path(out_dir).resolve()
+    width = width or executor_width(executor)
+    out.mkdir(parents=True, exist_ok=True)
+    check_visible(out, probe or _executor_probe(executor, width))
+    plan = _plan(rows, out, parts, width)
+    running = max(1, min(width, len(plan.parts)))
+    limits, policy = limits or Limits(), policy or RequestPolicy()
+    stop_file = out / PARTS_DIR / STOP_NAME
+    common = PartJob(
+        out="", input="", stop_file=str(stop_file), limits=limits, policy=policy,
+        retry_failed=retry_failed, io_threads=io_threads, use_uvloop=use_uvloop,
+        own_process=own_processes,
+    )  # fmt: skip
+    with _Stop(stop_file) as stop:
+        jobs = [_job(common, plan, part, running, pipeline) for part in plan.parts]
+        futures = [executor.submit(run_part, job) for job in jobs]
+        results = list(_wait(futures, plan, on_progress))
+        interrupted = stop.requested.is_set()
+    write_merged_manifest(plan, out / MANIFEST_NAME)
+    return _combine(plan, results, time.monotonic() - t0, interrupted, (io_threads, running))
+
+
+def _job(
+    common: PartJob, plan: Plan, part: Part, running: int, pipeline: ImagePipeline | None
+) -> PartJob:
+    folder = plan.part_dir(part)
+    return replace(
+        common,
+        out=str(folder),
+        input=str(folder / PART_INPUT),
+        limits=part_limits(common.limits, part, running),
+        pipeline=pipeline.shared(running, part.index) if pipeline is not None else None,
+    )
+
+
+def _wait(
+    futures: list[cf.Future[Summary]], plan: Plan, on_progress: Callable[[Progress], None] | None
+) -> Iterator[Summary | BaseException]:
+    pending = set(futures)
+    while pending:
+        _done, pending = cf.wait(pending, timeout=POLL_SECONDS)
+        if on_progress is not None:
+            on_progress(_total_progress(plan))
+    for f in futures:
+        exc = f.exception()
+        yield f.result() if exc is None else exc
+
+
+def _combine(
+    plan: Plan,
+    results: list[Summary | BaseException],
+    elapsed: float,
+    interrupted: bool,
+    threads: tuple[int, int],
+) -> Summary:
+    """One summary from the parts'; a part whose task failed (its process died for
+    good) leaves the run resumable: counted from its journal, and ``interrupted``."""
+    from aiograb._store.journal import Journal
+
+    counts: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    done = [r for r in results if isinstance(r, Summary)]
+    broken = [
+        (p, r) for p, r in zip(plan.parts, results, strict=True) if not isinstance(r, Summary)
+    ]
+    io_threads, running = threads
+    # Parts share processes: the `running` largest part peaks bound the run's memory.
+    rss = sorted((s.peak_rss_mb for s in done), reverse=True)[:running]
+    for s in done:
+        counts.update(s.counts)
+        errors.update(s.errors)
+    for part, _exc in broken:
+        path = plan.part_dir(part) / JOURNAL_NAME
+        if path.is_file():
+            journal = Journal(path, readonly=True)
+            counts.update(journal.counts())
+            errors.update(journal.error_counts())
+            journal.close()
+    return Summary(
+        out_dir=plan.out,
+        manifest=plan.out / MANIFEST_NAME,
+        journal=plan.out / PARTS_DIR,
+        counts=dict(counts),
+        errors=dict(errors.most_common()),
+        fetched=sum(s.fetched for s in done),
+        ok=sum(s.ok for s in done),
+        failed=sum(s.failed for s in done),
+        bytes=sum(s.bytes for s in done),
+        elapsed=elapsed,
+        retries=sum(s.retries for s in done),
+        peak_threads=max((s.peak_threads for s in done), default=0),
+        peak_rss_mb=sum(rss) + peak_rss_mb(),
+        interrupted=interrupted or any(s.interrupted for s in done) or bool(broken),
+        io_threads=io_threads,
+        processes=running,
+        part_errors=tuple(f"part {p.name}: {type(e).__name__}: {e}" for p, e in broken),
+    )

@@ -1,0 +1,68 @@
+"""Issue 10, item 22: manifest messages are one line in our words; fake gzip is bad_encoding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from aiograb import Limits, RequestPolicy, RetryPolicy, Timeouts, download_async
+from aiograb.testing import RunningServer
+from tests.helpers import by_url, manifest, run, serve_app
+
+FAST = RequestPolicy(retry=RetryPolicy(retries=2), timeouts=Timeouts(total=5, connect=2))
+_PNG_HEAD = b"\x89PNG\r\n\x1a\n" + b"\0" * 200
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+def test_a_body_that_claims_an_encoding_it_is_not_is_bad_encoding(
+    tmp_path: Path, encoding: str
+) -> None:
+    async def fake(request: web.Request) -> web.Response:
+        return web.Response(
+            body=_PNG_HEAD, headers={"Content-Encoding": encoding, "Content-Type": "image/png"}
+        )
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/a.png", fake)
+        async with serve_app(app) as base:
+            await download_async([base + "/a.png"], tmp_path, policy=FAST)
+
+    run(main())
+    (row,) = manifest(tmp_path)
+    assert row["error"] == "bad_encoding"
+    assert row["attempts"] == 1  # the server will say the same again: not retried
+    if encoding == "br" and "cannot decode" in row["message"]:
+        assert "Brotli" in row["message"]  # no brotli decoder installed here
+    else:
+        assert row["message"] == (
+            f"the body is not {encoding} although the response's Content-Encoding says so"
+        )
+
+
+def test_failure_messages_are_one_line_in_our_words(tmp_path: Path, server: RunningServer) -> None:
+    paths = [
+        "/truncated/1.jpg",
+        "/reset/2.jpg",
+        "/html-as-jpeg/3.jpg",
+        "/status/500",
+        "/status/404",
+        "/redirect-loop/4",
+        "/huge/50.jpg",
+    ]
+    urls = [server.url(p) for p in paths]
+    policy = RequestPolicy(
+        retry=RetryPolicy(retries=0), timeouts=Timeouts(total=5, connect=2), max_bytes=1 << 20
+    )
+    run(download_async(urls, tmp_path, policy=policy, limits=Limits(concurrency=8, per_host=0)))
+    rows = by_url(tmp_path)
+    for url in urls:
+        row = rows[url]
+        assert row["state"] == "failed", url
+        message = row["message"]
+        assert message, url
+        assert "\n" not in message, (url, message)
+        assert "message:" not in message, (url, message)  # aiohttp's "400, message: ..."
+        assert len(message) < 200, (url, message)
