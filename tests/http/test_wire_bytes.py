@@ -23,7 +23,7 @@ URLLIB3_REWRITES = [
     "/[x]?[y]",  # [ ] -> %5B %5D
     "/%7e?%7e",  # %7e -> %7E
     "/p%zz?%zz",  # %zz -> %25zz
-    "/a/{b}^`?{}^`",  # { } ^ ` -> %7B ...
+    "/a?{}^`",  # { } ^ ` -> %7B %7D %5E %60
 ]
 REDIRECT = "sub\\x y.jpg?s=%2F z&t=%7e|[]"
 REDIRECTED = "/sub/x%20y.jpg?s=%2F%20z&t=%7e|[]"
