@@ -8,12 +8,14 @@ blocking ones (urllib3) included, and through a redirect.
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
 from aiograb._core.urls import normalize
+from aiograb._http.blocking import TOKEN, target_of, tokenized
 from tests.core.test_urls import WIRE
 from tests.helpers import aiograb_cli, manifest, serve_app
 
@@ -68,3 +70,23 @@ def test_each_engine_sends_the_href_bytes(tmp_path: Path, engine: str) -> None:
             assert all(row["state"] == "ok" for row in rows.values()), rows
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("href", "origin", "target"),
+    [
+        ("http://a.org/c|d?q=%7e|[]{}", "http://a.org", "/c|d?q=%7e|[]{}"),
+        ("http://[::1]:8080/x?y=%zz", "http://[::1]:8080", "/x?y=%zz"),
+        ("https://a.org", "https://a.org", "/"),
+        ("http://a.org/p#frag", "http://a.org", "/p"),
+        ("http://a.org/é b", "http://a.org", "/%C3%A9%20b"),  # not an href: encoded
+    ],
+)
+def test_the_token_stands_for_the_target(href: str, origin: str, target: str) -> None:
+    """What urllib3 is given is origin + a token of unreserved characters (nothing for
+    its encoder to change), which the connection turns back into the target."""
+    url = tokenized(href)
+    assert url.startswith(origin + TOKEN)
+    token = url.removeprefix(origin)
+    assert re.fullmatch(re.escape(TOKEN) + r"[A-Za-z0-9_=-]+", token)
+    assert target_of(token) == target

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import urllib3
 from urllib3 import exceptions as u3
@@ -93,6 +94,7 @@ def _tls_error(exc: BaseException, url: str) -> TLSError:
 # request line. The pool's keep-alive, timeouts, TLS and error handling stay urllib3's.
 
 TOKEN = "/~aiograb~"
+PRINTABLE = "".join(map(chr, range(0x21, 0x7F)))
 
 
 def tokenized(href: str) -> str:
@@ -100,7 +102,9 @@ def tokenized(href: str) -> str:
     after = href.index("//") + 2
     start = href.find("/", after)
     origin, target = (href[:start], href[start:]) if start >= 0 else (href, "/")
-    target = target.partition("#")[0]
+    # An href is printable ASCII; anything else (a URL not from parse_url) is
+    # percent-encoded as urllib3 would, since http.client refuses it in a request line.
+    target = quote(target.partition("#")[0], safe=PRINTABLE)
     return origin + TOKEN + base64.urlsafe_b64encode(target.encode("ascii")).decode("ascii")
 
 
