@@ -263,6 +263,7 @@ def summary_dict(summary: Summary) -> dict[str, Any]:
         "peak_threads": summary.peak_threads,
         "peak_rss_mb": summary.peak_rss_mb,
         "interrupted": summary.interrupted,
+        "input_read": summary.input_read,
         "processes": summary.processes,
         "io_threads": summary.io_threads,
         "part_errors": list(summary.part_errors),

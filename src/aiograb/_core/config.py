@@ -171,7 +171,7 @@ class Network:
 
     def __post_init__(self) -> None:
         if self.ca_bundle is not None:
-            _check(self.verify, "ca_bundle and verify=False (--insecure) exclude each other")
+            _check(self.verify, "ca_bundle and verify=False exclude each other")
             _check(os.path.exists(self.ca_bundle), f"ca_bundle: no such file: {self.ca_bundle}")
         if self.cookies is not None:
             _check(os.path.isfile(self.cookies), f"cookies: no such file: {self.cookies}")
