@@ -10,6 +10,7 @@ import pycurl
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from aiograb._core.errors import (
+    BadEncoding,
     ConnectError,
     ConnectionReset,
     InvalidURL,
@@ -51,7 +52,9 @@ def translate_curl(
     if errno == pycurl.E_OPERATION_TIMEDOUT:
         if "connect" in low and "after" in low and "received" not in low:
             return Timeout("connect timed out", url=url)
-        return Timeout("deadline exceeded (--timeout)", url=url)
+        return Timeout("deadline exceeded (Timeouts.total)", url=url)
+    if errno == pycurl.E_BAD_CONTENT_ENCODING:
+        return BadEncoding(f"the body is not in its Content-Encoding: {message}", url=url)
     if errno == pycurl.E_PARTIAL_FILE:
         return Truncated(f"body ended early: {message}", url=url)
     if errno == pycurl.E_GOT_NOTHING:
@@ -100,3 +103,11 @@ def parse_head(raw: list[bytes]) -> tuple[int, CIMultiDictProxy[str]]:
         if sep:
             pairs.append((name.strip(), value.strip()))
     return status, CIMultiDictProxy(CIMultiDict(pairs))
+
+
+def bad_encoding(url: str, raw_headers: list[bytes]) -> BadEncoding:
+    """A body that is not in the coding its head names, said as the aiohttp transport says it."""
+    coding = parse_head(raw_headers)[1].get("Content-Encoding", "?")
+    return BadEncoding(
+        f"the body is not {coding} although the response's Content-Encoding says so", url=url
+    )

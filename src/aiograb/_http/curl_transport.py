@@ -35,6 +35,7 @@ from yarl import URL
 
 from aiograb._core.config import Limits, Network, Timeouts
 from aiograb._core.errors import (
+    BadEncoding,
     BlockedAddress,
     ConnectError,
     ConnectionReset,
@@ -42,7 +43,7 @@ from aiograb._core.errors import (
 )
 from aiograb._http.aiohttp_transport import AddressPolicy
 from aiograb._http.base import Headers, make_headers
-from aiograb._http.curl_mapping import is_ip, parse_head, translate_curl
+from aiograb._http.curl_mapping import bad_encoding, is_ip, parse_head, translate_curl
 from aiograb._http.curl_network import CurlNetwork
 
 __all__ = ["DNS_TTL", "HIGH_WATER", "CurlTransport"]
@@ -323,6 +324,8 @@ class CurlTransport:
             error = translate_curl(
                 failure[0], failure[1], exchange.url, os_errno, proxied=handle.aiograb_proxied
             )
+            if isinstance(error, BadEncoding):  # said in the words of the aiohttp transport
+                error = bad_encoding(exchange.url, exchange._raw_headers)
         exchange.on_done(error)
 
     # -- requests ----------------------------------------------------------------------------
@@ -401,6 +404,10 @@ class CurlTransport:
         handle.aiograb_proxied = proxy is not None
         if proxy is not None and (not proxy.is_socks or proxy.remote_dns):
             entry = (float("inf"), None)  # the proxy looks the name up
+        # The request target exactly as our normal form wrote it: libcurl's URL parser would
+        # upper-case percent-escapes (%7e -> %7E). A plain-HTTP proxy takes the absolute form.
+        absolute = proxy is not None and not proxy.is_socks and url.scheme == "http"
+        handle.setopt(pycurl.REQUEST_TARGET, text if absolute else url.raw_path_qs)
         if entry is not None and entry[0] > self.loop.time():
             if entry[1] is not None:
                 handle.setopt(pycurl.RESOLVE, [f"{host}:{url.port}:{entry[1]}"])
