@@ -19,7 +19,7 @@ from aiohttp import web
 from aiograb import CrawlOptions, Limits, RequestPolicy, RetryPolicy, Timeouts
 from aiograb._crawl.api import crawl_async
 from aiograb._crawl.run import CrawlSummary
-from tests.helpers import by_url, manifest, run, serve_app
+from tests.helpers import aiograb_cli, by_url, manifest, run, serve_app
 
 FAST = RequestPolicy(retry=RetryPolicy(retries=0), timeouts=Timeouts(total=20, connect=2))
 PNG = base64.b64decode(
@@ -131,3 +131,11 @@ def test_a_big_normal_page_parsed_off_the_loop_gives_the_rows_inline_parsing_giv
     assert len(inline_rows) == 1259
     assert ("http://HOST/sub/l5.png", "image", "ok", None, 1, "alt 5") in inline_rows
     assert rows(tmp_path / "off") == inline_rows
+
+
+def test_a_parse_timeout_that_is_not_positive_is_one_line_exit_2(tmp_path: Path) -> None:
+    result = aiograb_cli("crawl", "http://127.0.0.1:9/", "-o", tmp_path, "--parse-timeout", "0")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "aiograb: error: parse-timeout must be > 0 seconds"
+    ]

@@ -70,8 +70,11 @@ class CrawlOptions:
         _check(64 <= self.max_url_length <= 65536, "max-url-length must be in 64..65536")
         _check(self.max_links_per_page >= 1, "max-links-per-page must be >= 1")
         _check(self.max_page_bytes >= 1024, "max-page-bytes must be at least 1K")
-        _check(self.parse_off_loop_bytes >= 0, "parse_off_loop_bytes must be >= 0")
-        _check(self.parse_timeout > 0, "parse_timeout must be > 0 seconds")
+        _check(
+            self.parse_off_loop_bytes >= 0,
+            "parse-off-loop-bytes must be >= 0 (0 = every body off the loop)",
+        )
+        _check(self.parse_timeout > 0, "parse-timeout must be > 0 seconds")
         _check(self.graph_format in GRAPH_FORMATS, "format must be jsonl or csv")
         _check(self.image_scope in SCOPES, f"image_scope must be one of {', '.join(SCOPES)}")
         for pattern in (*self.include, *self.exclude, *self.image_include, *self.image_exclude):
