@@ -17,7 +17,6 @@ concurrent fan-outs share its slots fairly (see ``admission``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json as jsonlib
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sized
@@ -303,8 +302,16 @@ async def _cancel(task: asyncio.Task[None]) -> None:
             task.exception()  # retrieved: the consumer has gone, nobody else will
         return
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
+    # The runner is being discarded (its consumer has gone, or the client closed): what it
+    # ends with, a cancellation or the error a request saw as the client closed, has no one
+    # to go to. It must not be logged as "never retrieved", nor raised into the consumer.
+    try:
         await task
+    except asyncio.CancelledError:
+        if (me := asyncio.current_task()) is not None and me.cancelling():
+            raise  # we are being cancelled ourselves: never swallow that
+    except Exception:
+        pass
 
 
 def _late(req: Request) -> DeadlineExceeded:
