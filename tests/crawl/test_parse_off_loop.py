@@ -29,11 +29,15 @@ DEEP = ("<div>" * 200_000 + "</div>" * 200_000).encode()
 
 
 def _app(pages: dict[str, bytes]) -> web.Application:
+    types = {".css": "text/css", ".xml": "application/xml", ".txt": "text/plain"}
+
     async def handle(request: web.Request) -> web.Response:
         if request.path.endswith(".png"):
             return web.Response(body=PNG, content_type="image/png")
         if request.path in pages:
-            return web.Response(body=pages[request.path], content_type="text/html")
+            ctype = types.get(request.path[-4:], "text/html")
+            body = pages[request.path].replace(b"ORIGIN", str(request.url.origin()).encode())
+            return web.Response(body=body, content_type=ctype)
         raise web.HTTPNotFound()
 
     app = web.Application()
@@ -103,10 +107,17 @@ def _big_page(n: int) -> bytes:
 def test_a_big_normal_page_parsed_off_the_loop_gives_the_rows_inline_parsing_gives(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    page = _big_page(1200)
+    page = _big_page(1200) + b'<link rel="stylesheet" href="/s.css">'
     assert len(page) > CrawlOptions().parse_off_loop_bytes
-    pages = {"/": page}
-    inline = CrawlOptions(max_depth=1, parse_off_loop_bytes=len(page) * 2)
+    pages = {
+        "/": page,
+        "/s.css": b"a{background:url(c1.png)} @import 'more.css';",
+        "/more.css": b"b{background:url(/c2.png)}",
+        "/robots.txt": b"Sitemap: ORIGIN/sm.xml\n",
+        "/sm.xml": b"<urlset><url><loc>ORIGIN/z</loc></url><url><loc>ORIGIN/y</loc></url></urlset>",
+    }
+    both = {"max_depth": 1, "css": True, "sitemaps": True}
+    inline = CrawlOptions(**both, parse_off_loop_bytes=len(page) * 2)
     run(_crawl(pages, tmp_path / "inline", inline))
 
     # The worker process parses with its own, unpatched copy: were any body parsed
@@ -114,8 +125,9 @@ def test_a_big_normal_page_parsed_off_the_loop_gives_the_rows_inline_parsing_giv
     def broken(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("parsed on the loop")
 
-    monkeypatch.setattr("aiograb._crawl.parsework.extract_html", broken)
-    run(_crawl(pages, tmp_path / "off", CrawlOptions(max_depth=1, parse_off_loop_bytes=0)))
+    for name in ("extract_html", "extract_css", "extract_sitemap"):
+        monkeypatch.setattr(f"aiograb._crawl.parsework.{name}", broken)
+    run(_crawl(pages, tmp_path / "off", CrawlOptions(**both, parse_off_loop_bytes=0)))
 
     def rows(out: Path) -> list[tuple[Any, ...]]:
         keep = ("kind", "state", "error", "depth")
@@ -127,9 +139,12 @@ def test_a_big_normal_page_parsed_off_the_loop_gives_the_rows_inline_parsing_giv
         return sorted(found, key=repr)
 
     inline_rows = rows(tmp_path / "inline")
-    # the page, 50 links, a nofollow one, 1200 images with their alt text, 7 backgrounds
-    assert len(inline_rows) == 1259
+    # the page, 50 links, a nofollow one, 1200 images with their alt text, 7 backgrounds,
+    # two stylesheets and their two images, the sitemap and the two pages it adds
+    assert len(inline_rows) == 1259 + 7
     assert ("http://HOST/sub/l5.png", "image", "ok", None, 1, "alt 5") in inline_rows
+    kinds = {(r[0].rsplit("/", 1)[1], r[1], r[2]) for r in inline_rows}
+    assert {("c2.png", "image", "ok"), ("more.css", "css", "ok"), ("y", "page", "failed")} <= kinds
     assert rows(tmp_path / "off") == inline_rows
 
 
