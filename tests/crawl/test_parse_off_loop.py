@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -52,12 +53,13 @@ async def _crawl(pages: dict[str, bytes], out: Path, options: CrawlOptions) -> C
         )
 
 
-async def _max_lag(done: asyncio.Event, lags: list[float]) -> None:
-    """How late the loop wakes a 10 ms sleeper, until ``done``."""
+async def _max_lag(done: asyncio.Event, lags: list[float], threads: list[int]) -> None:
+    """How late the loop wakes a 10 ms sleeper, and the process's threads, until ``done``."""
     while not done.is_set():
         start = time.perf_counter()
         await asyncio.sleep(0.01)
         lags.append(time.perf_counter() - start - 0.01)
+        threads.append(threading.active_count())
 
 
 def test_a_deeply_nested_page_is_a_parse_timeout_and_the_loop_stays_responsive(
@@ -67,11 +69,12 @@ def test_a_deeply_nested_page_is_a_parse_timeout_and_the_loop_stays_responsive(
     pages = {"/": seed, "/deep": DEEP, "/ok": b'<img src="/b.png">'}
     options = CrawlOptions(max_depth=2, parse_timeout=3.0)
     lags: list[float] = []
+    threads = [threading.active_count()]
 
     async def main() -> tuple[CrawlSummary, float]:
         done = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(_max_lag(done, lags))
+            tg.create_task(_max_lag(done, lags, threads))
             start = time.perf_counter()
             try:
                 result = await _crawl(pages, tmp_path, options)
@@ -90,6 +93,7 @@ def test_a_deeply_nested_page_is_a_parse_timeout_and_the_loop_stays_responsive(
     assert result.exit_code == 1
     assert took >= 3.0  # the parse ran its whole time limit ...
     assert max(lags) < 1.0  # ... and the loop never stalled for anything like it
+    assert max(threads) == threads[0]  # worker processes, not threads
 
 
 def _big_page(n: int) -> bytes:
