@@ -1,10 +1,11 @@
 """Issue 10 item 7: where off-loop parsing pays, and the loop's lag while crawling big pages.
 
-``python benchmarks/bench_parse_off_loop.py`` prints two tables:
+``python benchmarks/bench_parse_off_loop.py`` prints three tables:
 
 1. the threshold: for normal pages of growing size, the loop time of parsing inline
    vs the loop time of sending the body to a worker (pickling, the socket, decoding the
-   answer) and the wall time of the round trip;
+   answer) and the wall time of the round trip; then how long a ``<div>`` nest of
+   each size holds the loop inline (what a body under the threshold can cost at worst);
 2. a real crawl (a local aiohttp server, ``crawl_async``) of a 5 MB page (the seed;
    its links are recorded, not followed: ``max_depth=0``), with a probe task measuring
    how late the loop wakes a 10 ms sleeper until the run's end phase (graph and manifest
@@ -77,6 +78,17 @@ async def threshold(sizes: list[int], rounds: int) -> None:
             print(f"| {size // 1024} KiB {name} | {' | '.join(ms)} |")
     finally:
         pool.close()
+
+
+def hostile(sizes: list[int]) -> None:
+    """How long a ``<div>`` nest of each size holds the loop when parsed inline."""
+    print("\n| nest of `<div>` | depth | inline parse (loop) |")
+    print("| --- | --- | --- |")
+    for size in sizes:
+        depth = size // 11
+        t = time.perf_counter()
+        parse("page", nested(depth), None, ParseOptions())
+        print(f"| {size // 1024} KiB | {depth:,} | {(time.perf_counter() - t) * 1e3:.0f} ms |")
 
 
 async def lag_crawl(page: bytes, off_loop: int, parse_timeout: float) -> tuple[float, float, str]:
@@ -161,6 +173,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [4 * 1024, 16 * 1024, 64 * 1024, 256 * 1024, 1024 * 1024]
     asyncio.run(threshold(sizes, args.rounds))
+    hostile([16 * 1024, 32 * 1024, 64 * 1024, 128 * 1024, 256 * 1024])
     asyncio.run(lags(args.parse_timeout))
 
 

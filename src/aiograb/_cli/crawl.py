@@ -114,9 +114,9 @@ def add_parser(sub: Any) -> None:
     g.add_argument(
         "--parse-off-loop-bytes",
         type=parse_size,
-        default="256K",
+        default="64K",
         help="larger pages, stylesheets and sitemaps are parsed in a worker process "
-        "(default 256K; 0 = all of them; e.g. --parse-off-loop-bytes 1M)",
+        "(default 64K; 0 = all of them; e.g. --parse-off-loop-bytes 1M)",
     )
     g.add_argument(
         "--parse-timeout",

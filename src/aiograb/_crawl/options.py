@@ -24,9 +24,10 @@ DEFAULT_MAX_PAGES_PER_HOST = 100_000
 DEFAULT_MAX_URL_LENGTH = 2048
 DEFAULT_MAX_LINKS_PER_PAGE = 100_000  # what one page, stylesheet or sitemap may add
 DEFAULT_MAX_PAGE_BYTES = 10 * 1024 * 1024
-# Bodies larger than this are parsed in a worker process (see parsework.py): below it
-# parsing costs less than the hop (BENCHMARKS.md, "#10 item 7").
-DEFAULT_PARSE_OFF_LOOP_BYTES = 256 * 1024
+# Bodies larger than this are parsed in a worker process (see parsework.py). Most pages
+# are smaller and stay inline (no process is started); a hostile nest under it holds
+# the loop ~0.15 s at most, where 256 KiB of it holds it 1.6 s (BENCHMARKS.md, "#10 item 7").
+DEFAULT_PARSE_OFF_LOOP_BYTES = 64 * 1024
 DEFAULT_PARSE_TIMEOUT = 30.0
 GRAPH_FORMATS = ("jsonl", "csv")
 

@@ -1,7 +1,7 @@
 """Parsing one document (page, stylesheet, sitemap) into plain data, inline or off the loop.
 
-lexbor's HTML parser is quadratic in nesting depth (25k nested ``<div>``: 1.3 s,
-100k: 32 s), so a hostile page under ``max_page_bytes`` could hold the event loop
+lexbor's HTML parser is quadratic in nesting depth (24k nested ``<div>``, 256 KiB:
+1.6 s; 100k: 32 s), so a hostile page under ``max_page_bytes`` could hold the event loop
 for minutes. Small bodies (most pages) are parsed inline; a body larger than
 ``parse_off_loop_bytes`` goes to a worker process (``_images/workers.py``'s
 ``WorkerPool``, started on the first big body and closed with the run) with
