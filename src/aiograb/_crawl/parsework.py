@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ try:
 except ImportError:  # a worker started from a source tree that is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from aiograb._crawl.extract import Found, extract_css, extract_html, extract_sitemap
-from aiograb._images.workers import PoolStatistics, WorkerPool
+from aiograb._images.workers import WorkerPool
 
 __all__ = ["ParseFailure", "ParseOptions", "ParsePool", "Parsed", "handle", "parse"]
 
@@ -114,12 +114,7 @@ class ParsePool:
         self.timeout = timeout
         self.workers = workers or min(2, os.cpu_count() or 1)
         self._pool: WorkerPool | None = None  # once a big body came
-        self._opts = {
-            "all_sizes": options.all_sizes,
-            "follow_nofollow": options.follow_nofollow,
-            "css": options.css,
-        }
-        self.sent = 0  # bodies parsed off the loop
+        self._opts = asdict(options)  # plain data for the worker
 
     async def parse(self, kind: str, body: bytes, content_type: str | None) -> Parsed:
         """Parse ``body``; raise ``ParseFailure`` (timeout, crash or unparseable)."""
@@ -129,7 +124,6 @@ class ParsePool:
             except Exception as exc:
                 raise ParseFailure("parse_error", f"cannot parse: {exc!r}"[:300]) from exc
         pool = await self._open()
-        self.sent += 1
         request = {"kind": kind, "body": body, "content_type": content_type, "options": self._opts}
         answer = await pool.call(request)
         if answer["ok"]:
@@ -148,9 +142,6 @@ class ParsePool:
             self._pool = WorkerPool(__file__, workers=self.workers, timeout=self.timeout, depth=1)
             await self._pool.__aenter__()
         return self._pool
-
-    def statistics(self) -> PoolStatistics | None:
-        return None if self._pool is None else self._pool.statistics()
 
     def close(self) -> None:
         if self._pool is not None:
