@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from aiograb import ImageOptions, ImagePipeline, Limits, RequestPolicy, Timeouts, UsageError
+from aiograb import (
+    ImageOptions,
+    ImagePipeline,
+    Limits,
+    Network,
+    RequestPolicy,
+    Timeouts,
+    UsageError,
+)
 from aiograb._cli.words import as_flags
 from tests.helpers import aiograb_cli
 
@@ -20,6 +28,10 @@ from tests.helpers import aiograb_cli
         (lambda: Timeouts(total=0), "Timeouts.total must be > 0"),
         (lambda: ImageOptions(image_size=0), "image_size must be >= 1"),
         (lambda: ImagePipeline(shard_size=0), "shard_size must be >= 1"),
+        (
+            lambda: Network(verify=False, ca_bundle=__file__),
+            "ca_bundle and verify=False exclude each other",
+        ),
     ],
 )
 def test_library_errors_name_options_not_flags(make: object, library_words: str) -> None:
@@ -42,6 +54,10 @@ def test_as_flags_translates_whole_names_only() -> None:
         (["--per-host", "-1"], "aiograb: error: --per-host must be >= 0"),
         (["--timeout", "0"], "aiograb: error: --timeout must be > 0"),
         (["--image-size", "0"], "aiograb: error: --image-size must be >= 1"),
+        (
+            ["--ca-bundle", __file__, "--insecure"],
+            "aiograb: error: --ca-bundle and --insecure exclude each other",
+        ),
     ],
 )
 def test_cli_says_flags(tmp_path: Path, flags: list[str], said: str) -> None:

@@ -300,11 +300,14 @@ def test_large_bodies_spill_to_disk_and_arrive_whole(server: RunningServer, tmp_
 
     large = server.url("/img/5.png?size=large")
     chunked = server.url("/huge/3.jpg?length=0")  # no Content-Length: read chunk by chunk
+    # Drawn here first (the in-thread server shares the cache): drawing a large picture
+    # takes seconds on a loaded machine, which would eat the run's 5 s timeout.
+    expected = image_bytes(5, "png", size="large")
     summary = get([large, chunked], tmp_path)
     assert summary.counts == {"ok": 2}
     rows = by_url(tmp_path)
     body = (tmp_path / rows[large]["path"]).read_bytes()
-    assert body == image_bytes(5, "png", size="large")
+    assert body == expected
     assert len(body) > SPILL_BYTES
     huge = tmp_path / rows[chunked]["path"]
     assert huge.stat().st_size == 3 * 1024 * 1024 == rows[chunked]["bytes"]

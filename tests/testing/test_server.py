@@ -173,6 +173,14 @@ def test_images_are_deterministic() -> None:
         image_bytes(1, "png", size="tiny")
 
 
+def test_thumb_size() -> None:
+    sizes = sorted(len(image_bytes(i, EXTENSIONS[i % 4], size="thumb")) for i in range(32))
+    assert sizes[0] >= 6_000
+    assert sizes[-1] <= 30_000
+    assert 9_000 <= sizes[len(sizes) // 2] <= 20_000  # a median near 14 KB
+    assert image_bytes(1, "png", size="thumb") != image_bytes(1, "png")
+
+
 def test_medium_and_large_sizes() -> None:
     for ext in ("jpg", "png"):
         assert 100 * KB <= len(image_bytes(1, ext, size="medium")) <= 500_000

@@ -134,7 +134,8 @@ def format_summary(s: Summary) -> str:
     if s.storage_error is not None:
         head = "stopped: no space left (free some space, then run the same command again)"
     lines = [
-        f"aiograb: {head}: {states} of {total:,} URLs",
+        # As the bar says: while the input was not read to its end, more rows may follow.
+        f"aiograb: {head}: {states} of {'' if s.input_read else '≥'}{total:,} URLs",
         f"  this run: {s.fetched:,} fetched ({s.ok:,} ok, {s.failed:,} failed) in "
         f"{s.elapsed:.1f} s: {s.files_per_second:,.0f} files/s, {s.mb_per_second:,.1f} MB/s, "
         f"{s.retries:,} retries",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from aiograb._cli.words import as_flags
 from aiograb._core.config import Network
 from aiograb._core.errors import UsageError
 
@@ -74,5 +75,4 @@ def network_from_args(args: argparse.Namespace) -> Network:
         for name, flag in _FLAGS.items():
             if message.startswith(name + ":"):
                 message = flag + message[len(name) :]
-        message = message.replace("verify=False (--insecure)", "--insecure")
-        raise UsageError(message.replace("ca_bundle and", "--ca-bundle and")) from None
+        raise UsageError(as_flags(message)) from None

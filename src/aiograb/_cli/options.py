@@ -28,6 +28,7 @@ from aiograb._core.config import (
     DEFAULT_PER_HOST,
     DEFAULT_USER_AGENT,
     DEFAULT_USER_AGENT_TOKEN,
+    TRANSPORTS,
     Limits,
     RequestPolicy,
     RetryPolicy,
@@ -119,6 +120,13 @@ def _add_limits(g: argparse._ArgumentGroup) -> None:
         default=0.0,
         help="requests per second per host; 0 = no limit (e.g. --rate 5)",
     )
+    g.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        default="",
+        help="HTTP client: aiohttp (default) or curl (libcurl on the same event loop; "
+        "pip install 'aiograb[curl]'), e.g. --transport curl",
+    )
 
 
 def _add_policy(g: argparse._ArgumentGroup) -> None:
@@ -197,7 +205,12 @@ def request_config(args: argparse.Namespace) -> tuple[Limits, RequestPolicy]:
     """
     from aiograb._core.fdlimit import fit_to_fd_limit
 
-    limits = Limits(concurrency=args.concurrency, per_host=args.per_host, rate=args.rate)
+    limits = Limits(
+        concurrency=args.concurrency,
+        per_host=args.per_host,
+        rate=args.rate,
+        transport=args.transport,
+    )
     limits, warning = fit_to_fd_limit(limits)
     if warning is not None:  # "concurrency" is -c here
         print(f"aiograb: warning: {warning.replace('concurrency ', '-c ')}", file=sys.stderr)
@@ -250,6 +263,7 @@ def summary_dict(summary: Summary) -> dict[str, Any]:
         "peak_threads": summary.peak_threads,
         "peak_rss_mb": summary.peak_rss_mb,
         "interrupted": summary.interrupted,
+        "input_read": summary.input_read,
         "processes": summary.processes,
         "io_threads": summary.io_threads,
         "part_errors": list(summary.part_errors),

@@ -16,6 +16,8 @@ FLAGS = {
     "Network.proxy": "--proxy",
     "proxy=''": "--proxy ''",
     "Network.cookies": "--cookies",
+    "ca_bundle": "--ca-bundle",
+    "verify=False": "--insecure",
     "per_host": "--per-host",
     "Timeouts.total": "--timeout",
     "timeouts.total": "--timeout",

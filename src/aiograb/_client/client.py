@@ -33,8 +33,8 @@ from aiograb._core.errors import DeadlineExceeded, RequestError, UsageError
 from aiograb._core.models import Outcome, Request
 from aiograb._fetch.fetcher import Fetcher
 from aiograb._fetch.politeness import Politeness
-from aiograb._http.aiohttp_transport import AiohttpTransport
 from aiograb._http.base import Transport
+from aiograb._http.default import make_transport
 
 __all__ = ["SERVICE_LIMITS", "Client", "ClientStatistics", "Response", "Result", "open_client"]
 
@@ -363,7 +363,7 @@ async def open_client(
         budget = Budget(ratio=float(budget))
     extra = ExtraBudget(budget or (hedge.extra_budget if hedge else Budget()), clock)
     own = transport is None
-    transport = transport or AiohttpTransport(limits, network=network)
+    transport = transport or make_transport(limits, network=network)
     fetcher = Fetcher(
         transport, Politeness(limits, clock), policy, clock, may_retry=extra.try_spend
     )

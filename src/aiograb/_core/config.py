@@ -23,10 +23,12 @@ __all__ = [
     "DEFAULT_IO_THREADS",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_PER_HOST",
+    "DEFAULT_TRANSPORT",
     "DEFAULT_USER_AGENT",
     "DEFAULT_USER_AGENT_TOKEN",
     "ENGINES",
     "PROXY_SCHEMES",
+    "TRANSPORTS",
     "Budget",
     "Hedge",
     "Limits",
@@ -45,6 +47,11 @@ DEFAULT_USER_AGENT = (
     f"aiograb/{__about__.__version__} (+https://pypi.org/project/aiograb/; bulk image downloader)"
 )
 DEFAULT_ACCEPT = "image"
+# The HTTP client behind the seam: "aiohttp", or "curl" (libcurl's multi interface on
+# the same loop; the curl extra). The environment variable AIOGRAB_TRANSPORT picks it
+# when Limits.transport is left empty (how the test suite runs against both).
+DEFAULT_TRANSPORT = "aiohttp"
+TRANSPORTS = ("aiohttp", "curl")
 # A body this large is almost never an image anyone wants, and in memory (the
 # client API) it would hurt: refuse it as ``too_large``. 0 lifts the limit.
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
@@ -72,6 +79,7 @@ class Limits:
     """How much may be in flight.
 
     >>> Limits(concurrency=500, per_host=0)   # 0 = no per-host limit
+    >>> Limits(transport="curl")              # libcurl on the loop (aiograb[curl])
 
     ``per_host=None`` (the default) means the caller's default: ``DEFAULT_PER_HOST``
     for ``download``/``crawl`` (other people's sites), none for ``open_client``
@@ -81,11 +89,16 @@ class Limits:
     concurrency: int = DEFAULT_CONCURRENCY
     per_host: int | None = None
     rate: float = 0.0  # requests per second per host; 0 = unlimited
+    transport: str = ""  # "aiohttp" or "curl"; "" = $AIOGRAB_TRANSPORT or DEFAULT_TRANSPORT
 
     def __post_init__(self) -> None:
         _check(1 <= self.concurrency <= 100_000, "concurrency must be between 1 and 100000")
         _check(self.per_host is None or self.per_host >= 0, "per_host must be >= 0 (0 = unlimited)")
         _check(self.rate >= 0, "rate must be >= 0 (0 = unlimited)")
+        _check(
+            self.transport in ("", *TRANSPORTS),
+            f"transport must be one of {', '.join(TRANSPORTS)} (got {self.transport!r})",
+        )
 
     def host_limit(self, default: int = DEFAULT_PER_HOST) -> int:
         """``per_host``, or ``default`` when it was left unset (0 = unlimited)."""
@@ -158,7 +171,7 @@ class Network:
 
     def __post_init__(self) -> None:
         if self.ca_bundle is not None:
-            _check(self.verify, "ca_bundle and verify=False (--insecure) exclude each other")
+            _check(self.verify, "ca_bundle and verify=False exclude each other")
             _check(os.path.exists(self.ca_bundle), f"ca_bundle: no such file: {self.ca_bundle}")
         if self.cookies is not None:
             _check(os.path.isfile(self.cookies), f"cookies: no such file: {self.cookies}")

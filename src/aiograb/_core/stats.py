@@ -123,6 +123,7 @@ class Summary:
     interrupted: bool = False
     input: InputCounts | None = None  # what was read of the input in this run
     input_error: str | None = None  # the input broke mid-stream (rows before it kept)
+    input_read: bool = True  # False: stopped before the input's end (counts are a floor)
     storage_error: str | None = None  # the disk filled up: stopped cleanly (exit 74)
     resumed: Resumed | None = None  # the folder held an earlier run
     # (per-host limit, share of the run it held requests back), when it was sampled

@@ -24,8 +24,8 @@ from aiograb._get.download import DownloadHandler
 from aiograb._get.engine import Engine, Stage, StageFactory
 from aiograb._get.runstate import RunState
 from aiograb._http.addresses import address_policy
-from aiograb._http.aiohttp_transport import AiohttpTransport
 from aiograb._http.base import Transport
+from aiograb._http.default import make_transport
 from aiograb._store.crawl import CrawlTables
 from aiograb._store.graph import GRAPH_NAMES, write_graph
 from aiograb._store.journal import NewRow
@@ -114,7 +114,7 @@ async def run_crawl(
     own_transport = transport is None
     if transport is None:
         guard = None if options.allow_private else address_policy(scope.seed_hosts)
-        transport = AiohttpTransport(limits, network=policy.network, address_policy=guard)
+        transport = make_transport(limits, network=policy.network, address_policy=guard)
     fetchers = Fetchers(transport, limits, policy, clock, options.max_page_bytes)
     handler: CrawlHandler | None = None
 

@@ -29,8 +29,8 @@ from aiograb._fetch.fetcher import Fetcher
 from aiograb._fetch.politeness import Politeness
 from aiograb._get.engine import Engine, Stage, StageFactory
 from aiograb._get.runstate import OutcomeHook, RunState
-from aiograb._http.aiohttp_transport import AiohttpTransport
 from aiograb._http.base import Transport
+from aiograb._http.default import make_transport
 from aiograb._store.journal import PendingRow
 
 __all__ = ["DownloadHandler", "run_get"]
@@ -94,7 +94,7 @@ async def run_get(
     policy = policy or RequestPolicy()
     own_transport = transport is None
     # Before the journal opens: a bad CA bundle or cookie file is a UsageError.
-    transport = transport or AiohttpTransport(limits, network=policy.network)
+    transport = transport or make_transport(limits, network=policy.network)
     if verify_hash is not None and pipeline is not None:
         raise UsageError("verify_hash checks the downloaded bytes: it cannot go with a pipeline")
     state = RunState(

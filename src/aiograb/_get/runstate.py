@@ -388,6 +388,7 @@ class RunState:
             interrupted=interrupted,
             input=self._input_counts(),
             input_error=self.input_error,
+            input_read=p.input_done,
             storage_error=self.storage_error,
             resumed=self._resumed,
             per_host_held=(

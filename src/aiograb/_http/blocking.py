@@ -8,15 +8,18 @@ translated here, once, into the ``RequestError`` tree (most specific first).
 
 from __future__ import annotations
 
+import base64
 import ssl
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import urllib3
 from urllib3 import exceptions as u3
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from yarl import URL
 
 from aiograb._core.config import Network, Timeouts
@@ -82,6 +85,58 @@ def _tls_error(exc: BaseException, url: str) -> TLSError:
     return TLSError(f"TLS handshake failed: {exc}", url=url)
 
 
+# -- the request target, byte for byte ----------------------------------------------------
+# urllib3 re-encodes every target it is given (``|`` -> ``%7C``, ``%7e`` -> ``%7E``, ``%zz``
+# -> ``%25zz``), but what aiograb sends must be the WHATWG href's path and query as they
+# are (a browser's bytes). So the target goes through urllib3's pool as a token of
+# unreserved characters only (``/`` + base64url, which any RFC 3986 encoder leaves as it
+# is) and the connection classes below turn it back into the target as they write the
+# request line. The pool's keep-alive, timeouts, TLS and error handling stay urllib3's.
+
+TOKEN = "/~aiograb~"
+PRINTABLE = "".join(map(chr, range(0x21, 0x7F)))
+
+
+def tokenized(href: str) -> str:
+    """``href`` with its request target (path and query as given) made a pool-safe token."""
+    after = href.index("//") + 2
+    start = href.find("/", after)
+    origin, target = (href[:start], href[start:]) if start >= 0 else (href, "/")
+    # An href is printable ASCII; anything else (a URL not from parse_url) is
+    # percent-encoded as urllib3 would, since http.client refuses it in a request line.
+    target = quote(target.partition("#")[0], safe=PRINTABLE)
+    return origin + TOKEN + base64.urlsafe_b64encode(target.encode("ascii")).decode("ascii")
+
+
+def target_of(token: str) -> str:
+    """The request target a ``tokenized`` URL's token stands for."""
+    if not token.startswith(TOKEN):  # not ours: a bug, never a silent re-encoding
+        raise AssertionError(f"request target not made by tokenized(): {token!r}")
+    return base64.urlsafe_b64decode(token[len(TOKEN) :]).decode("ascii")
+
+
+class _ExactHTTPConnection(HTTPConnection):
+    def putrequest(
+        self, method: str, url: str, skip_host: bool = False, skip_accept_encoding: bool = False
+    ) -> None:
+        super().putrequest(method, target_of(url), skip_host, skip_accept_encoding)
+
+
+class _ExactHTTPSConnection(HTTPSConnection):
+    def putrequest(
+        self, method: str, url: str, skip_host: bool = False, skip_accept_encoding: bool = False
+    ) -> None:
+        super().putrequest(method, target_of(url), skip_host, skip_accept_encoding)
+
+
+class _ExactHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _ExactHTTPConnection
+
+
+class _ExactHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _ExactHTTPSConnection
+
+
 class _Response:
     __slots__ = ("_chunks", "done", "headers", "raw", "status", "url")
 
@@ -116,16 +171,16 @@ def _worth_draining(response: _Response) -> bool:
 class _Send:
     """``with transport.send(...) as response``: one request, errors translated."""
 
-    __slots__ = ("_args", "_pool", "_response")
+    __slots__ = ("_args", "_pool", "_response", "_url")
 
-    def __init__(self, pool: urllib3.PoolManager, args: dict[str, Any]) -> None:
-        self._pool, self._args = pool, args
+    def __init__(self, pool: urllib3.PoolManager, url: str, args: dict[str, Any]) -> None:
+        self._pool, self._url, self._args = pool, url, args
         self._response: _Response | None = None
 
     def __enter__(self) -> _Response:
-        url = self._args["url"]
+        url = self._url
         with map_errors(url):
-            resp = self._pool.request(**self._args)
+            resp = self._pool.urlopen(**self._args)
         self._response = _Response(resp, url)
         return self._response
 
@@ -186,6 +241,7 @@ class Urllib3Transport:
                 ssl_context=self._tls,
                 cert_reqs=None if self._verify else "CERT_NONE",
             )
+            pool.pool_classes_by_scheme = {"http": _ExactHTTPPool, "https": _ExactHTTPSPool}
             self._local.pool = pool
         return pool
 
@@ -204,14 +260,14 @@ class Urllib3Transport:
             self._timeouts[timeouts] = timeout
         args: dict[str, Any] = {
             "method": method,
-            "url": str(url),
+            "url": tokenized(str(url)),
             "headers": dict(headers),
             "body": body,
             "timeout": timeout,
             "redirect": False,
             "preload_content": False,
         }
-        return _Send(self._pool(), args)
+        return _Send(self._pool(), str(url), args)
 
     def close(self) -> None:
         """Close the calling thread's pool (other threads' pools close with their thread)."""

@@ -280,6 +280,7 @@ def _combine(
         peak_threads=max((s.peak_threads for s in done), default=0),
         peak_rss_mb=sum(rss) + peak_rss_mb(),
         interrupted=interrupted or any(s.interrupted for s in done) or bool(broken),
+        input_read=not broken and all(s.input_read for s in done),
         io_threads=io_threads,
         processes=running,
         part_errors=tuple(f"part {p.name}: {type(e).__name__}: {e}" for p, e in broken),

@@ -11,6 +11,7 @@ Sizes (body size in bytes, for every format; dimensions vary by index):
 =========  ==================  =======================================
 size       body                look
 =========  ==================  =======================================
+thumb      6 – 30 KB           80–300 px a side (median ~14 KB: web thumbnails)
 small      10 KiB – 50 KB      120–400 px a side, shapes on a gradient
 medium     100 – 500 KB        500–1000 px a side
 large      1 – 3 MB            1400–2600 px a side, soft, photo-like
@@ -70,12 +71,13 @@ class _SizeClass:
 
 
 _SIZE_CLASSES = {
+    "thumb": _SizeClass((80, 300), (6_000, 30_000), (9_000, 20_000), 24.0, 0.0),
     "small": _SizeClass((120, 400), (10_240, 50_000), (14_000, 40_000), 24.0, 0.0),
     "medium": _SizeClass((500, 1000), (102_400, 500_000), (140_000, 400_000), 28.0, 1.0),
     "large": _SizeClass((1400, 2600), (1_048_576, 3_000_000), (1_300_000, 2_600_000), 32.0, 2.5),
 }
 SIZES: tuple[str, ...] = tuple(_SIZE_CLASSES)
-"""The size classes: ``small``, ``medium``, ``large``."""
+"""The size classes: ``thumb``, ``small``, ``medium``, ``large``."""
 
 _MAX_REDRAWS = 5
 
@@ -133,7 +135,12 @@ def _file_bytes(n: int, size_bytes: int) -> bytes:
 
 
 # One cache per size class so a few large pictures cannot evict every small one.
-# Worst case held: small 1024 * 50 KB, medium 256 * 500 KB, large 16 * 3 MB.
+# Worst case held: thumb 1024 * 30 KB, small 1024 * 50 KB, medium 256 * 500 KB, large 16 * 3 MB.
+@functools.lru_cache(maxsize=1024)
+def _thumb(index: int, ext: str, seed: int) -> bytes:
+    return _make(index, ext, seed, "thumb")
+
+
 @functools.lru_cache(maxsize=1024)
 def _small(index: int, ext: str, seed: int) -> bytes:
     return _make(index, ext, seed, "small")
@@ -150,7 +157,7 @@ def _large(index: int, ext: str, seed: int) -> bytes:
 
 
 def _cached(size: str) -> functools._lru_cache_wrapper[bytes]:
-    return {"small": _small, "medium": _medium, "large": _large}[size]
+    return {"thumb": _thumb, "small": _small, "medium": _medium, "large": _large}[size]
 
 
 @dataclass(frozen=True, slots=True)

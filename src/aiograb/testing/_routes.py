@@ -234,7 +234,7 @@ async def _partial(request: web.Request, body: bytes) -> web.StreamResponse | No
 async def _index(request: web.Request) -> web.StreamResponse:
     lines = [
         "aiograb test server. Routes (GET unless noted; all take ?latency_ms= ?bandwidth_kbps=):",
-        "  /img/{n}.{ext}?size=small|medium|large   ext: " + ", ".join(EXTENSIONS),
+        "  /img/{n}.{ext}?size=thumb|small|medium|large   ext: " + ", ".join(EXTENSIONS),
         "  /file/{n}.bin?bytes=N",
         "  /status/{code}",
         "  /flaky/{key}/{fails}?status=503&retry_after=S&date=1",

@@ -28,7 +28,7 @@ request. A bad query value answers 400.
 | `/disposition/{n}.jpg` | image n with a path-traversal Content-Disposition [7] |
 | `/robots.txt`, `/site/...`, `/plain/...` | a generated site to crawl (see ``_site.py``) |
 
-1. ``?size=small|medium|large``: 10–50 KB, 100–500 KB, 1–3 MB. Indices ``n`` and
+1. ``?size=thumb|small|medium|large``: 6–30 KB, 10–50 KB, 100–500 KB, 1–3 MB. Indices ``n`` and
    ``n + 64`` are the same picture.
 2. The first ``fails`` requests for ``key`` (counted per server instance) answer
    ``status``; with ``retry_after=S`` they carry ``Retry-After: S`` (``S`` echoed

@@ -1,0 +1,89 @@
+"""A ``Network`` config as libcurl options: TLS trust, the proxy of each URL, cookies.
+
+Checked once, before the run starts, as for the aiohttp transport: a bad CA bundle
+or cookie file is a ``UsageError``. The proxy of a URL is chosen by the same
+``ProxyRoutes`` (environment, ``no_proxy``), never by libcurl's own reading of the
+environment; libcurl speaks ``http://`` (CONNECT for https), ``socks5://`` and
+``socks5h://`` itself.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Mapping
+from typing import Any
+
+import pycurl
+from yarl import URL
+
+from aiograb._core.config import Network
+from aiograb._http.network import Proxy, ProxyRoutes, read_cookies, ssl_context
+
+__all__ = ["CurlNetwork"]
+
+
+class CurlNetwork:
+    """What every easy handle gets (``configure``) and what each request gets (``proxy``)."""
+
+    def __init__(self, network: Network, environ: Mapping[str, str] | None = None) -> None:
+        ssl_context(network)  # validates ca_bundle: UsageError now, not per URL
+        self._verify = network.verify
+        self._ca_file, self._ca_dir = _trust(network)
+        routes = ProxyRoutes(network.proxy, environ)
+        self._routes = routes if routes else None
+        self._share: Any = None
+        if network.cookies:
+            read_cookies(network.cookies)  # validates the file
+            self._share = pycurl.CurlShare()
+            self._share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_COOKIE)
+            loader = pycurl.Curl()  # reads the file into the shared jar, now
+            loader.setopt(pycurl.SHARE, self._share)
+            loader.setopt(pycurl.COOKIEFILE, network.cookies)
+            loader.setopt(pycurl.COOKIELIST, "RELOAD")
+            loader.close()
+
+    def configure(self, handle: Any) -> None:
+        """Options of every handle (again after a ``reset``)."""
+        handle.setopt(pycurl.PROXY, "")  # libcurl must not read *_proxy itself
+        if not self._verify:
+            handle.setopt(pycurl.SSL_VERIFYPEER, 0)
+            handle.setopt(pycurl.SSL_VERIFYHOST, 0)
+        else:
+            if self._ca_file:
+                handle.setopt(pycurl.CAINFO, self._ca_file)
+            if self._ca_dir:
+                handle.setopt(pycurl.CAPATH, self._ca_dir)
+        if self._share is not None:
+            handle.setopt(pycurl.SHARE, self._share)
+            handle.setopt(pycurl.COOKIEFILE, "")  # the engine on, over the shared jar
+
+    def proxy(self, handle: Any, url: URL) -> Proxy | None:
+        """Point ``handle`` at the proxy for ``url``; return it (None: direct)."""
+        if self._routes is None:
+            return None
+        chosen = self._routes.for_url(url)
+        handle.setopt(pycurl.PROXY, str(chosen.url) if chosen is not None else "")
+        return chosen
+
+    def close(self) -> None:
+        if self._share is not None:
+            self._share.close()
+            self._share = None
+
+
+def _trust(network: Network) -> tuple[str | None, str | None]:
+    """(CA file, CA folder) for libcurl: ``ca_bundle``, else the system's store as
+    Python's OpenSSL finds it (``SSL_CERT_FILE``/``SSL_CERT_DIR`` honoured), since a
+    wheel's libcurl may carry another default path."""
+    if network.ca_bundle is not None:
+        if os.path.isdir(network.ca_bundle):
+            return None, network.ca_bundle
+        return network.ca_bundle, None
+    paths = ssl.get_default_verify_paths()
+    ca_file = os.environ.get(paths.openssl_cafile_env) or paths.cafile
+    ca_dir = os.environ.get(paths.openssl_capath_env) or paths.capath
+    return (
+        ca_file if ca_file and os.path.isfile(ca_file) else None,
+        ca_dir if ca_dir and os.path.isdir(ca_dir) else None,
+    )

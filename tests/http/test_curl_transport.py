@@ -1,0 +1,321 @@
+"""The libcurl transport against real local servers: bodies, streaming, errors, reuse, threads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from yarl import URL
+
+from aiograb._core.config import Limits, Timeouts
+from aiograb._core.errors import BlockedAddress, RequestError, UsageError
+from aiograb._http.aiohttp_transport import AiohttpTransport
+from aiograb._http.curl_transport import HIGH_WATER, CurlTransport
+from aiograb._http.default import ENV_VAR, make_transport, transport_name
+from aiograb.testing import RunningServer, image_bytes
+from tests.helpers import aiograb_cli, closed_port, manifest, run, serve_app
+
+TIMEOUTS = Timeouts(total=10, connect=5)
+
+
+async def _get(
+    transport: CurlTransport,
+    url: str,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeouts: Timeouts = TIMEOUTS,
+) -> tuple[int, Any, bytes]:
+    async with transport.send(
+        method, URL(url, encoded=True), headers=headers or {}, body=body, timeouts=timeouts
+    ) as resp:
+        data = b""
+        while chunk := await resp.read_chunk():
+            data += chunk
+        return resp.status, resp.headers, data
+
+
+def test_body_status_and_headers(server: RunningServer) -> None:
+    async def main() -> None:
+        t = CurlTransport(Limits())
+        try:
+            status, headers, body = await _get(t, server.url("/img/5.webp"))
+            assert (status, body) == (200, image_bytes(5, "webp"))
+            assert headers["content-type"] == "image/webp"  # case-insensitive
+            status, headers, body = await _get(t, server.url("/status/404"))
+            assert status == 404
+            status, headers, body = await _get(t, server.url("/redirect/1/2.png"))
+            assert (status, headers["Location"]) == (302, "/img/2.png")
+            async with t.send(
+                "GET", URL(server.url("/img/7.jpg")), headers={}, body=None, timeouts=TIMEOUTS
+            ) as resp:
+                assert await resp.read_all() == image_bytes(7, "jpg")
+        finally:
+            await t.aclose()
+
+    run(main())
+
+
+def test_request_methods_headers_and_bodies(server: RunningServer) -> None:
+    async def echo(method: str, body: bytes | None, **headers: str) -> dict[str, Any]:
+        t = CurlTransport(Limits())
+        try:
+            status, _, data = await _get(
+                t, server.url("/echo"), method=method, body=body, headers=headers
+            )
+        finally:
+            await t.aclose()
+        assert status == 200
+        return dict(json.loads(data))
+
+    post = run(echo("POST", b'{"a": 1}', **{"Content-Type": "application/json", "X-A": "1"}))
+    assert (post["method"], post["json"], post["headers"]["X-A"]) == ("POST", {"a": 1}, "1")
+    assert post["headers"]["Content-Type"] == "application/json"
+    put = run(echo("PUT", b"raw"))
+    assert (put["method"], put["body"]) == ("PUT", "raw")
+    assert "Content-Type" not in put["headers"]  # not libcurl's form type
+    delete = run(echo("DELETE", None))
+    assert delete["method"] == "DELETE"
+    assert "Content-Length" not in delete["headers"]
+    get = run(echo("GET", None))
+    assert "User-Agent" not in get["headers"]  # none unless asked, as with aiohttp
+    assert run(echo("GET", None, **{"User-Agent": "me/1"}))["headers"]["User-Agent"] == "me/1"
+
+
+def test_a_handle_goes_back_to_get_after_another_method(server: RunningServer) -> None:
+    async def main() -> list[str]:
+        t = CurlTransport(Limits(concurrency=1))
+        methods = []
+        try:
+            for method, body in (("POST", b"x"), ("GET", None), ("HEAD", None), ("GET", None)):
+                status, _, data = await _get(t, server.url("/echo"), method=method, body=body)
+                methods.append(json.loads(data)["method"] if data else f"{method}:{status}")
+        finally:
+            await t.aclose()
+        return methods
+
+    assert run(main()) == ["POST", "GET", "HEAD:200", "GET"]
+
+
+def test_a_large_body_streams_with_bounded_buffer(server: RunningServer) -> None:
+    async def main() -> tuple[int, int]:
+        t = CurlTransport(Limits())
+        total = most = 0
+        try:
+            async with t.send(
+                "GET", URL(server.url("/huge/6.jpg")), headers={}, body=None, timeouts=TIMEOUTS
+            ) as resp:
+                await asyncio.sleep(0.3)  # a slow reader: libcurl must pause, not buffer 6 MiB
+                while chunk := await resp.read_chunk():
+                    most = max(most, len(chunk))
+                    total += len(chunk)
+        finally:
+            await t.aclose()
+        return total, most
+
+    total, most = run(main())
+    assert total == 6 * 1024 * 1024
+    assert most <= HIGH_WATER + 64 * 1024
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("/truncated/3.jpg", "truncated"),
+        ("/reset/3.jpg", "connection_reset"),
+        ("/stall/3.jpg", "timeout"),
+    ],
+)
+def test_errors_map_to_our_tree(server: RunningServer, path: str, code: str) -> None:
+    async def main() -> RequestError:
+        t = CurlTransport(Limits())
+        try:
+            with pytest.raises(RequestError) as info:
+                await _get(t, server.url(path), timeouts=Timeouts(total=0.5, connect=0.5))
+        finally:
+            await t.aclose()
+        return info.value
+
+    error = run(main())
+    assert error.code == code
+    assert error.url == server.url(path)
+
+
+def test_connect_and_dns_errors() -> None:
+    async def code(url: str) -> str:
+        t = CurlTransport(Limits())
+        try:
+            with pytest.raises(RequestError) as info:
+                await _get(t, url, timeouts=Timeouts(total=5, connect=5))
+        finally:
+            await t.aclose()
+        return info.value.code
+
+    assert run(code(f"http://127.0.0.1:{closed_port()}/x.jpg")) == "connect_refused"
+    assert run(code("http://no-such-host.invalid/x.jpg")) == "dns_error"
+
+
+def test_the_address_policy_sees_every_address_before_connecting(server: RunningServer) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def refuse(host: str, address: str) -> None:
+        seen.append((host, address))
+        raise BlockedAddress(f"{address} is private", url="", code="blocked_address")
+
+    def allow(host: str, address: str) -> None:
+        seen.append((host, address))
+
+    async def main(policy: Callable[[str, str], None]) -> int:
+        t = CurlTransport(Limits(), address_policy=policy)
+        try:
+            status, _, _ = await _get(t, server.url("/img/1.png"))
+        finally:
+            await t.aclose()
+        return status
+
+    with pytest.raises(BlockedAddress):
+        run(main(refuse))
+    assert seen == [("127.0.0.1", "127.0.0.1")]
+    assert run(main(allow)) == 200
+
+
+def test_connections_are_reused_and_threads_do_not_grow() -> None:
+    ports: list[int] = []
+
+    async def peer(request: web.Request) -> web.Response:
+        assert request.transport is not None
+        ports.append(request.transport.get_extra_info("peername")[1])
+        await asyncio.sleep(0.01)
+        return web.Response(body=b"x" * 2000, content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/{n}", peer)
+
+    async def main() -> int:
+        async with serve_app(app) as base:
+            t = CurlTransport(Limits(concurrency=20))
+            try:
+                for _ in range(3):  # three waves of 20 at once over the same 20 connections
+                    got = await asyncio.gather(*(_get(t, f"{base}/{i}") for i in range(20)))
+                    assert all(g[0] == 200 and len(g[2]) == 2000 for g in got)
+                return len(os.listdir("/proc/self/task"))
+            finally:
+                await t.aclose()
+
+    before = len(os.listdir("/proc/self/task"))
+    assert run(main()) <= before  # this test's server runs on the same loop
+    assert len(ports) == 60
+    assert len(set(ports)) <= 20
+
+
+def test_cancelling_a_request_frees_its_handle(server: RunningServer) -> None:
+    async def main() -> int:
+        t = CurlTransport(Limits())
+        try:
+            task = asyncio.ensure_future(_get(t, server.url("/stall/1.jpg")))
+            await asyncio.sleep(0.2)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert not t._active
+            status, _, _ = await _get(t, server.url("/img/1.png"))
+        finally:
+            await t.aclose()
+        return status
+
+    assert run(main()) == 200
+
+
+def test_make_transport_follows_limits_then_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    assert isinstance(make_transport(Limits()), AiohttpTransport)
+    assert isinstance(make_transport(Limits(transport="curl")), CurlTransport)
+    monkeypatch.setenv(ENV_VAR, "curl")
+    assert isinstance(make_transport(Limits()), CurlTransport)
+    assert transport_name(Limits(transport="aiohttp")) == "aiohttp"
+    monkeypatch.setenv(ENV_VAR, "bogus")
+    with pytest.raises(UsageError, match=ENV_VAR):
+        make_transport(Limits())
+    with pytest.raises(UsageError, match="transport must be one of"):
+        Limits(transport="bogus")
+
+
+def test_cli_get_with_curl(server: RunningServer, tmp_path: Path) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_text("".join(server.url(f"/img/{i}.png") + "\n" for i in range(20)))
+    urls.write_text(urls.read_text() + server.url("/status/404") + "\n")
+    done = aiograb_cli("get", urls, "-o", tmp_path / "out", "--transport", "curl", "-q")
+    assert done.returncode == 1, done.stderr  # one URL failed
+    rows = {r["url"]: r for r in manifest(tmp_path / "out")}
+    assert rows[server.url("/status/404")]["error"] == "http_404"
+    ok = [r for r in rows.values() if r["state"] == "ok"]
+    assert len(ok) == 20
+    assert (tmp_path / "out" / ok[0]["path"]).read_bytes() == image_bytes(
+        int(Path(ok[0]["url"]).stem), "png"
+    )
+
+
+def test_the_head_is_the_last_response_s() -> None:
+    from aiograb._http.curl_mapping import parse_head as _parse_head
+
+    raw = [
+        b"HTTP/1.1 100 Continue\r\n",
+        b"\r\n",
+        b"HTTP/1.1 200 OK\r\n",
+        b"Set-Cookie: a=1\r\n",
+        b"set-cookie: b=2\r\n",
+        b"X-Name: caf\xc3\xa9 \xff\r\n",
+        b"\r\n",
+    ]
+    status, headers = _parse_head(raw)
+    assert status == 200
+    assert headers.getall("Set-Cookie") == ["a=1", "b=2"]
+    assert headers["x-name"] == "café \udcff"  # as aiohttp decodes it
+    assert _parse_head([b"HTTP/2 404\r\n", b"\r\n"])[0] == 404
+
+
+def test_host_names_are_looked_up_on_the_loop_not_in_libcurl_threads(
+    server: RunningServer,
+) -> None:
+    port = URL(server.base_url).port
+
+    async def main() -> tuple[list[int], int, int]:
+        t = CurlTransport(Limits(concurrency=50))
+        try:
+            # 50 at once to a name: libcurl's threaded resolver would start a thread each.
+            got = await asyncio.gather(
+                *(_get(t, f"http://localhost:{port}/img/{i}.png") for i in range(50))
+            )
+            threads = len(os.listdir("/proc/self/task"))
+            lookups = []
+            resolve = t._resolver.resolve
+
+            async def counted(*args: Any) -> Any:
+                lookups.append(args)
+                return await resolve(*args)
+
+            t._resolver.resolve = counted
+            again = await asyncio.gather(*(_get(t, f"http://localhost:{port}/") for _ in range(5)))
+            assert [g[0] for g in again] == [200] * 5
+            assert not lookups  # the addresses were kept
+            with pytest.raises(RequestError) as info:
+                await _get(t, "http://no-such-host.invalid/x.jpg")
+            assert info.value.code == "dns_error"
+            return [g[0] for g in got], threads, len(t._dns)
+        finally:
+            await t.aclose()
+
+    before = len(os.listdir("/proc/self/task"))
+    statuses, threads, cached = run(main())
+    assert statuses == [200] * 50
+    assert threads <= before + 1  # c-ares' one helper thread at most (pycares 5)
+    assert cached == 1
