@@ -201,7 +201,7 @@ def test_a_page_no_parser_copes_with_is_a_row(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RecursionError("too deep")
 
-    monkeypatch.setattr("aiograb._crawl.handler.extract_html", broken)
+    monkeypatch.setattr("aiograb._crawl.parsework.extract_html", broken)
     site = Site(tree(2))
     result = crawl(site, tmp_path)
     row = by_url(tmp_path)[site.base + "/"]

@@ -32,6 +32,7 @@ from aiograb._crawl.options import (
     DEFAULT_MAX_LINKS_PER_PAGE,
     DEFAULT_MAX_PAGES_PER_HOST,
     DEFAULT_MAX_URL_LENGTH,
+    DEFAULT_PARSE_TIMEOUT,
     SCOPES,
     CrawlOptions,
 )
@@ -109,6 +110,21 @@ def add_parser(sub: Any) -> None:
         type=parse_size,
         default="10M",
         help="larger pages are not read (too_large; default 10M)",
+    )
+    g.add_argument(
+        "--parse-off-loop-bytes",
+        type=parse_size,
+        default="64K",
+        help="larger pages, stylesheets and sitemaps are parsed in a worker process "
+        "(default 64K; 0 = all of them; e.g. --parse-off-loop-bytes 1M)",
+    )
+    g.add_argument(
+        "--parse-timeout",
+        type=float,
+        default=DEFAULT_PARSE_TIMEOUT,
+        metavar="SECONDS",
+        help="a page parsed off the loop that takes longer is a parse_timeout row "
+        "(default %(default)s; e.g. --parse-timeout 10)",
     )
     g.add_argument(
         "--include",
@@ -254,6 +270,8 @@ def _crawl_options(args: argparse.Namespace) -> CrawlOptions:
         max_url_length=args.max_url_length,
         max_links_per_page=args.max_links_per_page,
         max_page_bytes=args.max_page_bytes,
+        parse_off_loop_bytes=args.parse_off_loop_bytes,
+        parse_timeout=args.parse_timeout,
         include=tuple(args.include),
         exclude=tuple(args.exclude),
         follow_nofollow=args.follow_nofollow,

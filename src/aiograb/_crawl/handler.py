@@ -4,6 +4,7 @@
 
     journal pending rows (id order) ──> Engine (the one worker loop) ──> CrawlHandler.handle
         page / css / sitemap row: robots ─> fetch into memory ─> extract ─> scope
+            (a body over parse_off_loop_bytes is extracted in a worker process: parsework.py)
             └─> one transaction: the document's outcome + new rows + its edges
         image row: robots ─> DownloadHandler (as in get, through the image stage if any)
 
@@ -30,9 +31,10 @@ from aiograb._core.models import Outcome, Request, Stored
 from aiograb._core.stats import Progress
 from aiograb._core.urls import host_of, url_key
 from aiograb._crawl.datauri import save_data_uri
-from aiograb._crawl.extract import Found, extract_css, extract_html, extract_sitemap
+from aiograb._crawl.extract import Found
 from aiograb._crawl.frontier import Discovery, Frontier, data_key
 from aiograb._crawl.options import CrawlOptions
+from aiograb._crawl.parsework import Parsed, ParseFailure, ParsePool
 from aiograb._crawl.robots import MAX_ROBOTS_BYTES, Robots
 from aiograb._crawl.scope import Scope, Verdict, normalize_url
 from aiograb._fetch.fetcher import Fetcher
@@ -51,6 +53,7 @@ _ACCEPT = {
     "css": "text/css,text/plain",
     "sitemap": "application/xml,text/xml,application/gzip,application/x-gzip,text/plain",
 }
+_CHUNK = 2000  # found URLs classified between two turns of the loop (~40 ms)
 _NOT_WHAT = {"page": "not_html", "css": "not_css", "sitemap": "not_sitemap"}
 
 
@@ -96,6 +99,7 @@ class CrawlHandler:
         scope: Scope,
         options: CrawlOptions,
         images: DownloadHandler,
+        parser: ParsePool,
     ) -> None:
         self.state = state
         self.fetchers = fetchers
@@ -103,8 +107,8 @@ class CrawlHandler:
         self.robots = robots
         self.scope = scope
         self.options = options
-        self._cut = 0  # links past --max-links-per-page on the document being read
         self.images = images
+        self.parser = parser
         self._open = 0  # rows that can add rows: handed out, not finished
         self._changed = asyncio.Event()
 
@@ -163,11 +167,15 @@ class CrawlHandler:
         elif outcome.ok and outcome.stored is not None:
             body = outcome.stored.body or b""
             outcome.stored = Stored(size=outcome.stored.size, sha256=outcome.stored.sha256)
-            try:
-                found = self._discover(row, outcome, body)
-            except Exception as exc:  # a document no parser copes with is a row, not a crash
+            try:  # a big body is parsed in a worker process, with a time limit
+                parsed = await self.parser.parse(
+                    row.kind, body, outcome.headers.get("Content-Type")
+                )
+            except ParseFailure as exc:  # a document no parser copes with is a row, not a crash
                 outcome.ok, outcome.stored = False, None
-                outcome.error = ContentError(f"cannot parse: {exc!r}"[:300], code="parse_error")
+                outcome.error = ContentError(str(exc), url=row.url, code=exc.code)
+            else:
+                found = await self._discover(row, outcome, parsed)
             links = sum(1 for _t, kind, _a in found.edges if kind in ("page", "sitemap"))
             outcome.info = {"links": links, "images": len(found.edges) - links}
         elif isinstance(outcome.error, TooLarge):
@@ -184,59 +192,35 @@ class CrawlHandler:
 
     # -- discovery ---------------------------------------------------------------------
 
-    def _discover(self, row: PendingRow, outcome: Outcome, body: bytes) -> Discovery:
-        # One page must not flood the frontier: past --max-links-per-page, _classify
-        # counts instead of adding, and the rest becomes one links_cut row. (Sync from
-        # here to the end: no other page's discovery runs in between.)
-        self._cut = 0
-        d = self._extract(row, outcome, body)
-        if self._cut:
-            cap = self.options.max_links_per_page
-            why = f"{self._cut:,} more links than --max-links-per-page {cap:,}: not followed"
-            depth = (row.depth or 0) + 1
-            d.rows.append(
-                _skipped(f"links_cut:{row.key}", row.key, row.kind, depth, "links_cut", why)
-            )
-        return d
-
-    def _extract(self, row: PendingRow, outcome: Outcome, body: bytes) -> Discovery:
+    async def _discover(self, row: PendingRow, outcome: Outcome, parsed: Parsed) -> Discovery:
+        """Classify what a document holds. One page must not flood the frontier: past
+        --max-links-per-page the rest is counted, not added, and becomes one links_cut
+        row; a long list gives the loop a turn every ``_CHUNK`` URLs."""
         depth = row.depth or 0
         base = outcome.final_url or row.key  # normal forms: resolve links against them as they are
-        d = Discovery()
-        if row.kind == "page":
-            page = extract_html(
-                body,
-                outcome.headers.get("Content-Type"),
-                all_sizes=self.options.all_sizes,
-                follow_nofollow=self.options.follow_nofollow,
-                css=self.options.css,
-            )
-            if page.base:
-                with contextlib.suppress(InvalidURL):
-                    base = normalize_url(page.base, base)
-            for f in page.found:
-                self._classify(f, base, depth, row.url, d)
-        elif row.kind == "css":
-            urls = extract_css(body.decode("utf-8", "replace"))
-            for u in urls.images:
-                self._classify(Found(u, "image"), base, depth, row.url, d)
-            for u in urls.imports:
-                self._classify(Found(u, "css"), base, depth, row.url, d)
-        else:
-            locs, is_index = extract_sitemap(body)
-            kind = "sitemap" if is_index else "page"
+        if parsed.base:
+            with contextlib.suppress(InvalidURL):
+                base = normalize_url(parsed.base, base)
+        if row.kind == "sitemap" and not parsed.is_index:
             # A sitemap index's sitemaps are one level deeper than it (an endless chain
             # of indexes stops at --depth); the pages a sitemap lists count as seeds.
-            child_depth = depth if is_index else -1
-            for u in locs:
-                self._classify(Found(u, kind), base, child_depth, row.url, d)
+            depth = -1
+        d, cut, cap = Discovery(), 0, self.options.max_links_per_page
+        for n, f in enumerate(parsed.found, 1):
+            if len(d.edges) >= cap:
+                cut += 1
+            else:
+                self._classify(f, base, depth, row.url, d)
+            if n % _CHUNK == 0:
+                await asyncio.sleep(0)
+        if cut:
+            why = f"{cut:,} more links than --max-links-per-page {cap:,}: not followed"
+            key, below = f"links_cut:{row.key}", (row.depth or 0) + 1
+            d.rows.append(_skipped(key, row.key, row.kind, below, "links_cut", why))
         return d
 
     def _classify(self, f: Found, base: str, depth: int, page_url: str, d: Discovery) -> None:
         """Turn one found URL into an edge and (usually) a row."""
-        if len(d.edges) >= self.options.max_links_per_page:
-            self._cut += 1
-            return
         if f.kind == "data":
             if self.options.data_uris and not self.options.pages_only:
                 self._data_uri(f, page_url, d)

@@ -12,6 +12,8 @@ __all__ = [
     "DEFAULT_MAX_PAGES_PER_HOST",
     "DEFAULT_MAX_PAGE_BYTES",
     "DEFAULT_MAX_URL_LENGTH",
+    "DEFAULT_PARSE_OFF_LOOP_BYTES",
+    "DEFAULT_PARSE_TIMEOUT",
     "SCOPES",
     "CrawlOptions",
 ]
@@ -22,6 +24,11 @@ DEFAULT_MAX_PAGES_PER_HOST = 100_000
 DEFAULT_MAX_URL_LENGTH = 2048
 DEFAULT_MAX_LINKS_PER_PAGE = 100_000  # what one page, stylesheet or sitemap may add
 DEFAULT_MAX_PAGE_BYTES = 10 * 1024 * 1024
+# Bodies larger than this are parsed in a worker process (see parsework.py). Most pages
+# are smaller and stay inline (no process is started); a hostile nest under it holds
+# the loop ~0.15 s at most, where 256 KiB of it holds it 1.6 s (BENCHMARKS.md, "#10 item 7").
+DEFAULT_PARSE_OFF_LOOP_BYTES = 64 * 1024
+DEFAULT_PARSE_TIMEOUT = 30.0
 GRAPH_FORMATS = ("jsonl", "csv")
 
 
@@ -39,6 +46,8 @@ class CrawlOptions:
     max_url_length: int = DEFAULT_MAX_URL_LENGTH
     max_links_per_page: int = DEFAULT_MAX_LINKS_PER_PAGE  # the rest: one links_cut row
     max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES  # HTML, CSS and sitemaps are read into memory
+    parse_off_loop_bytes: int = DEFAULT_PARSE_OFF_LOOP_BYTES  # bigger: parsed off the loop
+    parse_timeout: float = DEFAULT_PARSE_TIMEOUT  # seconds for one off-loop parse
     include: tuple[str, ...] = ()  # regexes: follow only page URLs matching one (seeds exempt)
     exclude: tuple[str, ...] = ()  # regexes: never follow page URLs matching one
     follow_nofollow: bool = False  # follow rel=nofollow links and nofollow pages too
@@ -62,6 +71,11 @@ class CrawlOptions:
         _check(64 <= self.max_url_length <= 65536, "max-url-length must be in 64..65536")
         _check(self.max_links_per_page >= 1, "max-links-per-page must be >= 1")
         _check(self.max_page_bytes >= 1024, "max-page-bytes must be at least 1K")
+        _check(
+            self.parse_off_loop_bytes >= 0,
+            "parse-off-loop-bytes must be >= 0 (0 = every body off the loop)",
+        )
+        _check(self.parse_timeout > 0, "parse-timeout must be > 0 seconds")
         _check(self.graph_format in GRAPH_FORMATS, "format must be jsonl or csv")
         _check(self.image_scope in SCOPES, f"image_scope must be one of {', '.join(SCOPES)}")
         for pattern in (*self.include, *self.exclude, *self.image_include, *self.image_exclude):

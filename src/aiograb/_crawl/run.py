@@ -17,6 +17,7 @@ from aiograb._core.urls import host_of
 from aiograb._crawl.frontier import Frontier
 from aiograb._crawl.handler import CrawlHandler, Fetchers
 from aiograb._crawl.options import CrawlOptions
+from aiograb._crawl.parsework import ParseOptions, ParsePool
 from aiograb._crawl.robots import Robots
 from aiograb._crawl.scope import Scope, normalize_url
 from aiograb._get.download import DownloadHandler
@@ -137,7 +138,19 @@ async def run_crawl(
             if pipeline is not None:
                 stage = await stack.enter_async_context(pipeline.open(state))
             images = DownloadHandler(state, fetchers.image, stage)
-            handler = CrawlHandler(state, fetchers, frontier, robots, scope, options, images)
+            parser = ParsePool(
+                ParseOptions(
+                    all_sizes=options.all_sizes,
+                    follow_nofollow=options.follow_nofollow,
+                    css=options.css,
+                ),
+                off_loop=options.parse_off_loop_bytes,
+                timeout=options.parse_timeout,
+            )
+            stack.callback(parser.close)  # its worker processes, if a big body started them
+            handler = CrawlHandler(
+                state, fetchers, frontier, robots, scope, options, images, parser
+            )
             engine = Engine(
                 handler,
                 fetchers.politeness,

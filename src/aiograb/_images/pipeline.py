@@ -19,7 +19,7 @@ stored again; its row points at the first one's file or shard
 (``duplicate_of``). ``perceptual`` adds a 64-bit difference hash (``phash``)
 and marks images within ``phash_distance`` bits of an earlier one with
 ``duplicate_of`` (they are still stored). Both indexes are rebuilt from the
-journal on resume; they cost about 200 bytes per stored image in memory.
+journal on resume; they cost about 400 bytes per stored image in memory.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import copy
 import hashlib
+import json
 import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
@@ -63,6 +64,8 @@ from aiograb._store.journal import PendingRow
 __all__ = ["DEDUP_MODES", "OUTPUT_FORMATS", "ImagePipeline"]
 
 SHARDS_PER_PART = 1_000_000  # part k of a planned run writes shards k000000.tar, ...
+# Info keys that belong to one row, not to the image its bytes are.
+_OWN_INFO = frozenset({"key", "duplicate_of", "adopted"})
 # Failures that the same bytes always give again: a duplicate of such a body fails alike.
 _DETERMINISTIC = frozenset(
     {"corrupt_image", "too_many_pixels", "too_small", "bad_aspect_ratio", "not_raster"}
@@ -81,8 +84,7 @@ class _Entry:
     row_id: int
     location: str
     size: int
-    width: int | None
-    height: int | None
+    info: str  # what the stored image is (JSON): a duplicate's row says the same
     key: str
 
 
@@ -118,6 +120,12 @@ class _PhashIndex:
         entry = (value, row_id)
         for table, band in zip(self._tables, self._keys(value), strict=True):
             table.setdefault(band, []).append(entry)
+
+
+def _described(info: dict[str, Any]) -> str:
+    """The description of a stored image that its duplicates share, compact (JSON)."""
+    own = {k: v for k, v in info.items() if k not in _OWN_INFO}
+    return json.dumps(own, separators=(",", ":"))
 
 
 def _stored_identity(staged: Stored, data: bytes | None) -> dict[str, Any]:
@@ -261,8 +269,8 @@ class _ImageStage:
                 continue
             if content:
                 sample = info.get("key") or url_key(done.key)
-                w, h = info.get("width"), info.get("height")
-                self._content[done.sha256] = _Entry(done.id, path, done.bytes, w, h, sample)
+                entry = _Entry(done.id, path, done.bytes, _described(info), sample)
+                self._content[done.sha256] = entry
             if perceptual and "phash" in info:
                 self._phash.add(int(info["phash"], 16), done.id)
         return known
@@ -383,8 +391,7 @@ class _ImageStage:
         outcome.info = info
         location = self._output.store(Held(row, outcome, key), sample)
         size = outcome.stored.size if outcome.stored else 0
-        info_w, info_h = info.get("width"), info.get("height")
-        return _Entry(row.id, location, size, info_w, info_h, key)
+        return _Entry(row.id, location, size, _described(info), key)
 
     async def _compute(self, staged: Stored, content_type: str | None) -> dict[str, Any]:
         if self.pool is None:  # nothing to compute: store as downloaded
@@ -405,9 +412,10 @@ class _ImageStage:
             return
         first_url = self._journal.lookup(seen.row_id)[1]
         outcome.stored = Stored(size=seen.size, sha256=staged.sha256, path=seen.location)
-        info: dict[str, Any] = {"duplicate_of": first_url}
-        if seen.width is not None:
-            info.update(width=seen.width, height=seen.height)
+        # Same bytes, same image: its row describes what is stored (format, size, the
+        # original's under original_*) as the first's does; its own input columns
+        # (caption, alt, --save-columns) are its row's, kept by the journal.
+        info: dict[str, Any] = {**json.loads(seen.info), "duplicate_of": first_url}
         if self._shards:
             info["key"] = seen.key
         outcome.info = info
