@@ -363,6 +363,9 @@ def _is_uvloop(loop: asyncio.AbstractEventLoop) -> bool:
     return type(loop).__module__.startswith("uvloop")
 
 
+_TLS_SHUTDOWN_S = 0.25  # seconds given to TLS connections to close after the session
+
+
 class AiohttpTransport:
     """One shared aiohttp ``ClientSession`` sized to the run's concurrency.
 
@@ -392,6 +395,7 @@ class AiohttpTransport:
         self._routes = routes if routes else None  # None: no lookup per request
         self._cookies = read_cookies(network.cookies) if network.cookies else None
         self._session: aiohttp.ClientSession | None = None
+        self._tls_used = False  # an https request was sent: close waits for TLS shutdowns
         self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
@@ -432,9 +436,15 @@ class AiohttpTransport:
             self._timeouts[timeouts] = timeout
         proxy = None if self._routes is None else self._routes.for_url(url)
         via = proxy.url if proxy is not None and not proxy.is_socks else None
+        if url.scheme == "https":
+            self._tls_used = True
         return _Send(self._open(), method, url, headers, body, timeout, via)
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+            # A TLS connection finishes its close_notify exchange after the session has let
+            # it go; closing the loop before that leaks the transport (aiohttp's "graceful
+            # shutdown" advice). Plain connections need one loop turn.
+            await asyncio.sleep(_TLS_SHUTDOWN_S if self._tls_used else 0)
