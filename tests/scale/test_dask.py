@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -48,8 +49,10 @@ def test_dask_local_2_survives_a_killed_worker(tmp_path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _cluster_that_cannot_see_tmp() -> Iterator[str]:
-    """A scheduler, and one worker in a mount namespace of its own whose /tmp is empty."""
+def _cluster_that_cannot_see(hidden: Path) -> Iterator[str]:
+    """A scheduler, and one worker in a mount namespace of its own where ``hidden`` is an
+    empty tmpfs (only that folder: the interpreter and the checkout stay visible, wherever
+    they are)."""
     if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
         pytest.skip("needs unshare -m (root or user namespaces)")
     port = closed_port()
@@ -72,7 +75,8 @@ def _cluster_that_cannot_see_tmp() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     worker_cmd = (
-        f"mount -t tmpfs none /tmp && exec {py} -m distributed.cli.dask_worker {address} "
+        f"mount -t tmpfs none {shlex.quote(str(hidden))} && "
+        f"exec {py} -m distributed.cli.dask_worker {address} "
         "--nthreads 1 --nworkers 1 --no-nanny --dashboard-address :0"
     )
     worker = subprocess.Popen(
@@ -93,8 +97,8 @@ def _cluster_that_cannot_see_tmp() -> Iterator[str]:
 
 def test_canary_fails_in_one_line_when_a_worker_cannot_see_the_output(tmp_path: Path) -> None:
     src = _write(tmp_path / "urls.txt", ["http://127.0.0.1:9/a.png"])
-    out = tmp_path / "out"  # under /tmp: invisible to the worker
-    with _cluster_that_cannot_see_tmp() as address:
+    out = tmp_path / "out"  # under tmp_path: invisible to the worker
+    with _cluster_that_cannot_see(tmp_path) as address:
         time.sleep(0.5)
         done = aiograb_cli("get", src, "-o", out, "-q", "--dask", address, timeout=90)
     assert done.returncode == 2, done.stderr

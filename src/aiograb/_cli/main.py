@@ -96,7 +96,8 @@ def _fail(code: ExitCode, message: str) -> int:
 
 def _os_message(exc: OSError) -> str:
     """``[Errno 13] Permission denied: 'out'`` -> ``out: permission denied``."""
-    reason = exc.strerror.lower() if exc.strerror else str(exc)
+    # Not every OSError has a text strerror (TimeoutError subclasses pass other arguments).
+    reason = exc.strerror.lower() if isinstance(exc.strerror, str) and exc.strerror else str(exc)
     names = [str(name) for name in (exc.filename, exc.filename2) if name is not None]
     return f"{' -> '.join(names)}: {reason}" if names else reason
 
