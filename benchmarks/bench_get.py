@@ -183,13 +183,13 @@ def measure(
 
 
 def count_files(root: Path) -> tuple[int, int]:
-    """(files, bytes) under ``root``, not counting aiograb's journal, manifest and temp."""
+    """(files, bytes) under ``root``, not counting aiograb's journal, manifest, lock and temp."""
     n = size = 0
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         top = Path(dirpath) == root
         for f in filenames:
-            if top and (f.startswith(JOURNAL) or f.startswith("manifest.jsonl")):
+            if top and (f.startswith((JOURNAL, "manifest.jsonl")) or f == "aiograb.lock"):
                 continue
             n += 1
             size += os.stat(os.path.join(dirpath, f)).st_size
