@@ -270,9 +270,8 @@ class CurlTransport:
         self._fds[fd] = what
 
     def _on_timer(self, ms: int) -> None:
-        # libcurl moves its deadline many times per transfer. A timer that fires no
-        # later than the new deadline is kept: firing early is harmless (libcurl finds
-        # nothing due and sets the next deadline), and it saves a TimerHandle per call.
+        # libcurl moves its deadline many times per transfer: a timer that fires no later
+        # than the new one is kept (firing early is harmless; it saves a TimerHandle a call).
         timer = self._timer
         if ms < 0:
             if timer is not None:
@@ -324,7 +323,7 @@ class CurlTransport:
             error = translate_curl(
                 failure[0], failure[1], exchange.url, os_errno, proxied=handle.aiograb_proxied
             )
-            if isinstance(error, BadEncoding):  # said in the words of the aiohttp transport
+            if isinstance(error, BadEncoding):  # said as the aiohttp transport says it
                 error = bad_encoding(exchange.url, exchange._raw_headers)
         exchange.on_done(error)
 
@@ -404,9 +403,8 @@ class CurlTransport:
         handle.aiograb_proxied = proxy is not None
         if proxy is not None and (not proxy.is_socks or proxy.remote_dns):
             entry = (float("inf"), None)  # the proxy looks the name up
-        # The request target exactly as our normal form wrote it: libcurl's URL parser would
-        # upper-case percent-escapes (%7e -> %7E). A plain-HTTP proxy takes the absolute form.
         absolute = proxy is not None and not proxy.is_socks and url.scheme == "http"
+        # The target as the normal form wrote it: libcurl's URL parser upper-cases %7e.
         handle.setopt(pycurl.REQUEST_TARGET, text if absolute else url.raw_path_qs)
         if entry is not None and entry[0] > self.loop.time():
             if entry[1] is not None:
