@@ -319,3 +319,23 @@ def test_host_names_are_looked_up_on_the_loop_not_in_libcurl_threads(
     assert statuses == [200] * 50
     assert threads <= before + 1  # c-ares' one helper thread at most (pycares 5)
     assert cached == 1
+
+
+@pytest.mark.parametrize(
+    ("message", "retryable"),
+    [
+        # a dead proxy whose port happens to contain 407 may come back
+        ("Failed to connect to 127.0.0.1:40749 over proxy 127.0.0.1 after 0 ms", True),
+        ("CONNECT tunnel failed, response 407", False),
+        ("Received HTTP code 403 from proxy after CONNECT", False),
+        ("User was rejected by the SOCKS5 server (1 1).", False),
+    ],
+)
+def test_a_proxy_that_answered_is_not_retried(message: str, retryable: bool) -> None:
+    import pycurl
+
+    from aiograb._http.curl_mapping import translate_curl
+
+    error = translate_curl(pycurl.E_COULDNT_CONNECT, message, "http://a.test/", proxied=True)
+    assert error.code == "proxy_error"
+    assert error.retryable is retryable

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from errno import ECONNREFUSED, ECONNRESET, EPIPE
 
 import pycurl
@@ -26,6 +27,10 @@ from aiograb._core.errors import (
 __all__ = ["is_ip", "parse_head", "translate_curl"]
 
 _E_PROXY = getattr(pycurl, "E_PROXY", 97)  # CURLE_PROXY (SOCKS errors); not in every pycurl
+# libcurl's words for a proxy that answered with a refusal ("CONNECT tunnel failed, response
+# 407", "Received HTTP code 403 from proxy", "User was rejected by the SOCKS5 server"); a port
+# number such as 40749 in the message must not match.
+_PROXY_ANSWERED = re.compile(r"\b(?:response|code) \d{3}\b|rejected|authentication")
 
 
 def translate_curl(
@@ -37,11 +42,12 @@ def translate_curl(
     if errno == pycurl.E_COULDNT_RESOLVE_HOST:
         return ConnectError(f"DNS lookup failed: {message}", url=url, code="dns_error")
     if errno in (pycurl.E_COULDNT_CONNECT, pycurl.E_RECV_ERROR, _E_PROXY) and (
-        "proxy" in low or "tunnel" in low
+        "proxy" in low or "tunnel" in low or "socks" in low
     ):
         proxy_error = ProxyError(f"the proxy refused or failed: {message}", url=url)
-        # A proxy that answers (407, 403) refused us: retrying will not help.
-        proxy_error.retryable = "response" not in low and "407" not in low
+        # A proxy that answers (407, 403) or rejects the login refused us: retrying will
+        # not help. A refused or dead proxy may come back.
+        proxy_error.retryable = _PROXY_ANSWERED.search(low) is None
         return proxy_error
     if errno == pycurl.E_COULDNT_CONNECT and proxied:  # libcurl connects to the proxy first
         return ProxyError(f"cannot connect to the proxy: {message}", url=url)
