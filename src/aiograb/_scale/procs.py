@@ -39,14 +39,13 @@ from aiograb._core.errors import UsageError
 from aiograb._core.stats import Progress, Summary, peak_rss_mb
 from aiograb._get.sources import InputRow
 from aiograb._images.pipeline import ImagePipeline
-from aiograb._scale.merge import write_merged_manifest
+from aiograb._scale.merge import MANIFEST_NAME, write_merged_manifest
 from aiograb._scale.part import STOP_NAME, PartJob, check_canary, read_progress, run_part
 from aiograb._scale.plan import PART_INPUT, PARTS_DIR, Part, Plan, load_plan, make_plan
 from aiograb._store.journal import JOURNAL_NAME
 
 __all__ = ["default_procs", "run_parted"]
 
-MANIFEST_NAME = "manifest.jsonl"
 POLL_SECONDS = 0.5
 
 
@@ -205,7 +204,13 @@ def run_parted(
         futures = [executor.submit(run_part, job) for job in jobs]
         results = list(_wait(futures, plan, on_progress))
         interrupted = stop.requested.is_set()
-    write_merged_manifest(plan, out / MANIFEST_NAME)
+    # A part whose task returned has just written its manifest from its journal.
+    fresh = [
+        part.index
+        for part, r in zip(plan.parts, results, strict=True)
+        if isinstance(r, Summary) and r.storage_error is None
+    ]
+    write_merged_manifest(plan, out / MANIFEST_NAME, fresh=fresh)
     return _combine(plan, results, time.monotonic() - t0, interrupted, (io_threads, running))
 
 

@@ -29,12 +29,25 @@ from aiograb._core.models import Outcome
 from aiograb._store.check import check_journal, journal_error
 from aiograb._store.migrations import SCHEMA_VERSION, migrate
 
-__all__ = ["JOURNAL_NAME", "DoneRow", "Journal", "NewRow", "PendingRow", "SavedFile"]
+__all__ = [
+    "JOURNAL_NAME",
+    "DoneRow",
+    "Journal",
+    "NewRow",
+    "PendingRow",
+    "SavedFile",
+    "manifest_line",
+]
 
 JOURNAL_NAME = "aiograb-journal.sqlite"
 # One encoder for every manifest line: json.dumps with a non-default option builds a
 # new JSONEncoder per call (measured: 171 -> 160 ms CPU for a 10k-row manifest).
 _MANIFEST_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
+def manifest_line(record: Mapping[str, Any]) -> str:
+    """One line of ``manifest.jsonl``: a record of ``Journal.rows()`` as JSON, and a newline."""
+    return _MANIFEST_ENCODER.encode(record) + "\n"
 
 
 _SCHEMA = """
@@ -365,6 +378,11 @@ class Journal:
                 record.update(json.loads(info))
             yield record
 
+    def manifest_lines(self) -> Iterator[str]:
+        """``rows()`` as the lines of ``manifest.jsonl`` (one JSON object and a newline each)."""
+        for record in self.rows():
+            yield manifest_line(record)
+
     def lookup(self, row_id: int) -> tuple[str, str, dict[str, Any] | None]:
         """``(key, url, extra)`` of one row: its normal form, its URL as given, and the
         input columns carried along (``--save-columns``)."""
@@ -385,11 +403,10 @@ class Journal:
         target = Path(path)
         tmp = target.with_name(target.name + ".tmp")
         n = 0
-        encode = _MANIFEST_ENCODER.encode
         try:
             with tmp.open("w", encoding="utf-8") as fh:
-                for record in self.rows():
-                    fh.write(encode(record) + "\n")
+                for line in self.manifest_lines():
+                    fh.write(line)
                     n += 1
             os.replace(tmp, target)
         except BaseException:
