@@ -104,9 +104,17 @@ def run_scaled(
         from aiograb._scale.dask import open_dask, parse_dask
 
         with open_dask(parse_dask(args.dask)) as dask:
+            # A LocalCluster's workers are this machine's processes: no canary.
             return run_parted(
-                rows, args.out, dask.executor, width=dask.width, probe=dask.probe, **common
+                rows,
+                args.out,
+                dask.executor,
+                width=dask.width,
+                probe=False if dask.local else dask.probe,
+                **common,
             )
     procs = default_procs() if args.procs == "auto" else args.procs
     with process_pool(procs) as pool:
-        return run_parted(rows, args.out, pool, width=procs, own_processes=True, **common)
+        return run_parted(
+            rows, args.out, pool, width=procs, own_processes=True, probe=False, **common
+        )

@@ -187,6 +187,7 @@ def _download_parted(
             io_threads=io_threads,
             pipeline=pipeline,
             own_processes=own,
+            probe=False if own else None,  # our own pool's processes see our folders
         )
     finally:
         if own:

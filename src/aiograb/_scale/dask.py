@@ -5,12 +5,15 @@ Dask schedules; aiograb does not. ``Client.get_executor()`` is the executor
 tasks are rescheduled by Dask's scheduler (up to its ``allowed-failures``), and
 ``retries`` re-runs a part that raised. Since a part resumes from its journal,
 a retried part refetches at most what was in flight. ``client.run`` puts the
-canary check on every worker. ``distributed`` is imported only here, only
-when ``--dask`` is used.
+canary check on every worker of a scheduler given by address; a ``local:N``
+cluster's workers are this machine's processes and need none. ``local:N``
+starts in a thread while the coordinator writes the plan. ``distributed`` is
+imported only here, only when ``--dask`` is used.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import logging
 import re
@@ -48,13 +51,25 @@ def parse_dask(spec: str) -> DaskTarget:
 
 @dataclass(slots=True)
 class DaskRun:
-    client: Any
-    executor: Any  # distributed's ClientExecutor: a concurrent.futures.Executor
+    """A cluster, maybe still starting (``local:N``): ``executor()`` waits for it."""
+
     width: int
+    local: bool  # a LocalCluster of ours: its workers are processes of this machine
+    _started: cf.Future[tuple[Any, Any, Any]]  # (cluster or None, client, executor)
+
+    def up(self) -> bool:
+        """Whether the cluster has started (or failed to)."""
+        return self._started.done()
+
+    def executor(self) -> Any:
+        """The client's ``concurrent.futures.Executor`` (``Client.get_executor``), once
+        the cluster is up."""
+        return self._started.result()[2]
 
     def probe(self, path: str, token: str) -> list[str | None]:
-        """The canary check on every worker of the cluster."""
-        return list(self.client.run(check_canary, path, token).values())
+        """The canary check on every worker of the cluster (``Client.run``)."""
+        client = self._started.result()[1]
+        return list(client.run(check_canary, path, token).values())
 
 
 def _import() -> Any:
@@ -66,35 +81,65 @@ def _import() -> Any:
     return dask, distributed
 
 
+def _start_local(distributed: Any, n: int) -> tuple[Any, Any, Any]:
+    cluster = distributed.LocalCluster(
+        n_workers=n,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    try:
+        client = distributed.Client(cluster)
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster, client, client.get_executor(retries=PART_RETRIES, pure=False)
+
+
+@contextlib.contextmanager
+def _local(distributed: Any, n: int) -> Iterator[DaskRun]:
+    """Start a LocalCluster in a thread of its own: its scheduler and worker processes
+    come up while the coordinator writes the plan (``run_parted`` calls ``executor()``
+    after it). On exit: wait for the start to end, whatever happened meanwhile, and close."""
+    with cf.ThreadPoolExecutor(1, thread_name_prefix="aiograb-dask-start") as starter:
+        started = starter.submit(_start_local, distributed, n)
+        try:
+            yield DaskRun(n, True, started)
+        finally:
+            if started.exception() is None:
+                cluster, client, _ = started.result()
+                client.close()
+                cluster.close()
+
+
+@contextlib.contextmanager
+def _remote(distributed: Any, address: str) -> Iterator[DaskRun]:
+    try:
+        client = distributed.Client(address, timeout=CONNECT_TIMEOUT)
+    except OSError as exc:
+        raise UsageError(f"cannot reach the Dask scheduler {address}: {exc}") from exc
+    with client:
+        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+        width = sum(client.nthreads().values())
+        started: cf.Future[tuple[Any, Any, Any]] = cf.Future()
+        started.set_result((None, client, client.get_executor(retries=PART_RETRIES, pure=False)))
+        yield DaskRun(width, False, started)
+
+
 @contextlib.contextmanager
 def open_dask(target: DaskTarget) -> Iterator[DaskRun]:
-    """A client (and, for ``local:N``, its ``LocalCluster``), closed on exit."""
+    """A client (and, for ``local:N``, its ``LocalCluster``, started in the background),
+    closed on exit."""
     dask, distributed = _import()
-    with contextlib.ExitStack() as stack:
-        if target.local_workers:
-            # Not daemonic: a part's image pipeline starts worker processes of its own.
-            stack.enter_context(dask.config.set({"distributed.worker.daemon": False}))
-            cluster = stack.enter_context(
-                distributed.LocalCluster(
-                    n_workers=target.local_workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    dashboard_address=None,
-                    silence_logs=logging.ERROR,
-                )
-            )
-            client = stack.enter_context(distributed.Client(cluster))
-        else:
-            try:
-                client = stack.enter_context(
-                    distributed.Client(target.address, timeout=CONNECT_TIMEOUT)
-                )
-            except OSError as exc:
-                raise UsageError(
-                    f"cannot reach the Dask scheduler {target.address}: {exc}"
-                ) from exc
-            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
-        width = sum(client.nthreads().values())
-        executor = client.get_executor(retries=PART_RETRIES, pure=False)
-        yield DaskRun(client, executor, width)
+    if not target.local_workers:
+        with _remote(distributed, target.address) as run:
+            yield run
+        return
+    # Not daemonic: a part's image pipeline starts worker processes of its own. The
+    # workers are ours, so Dask's statistical profiler is off: it samples the part's
+    # stack 100 times a second, taking the GIL from its event loop each time.
+    local = {"distributed.worker.daemon": False, "distributed.worker.profile.enabled": False}
+    with dask.config.set(local), _local(distributed, target.local_workers) as run:
+        yield run

@@ -22,11 +22,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from aiograb._core.config import Limits, RequestPolicy
+from aiograb._core.errors import UsageError
 from aiograb._core.loop import run_stoppable
 from aiograb._core.stats import Progress, Summary
 from aiograb._images.pipeline import ImagePipeline
 
-__all__ = ["PROGRESS_NAME", "STOP_NAME", "PartJob", "check_canary", "read_progress", "run_part"]
+__all__ = [
+    "PROGRESS_NAME",
+    "STOP_NAME",
+    "PartJob",
+    "check_canary",
+    "read_progress",
+    "run_part",
+    "warm_up",
+]
 
 PROGRESS_NAME = "progress.json"
 STOP_NAME = "STOP"  # in OUT/parts/: every part stops when it appears
@@ -123,6 +132,20 @@ def run_part(job: PartJob) -> Summary:
         state.input_done = True
         progress(state, force=True)
     return summary
+
+
+def warm_up(limits: Limits) -> None:
+    """A task for a fresh pool process: import what a part runs (the engine, its
+    transport, uvloop) while the coordinator plans, not after it in the first part."""
+    import importlib
+
+    from aiograb._http.default import transport_name
+
+    with contextlib.suppress(UsageError):  # a part with a bad transport says so itself
+        modules = ["aiograb._get.download", f"aiograb._http.{transport_name(limits)}_transport"]
+        for name in [*modules, "uvloop"]:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
 
 
 def check_canary(path: str, token: str) -> str | None:

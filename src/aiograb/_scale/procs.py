@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aiograb._core.config import Limits, RequestPolicy
 from aiograb._core.errors import UsageError
@@ -40,7 +40,14 @@ from aiograb._core.stats import Progress, Summary, peak_rss_mb
 from aiograb._get.sources import InputRow
 from aiograb._images.pipeline import ImagePipeline
 from aiograb._scale.merge import MANIFEST_NAME, write_merged_manifest
-from aiograb._scale.part import STOP_NAME, PartJob, check_canary, read_progress, run_part
+from aiograb._scale.part import (
+    STOP_NAME,
+    PartJob,
+    check_canary,
+    read_progress,
+    run_part,
+    warm_up,
+)
 from aiograb._scale.plan import PART_INPUT, PARTS_DIR, Part, Plan, load_plan, make_plan
 from aiograb._store.journal import JOURNAL_NAME
 
@@ -166,10 +173,48 @@ def _total_progress(plan: Plan) -> Progress:
     return total
 
 
+Probe = Callable[[str, str], Iterable[str | None]]
+Starting = Callable[[], cf.Executor]  # a cluster still starting: its executor, once it is up
+
+
+def _ready(executor: cf.Executor | Starting) -> cf.Executor:
+    return executor if isinstance(executor, cf.Executor) else executor()
+
+
+def _check_and_plan(
+    rows: Callable[[], Iterable[InputRow]],
+    out: Path,
+    executor: cf.Executor | Starting,
+    width: int | None,
+    parts: int | None,
+    probe: Probe | Literal[False] | None,
+    limits: Limits,
+) -> tuple[cf.Executor, Plan, int]:
+    """The canary, then the plan, overlapped with what the executor's start-up costs.
+
+    Workers that may be elsewhere see the canary before anything is planned for them.
+    Processes of this machine (``probe=False``) need none: a cluster
+    still starting comes up while the plan is written, and a ready pool's processes
+    are spawned, and import the engine, meanwhile (``warm_up``).
+    """
+    if probe is not False:
+        executor = _ready(executor)
+        width = width or executor_width(executor)
+        check_visible(out, probe or _executor_probe(executor, width))
+    if isinstance(executor, cf.Executor):
+        width = width or executor_width(executor)
+        for _ in range(width):  # futures nobody waits for: a warm-up only imports
+            executor.submit(warm_up, limits)
+    if width is None:
+        raise UsageError("a starting executor needs its width")
+    plan = _plan(rows, out, parts, width)
+    return _ready(executor), plan, width
+
+
 def run_parted(
     rows: Callable[[], Iterable[InputRow]],
     out_dir: str | os.PathLike[str],
-    executor: cf.Executor,
+    executor: cf.Executor | Starting,
     *,
     width: int | None = None,
     parts: int | None = None,
@@ -179,20 +224,24 @@ def run_parted(
     io_threads: int = 0,
     pipeline: ImagePipeline | None = None,
     on_progress: Callable[[Progress], None] | None = None,
-    probe: Callable[[str, str], Iterable[str | None]] | None = None,
+    probe: Probe | Literal[False] | None = None,
     use_uvloop: bool = True,
     own_processes: bool = False,
 ) -> Summary:
     """Plan ``rows()`` (only when ``out_dir`` has no plan yet) and run every part on
-    ``executor``; return the summary of the whole run."""
+    ``executor``; return the summary of the whole run.
+
+    ``executor`` may be a callable that returns it (a cluster still starting: called
+    once the plan is written; give ``width`` then). ``probe`` reads the canary where
+    the parts run (default: a task per worker); ``False``: the executor's processes
+    are this machine's (our own pool, a ``LocalCluster``), no canary is needed.
+    """
     t0 = time.monotonic()
     out = Path(out_dir).resolve()
-    width = width or executor_width(executor)
     out.mkdir(parents=True, exist_ok=True)
-    check_visible(out, probe or _executor_probe(executor, width))
-    plan = _plan(rows, out, parts, width)
-    running = max(1, min(width, len(plan.parts)))
     limits, policy = limits or Limits(), policy or RequestPolicy()
+    ready, plan, width = _check_and_plan(rows, out, executor, width, parts, probe, limits)
+    running = max(1, min(width, len(plan.parts)))
     stop_file = out / PARTS_DIR / STOP_NAME
     common = PartJob(
         out="", input="", stop_file=str(stop_file), limits=limits, policy=policy,
@@ -201,7 +250,7 @@ def run_parted(
     )  # fmt: skip
     with _Stop(stop_file) as stop:
         jobs = [_job(common, plan, part, running, pipeline) for part in plan.parts]
-        futures = [executor.submit(run_part, job) for job in jobs]
+        futures = [ready.submit(run_part, job) for job in jobs]
         results = list(_wait(futures, plan, on_progress))
         interrupted = stop.requested.is_set()
     # A part whose task returned has just written its manifest from its journal.

@@ -1,0 +1,132 @@
+"""What a parted run does before its parts: the canary only where it is needed, the
+pool's processes warmed up while the plan is written, a LocalCluster started meanwhile."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aiograb import Limits
+from aiograb._core.models import InputRow
+from aiograb._scale.part import check_canary
+from aiograb._scale.procs import run_parted
+from tests.helpers import manifest
+from tests.scale.servers import image_app, serve_hosts
+
+
+class Recording(cf.Executor):
+    """A real process pool that records the name of every function submitted to it."""
+
+    def __init__(self, width: int) -> None:
+        self.pool = cf.ProcessPoolExecutor(width, mp_context=multiprocessing.get_context("spawn"))
+        self.submitted: list[str] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        self.submitted.append(fn.__name__)
+        return self.pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.pool.shutdown(wait, cancel_futures=cancel_futures)
+
+
+def _rows(urls: list[str], seen: Callable[[], None]) -> Callable[[], Iterator[InputRow]]:
+    def rows() -> Iterator[InputRow]:
+        seen()  # the moment planning starts reading the input
+        for i, url in enumerate(urls, 1):
+            yield InputRow(line=i, url=url)
+
+    return rows
+
+
+@pytest.fixture(scope="module")
+def urls() -> Iterator[list[str]]:
+    with serve_hosts(image_app()) as bases:
+        yield [f"{b}/img/{i}.png" for i in range(2) for b in bases]
+
+
+def test_our_own_pool_needs_no_canary_and_warms_up_while_planning(
+    urls: list[str], tmp_path: Path
+) -> None:
+    executor = Recording(2)
+    at_planning: list[list[str]] = []
+    out = tmp_path / "out"
+    with executor:
+        summary = run_parted(
+            _rows(urls, lambda: at_planning.append(list(executor.submitted))),
+            out,
+            executor,
+            width=2,
+            limits=Limits(concurrency=16, per_host=0),
+            probe=False,
+        )
+    assert at_planning == [["warm_up", "warm_up"]]  # no canary; the processes spawned
+    assert executor.submitted[2:] == ["run_part", "run_part"]
+    assert summary.counts == {"ok": len(urls)}
+    assert [r["url"] for r in manifest(out)] == urls
+
+
+def test_an_executor_of_unknown_workers_sees_the_canary_before_the_plan(
+    urls: list[str], tmp_path: Path
+) -> None:
+    executor = Recording(2)
+    at_planning: list[list[str]] = []
+    with executor:
+        run_parted(
+            _rows(urls, lambda: at_planning.append(list(executor.submitted))),
+            tmp_path / "out",
+            executor,
+            limits=Limits(concurrency=16, per_host=0),
+        )
+    assert at_planning == [["check_canary", "check_canary", "warm_up", "warm_up"]]
+
+
+def test_a_starting_executor_is_asked_for_only_once_the_plan_is_written(
+    urls: list[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    events: list[str] = []
+    with Recording(2) as executor:
+
+        def starting() -> cf.Executor:
+            events.append("asked" if (out / "plan.json").is_file() else "asked before the plan")
+            return executor
+
+        summary = run_parted(
+            _rows(urls, lambda: events.append("planning")),
+            out,
+            starting,
+            width=2,
+            limits=Limits(concurrency=16, per_host=0),
+            probe=False,
+        )
+        assert executor.submitted == ["run_part", "run_part"]  # nothing before it was up
+    assert events == ["planning", "asked"]
+    assert summary.counts == {"ok": len(urls)}
+
+
+def test_dask_local_starts_in_the_background_without_the_profiler(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    from aiograb._scale.dask import DaskTarget, open_dask
+
+    canary = tmp_path / "canary"
+    canary.write_text("t0ken")
+    with open_dask(DaskTarget(local_workers=2)) as run:
+        assert not run.up()  # entered at once: the cluster is still starting
+        assert (run.local, run.width) == (True, 2)
+        client = run.executor()._client
+        assert run.up()
+        profiled = client.run(_profiler_enabled)
+        assert list(profiled.values()) == [False, False]
+        assert run.probe(str(canary), "t0ken") == [None, None]
+        assert run.executor().submit(check_canary, str(canary), "other").result() is not None
+
+
+def _profiler_enabled() -> bool:
+    import dask
+
+    return bool(dask.config.get("distributed.worker.profile.enabled"))
