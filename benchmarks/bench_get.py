@@ -3,8 +3,9 @@
 The local test server runs in its own process (``aiograb.testing.ServerProcess``);
 each client runs as a child process into a fresh temporary folder, and the rounds
 alternate which client goes first. For each child it records wall time, CPU
-(user + sys from ``os.wait4``), peak RSS (``ru_maxrss``), peak OS threads (by
-polling ``/proc/<pid>/task``) and the files that arrived. See benchmarks/README.md.
+(user + sys from ``os.wait4``), peak RSS (the child's ``VmHWM``, and the sum over
+its process tree), peak OS threads (by polling ``/proc/<pid>/task``) and the
+files that arrived. See benchmarks/README.md.
 
     python benchmarks/bench_get.py --n 10000 --concurrency 500 --latency-ms 50 --rounds 3
     python benchmarks/bench_get.py --million --million-seconds 540
@@ -55,7 +56,7 @@ class Measurement:
     wall: float  # seconds from spawn to exit
     user: float
     sys: float
-    peak_rss_mb: float  # ru_maxrss
+    peak_rss_mb: float  # the child's own VmHWM (not ru_maxrss: see _Tree)
     peak_threads: int  # max len(/proc/<pid>/task) over the polls
     server_cpu: float = 0.0  # CPU seconds the server spent during this run
     files: int = 0  # files found in the output folder afterwards
@@ -64,6 +65,7 @@ class Measurement:
     interrupted_at: float | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     series: list[dict[str, float]] = field(default_factory=list)  # sampled over time
+    peak_tree_rss_mb: float = 0.0  # the sum of every process of its tree's VmHWM
 
     @property
     def cpu(self) -> float:
@@ -115,6 +117,75 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _vm_hwm_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process (this kernel has no /proc/<pid>/task/*/children)."""
+    out: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as fh:
+                    out[int(entry.name)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+class _Tree:
+    """Peak RSS of a child and of its process tree (pool workers, a shell's jobs).
+
+    ``ru_maxrss`` would not do: Linux carries the peak of the process that forked
+    over into the exec'd child (``Popen`` forks this harness: a sleeping child then
+    "peaks" at the harness's size). ``VmHWM`` is each process's own peak since exec;
+    the tree's figure is their sum, over every process seen in it (descendants are
+    looked for every ``SCAN_SECONDS``; one that lives shorter may be missed).
+    """
+
+    SCAN_SECONDS = 0.2
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self.peak_kb: dict[int, int] = {root: 0}
+        self._next_scan = 0.0
+
+    def poll(self, now: float) -> None:
+        if now >= self._next_scan:
+            self._next_scan = now + self.SCAN_SECONDS
+            parents = _parents()
+            for pid, ppid in parents.items():
+                if pid not in self.peak_kb and self._descends(pid, ppid, parents):
+                    self.peak_kb[pid] = 0
+        for pid, kb in self.peak_kb.items():
+            self.peak_kb[pid] = max(kb, _vm_hwm_kb(pid))
+
+    def _descends(self, pid: int, ppid: int, parents: dict[int, int]) -> bool:
+        for _ in range(64):  # a chain, never a cycle; bounded anyway
+            if ppid == self.root or ppid in self.peak_kb:
+                return True
+            if ppid <= 1:
+                return False
+            ppid = parents.get(ppid, 0)
+        return False
+
+    @property
+    def own_mb(self) -> float:
+        return self.peak_kb[self.root] / 1024
+
+    @property
+    def tree_mb(self) -> float:
+        return sum(self.peak_kb.values()) / 1024
+
+
 def _journal_rows(path: Path) -> tuple[int, int]:
     """(rows ingested, rows done) in an aiograb journal another process is writing."""
     if not path.exists():
@@ -140,13 +211,15 @@ def measure(
     interrupt_after: float | None = None,
     journal: Path | None = None,
     series_every: float = 1.0,
+    env: dict[str, str] | None = None,
 ) -> Measurement:
     """Run ``cmd`` to its end; poll threads and RSS every 20 ms; SIGINT it after
     ``interrupt_after`` seconds, SIGKILL it after ``timeout`` seconds."""
     server0 = _proc_cpu(server_pid)
     with log.open("wb") as out:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env)
+    tree = _Tree(proc.pid)
     peak_threads, series, next_sample = 0, [], 0.0
     interrupted_at: float | None = None
     while True:
@@ -155,6 +228,7 @@ def measure(
         if pid:
             break
         peak_threads = max(peak_threads, _threads(proc.pid))
+        tree.poll(now)
         if now >= next_sample:
             sample = {"t": round(now, 2), "rss_mb": round(_rss_mb(proc.pid), 1)}
             if journal is not None:
@@ -174,7 +248,8 @@ def measure(
         wall=now,
         user=usage.ru_utime,
         sys=usage.ru_stime,
-        peak_rss_mb=usage.ru_maxrss / 1024,
+        peak_rss_mb=tree.own_mb,
+        peak_tree_rss_mb=tree.tree_mb,
         peak_threads=peak_threads,
         server_cpu=_proc_cpu(server_pid) - server0,
         interrupted_at=interrupted_at,
