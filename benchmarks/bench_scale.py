@@ -8,15 +8,20 @@ planning and process start-up included) and the ratios to one process. The
 reference "2 halves by hand" is what a perfect split costs here: two ordinary
 one-process runs at once, each on the URLs of 8 of the 16 hosts.
 img2dataset is run at 2 processes too when it is installed (it is not a
-dependency: skipped otherwise).
+dependency: skipped otherwise). ``--before TREE`` also runs aiograb's three
+configurations from another source tree (``PYTHONPATH=TREE/src``), in the
+same rotation: before/after ratios from one run.
 
     python benchmarks/bench_scale.py --n 20000 --rounds 2
+    git archive main | tar -x -C /tmp/before
+    python benchmarks/bench_scale.py --n 20000 --rounds 3 --before /tmp/before
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import statistics
@@ -119,58 +124,86 @@ def img2dataset_cmd(urls: Path, out: Path) -> list[str] | None:
             "--processes_count", "2", "--thread_count", "64", "--resize_mode", "no"]  # fmt: skip
 
 
+CONFIGS: dict[str, list[str]] = {
+    "one process": [],
+    "--procs 2": ["--procs", "2"],
+    "--dask local:2": ["--dask", "local:2"],
+}
+BEFORE = "before: "  # a config run with the --before tree
+
+
+def _env(tree: Path | None) -> dict[str, str] | None:
+    if tree is None:
+        return None
+    return dict(os.environ, PYTHONPATH=str((tree / "src").resolve()))
+
+
+def _command(name: str, work: Path, out: Path, urls: Path, concurrency: int) -> list[str]:
+    if name.startswith("img2dataset"):
+        cmd = img2dataset_cmd(urls, out)
+        assert cmd is not None
+        return cmd
+    if name == "2 halves by hand":
+        return halves_cmd(work, out, concurrency)
+    flags = CONFIGS[name.removeprefix(BEFORE)]
+    return aiograb_cmd(urls, out, work / "s.json", concurrency, flags)
+
+
+def _split_halves(work: Path, urls: Path) -> None:
+    lines = urls.read_text().splitlines(keepends=True)
+    for half in (0, 1):  # hosts 1-8 and 9-16 (line i is on host i % 16)
+        mine = [line for i, line in enumerate(lines) if i % 16 // 8 == half]
+        (work / f"half{half}.txt").write_text("".join(mine))
+
+
+def _names(args: argparse.Namespace, urls: Path, work: Path) -> list[str]:
+    names = list(CONFIGS)
+    if args.before is not None:
+        names += [BEFORE + n for n in CONFIGS]
+    names.append("2 halves by hand")
+    if img2dataset_cmd(urls, work) is None:
+        print("img2dataset is not installed: skipped", flush=True)
+    else:
+        names.append("img2dataset 2 procs")
+    return names
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=20_000)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--concurrency", type=int, default=512)
     p.add_argument("--tmpfs", type=Path, default=Path("/dev/shm"))
+    p.add_argument("--before", type=Path, help="also run aiograb's configs from this source tree")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
-    configs: dict[str, list[str]] = {
-        "one process": [],
-        "--procs 2": ["--procs", "2"],
-        "--dask local:2": ["--dask", "local:2"],
-        "2 halves by hand": [],
-    }
-    walls: dict[str, list[float]] = {k: [] for k in configs}
+    walls: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
+    tree_rss: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="aiograb-bench-scale-", dir=args.tmpfs) as tmp:
         work = Path(tmp)
         with nginx(work / "nginx", files=max(1, args.n // len(HOSTS))) as (pid, port):
             urls = work / "urls.txt"
             write_urls(urls, port, args.n, max(1, args.n // len(HOSTS)))
-            lines = urls.read_text().splitlines(keepends=True)
-            for half in (0, 1):  # hosts 1-8 and 9-16 (line i is on host i % 16)
-                mine = [line for i, line in enumerate(lines) if i % 16 // 8 == half]
-                (work / f"half{half}.txt").write_text("".join(mine))
-            names = list(configs)
-            if img2dataset_cmd(urls, work) is None:
-                print("img2dataset is not installed: skipped", flush=True)
-            else:
-                names.append("img2dataset 2 procs")
-                walls["img2dataset 2 procs"] = []
+            _split_halves(work, urls)
+            names = _names(args, urls, work)
             for r in range(args.rounds):
                 for name in names[r % len(names) :] + names[: r % len(names)]:
                     out = work / "out"
                     shutil.rmtree(out, ignore_errors=True)
-                    cmd = (
-                        img2dataset_cmd(urls, out)
-                        if name.startswith("img2dataset")
-                        else halves_cmd(work, out, args.concurrency)
-                        if name == "2 halves by hand"
-                        else aiograb_cmd(
-                            urls, out, work / "s.json", args.concurrency, configs[name]
-                        )
-                    )
-                    assert cmd is not None
-                    m = measure(name, cmd, work / "log", timeout=600, server_pid=pid)
+                    cmd = _command(name, work, out, urls, args.concurrency)
+                    env = _env(args.before if name.startswith(BEFORE) else None)
+                    m = measure(name, cmd, work / "log", timeout=600, server_pid=pid, env=env)
                     files, _ = count_files(out)
                     if m.exit_code != 0:
                         tail = (work / "log").read_text()[-2000:]
                         raise SystemExit(f"{name}: exit {m.exit_code}: {tail}")
-                    walls[name].append(m.wall)
-                    print(f"round {r}: {name:<20} {m.wall:6.2f} s {args.n / m.wall:7.0f} files/s "
-                          f"({files} files, {m.cpu:5.1f} s CPU)", flush=True)  # fmt: skip
+                    walls.setdefault(name, []).append(m.wall)
+                    cpus.setdefault(name, []).append(m.cpu)
+                    tree_rss.setdefault(name, []).append(m.peak_tree_rss_mb)
+                    print(f"round {r}: {name:<24} {m.wall:6.2f} s {args.n / m.wall:7.0f} files/s "
+                          f"({files} files, {m.cpu:5.1f} s CPU, "
+                          f"{m.peak_tree_rss_mb:4.0f} MB RSS of the tree)", flush=True)  # fmt: skip
     med = {k: statistics.median(v) for k, v in walls.items()}
     rate = {k: args.n / v for k, v in med.items()}
     base = rate["one process"]
@@ -180,8 +213,15 @@ def main() -> None:
         "files_per_s": rate,
         "ratio_to_one_process": {k: v / base for k, v in rate.items()},
         "best_files_per_s": {k: args.n / min(v) for k, v in walls.items()},
+        "median_cpu_s": {k: statistics.median(v) for k, v in cpus.items()},
+        "median_tree_rss_mb": {k: statistics.median(v) for k, v in tree_rss.items()},
         "walls": walls,
     }
+    if args.before is not None:
+        result["ratio_before_one_process"] = {
+            k: v / rate[BEFORE + "one process"] for k, v in rate.items() if k.startswith(BEFORE)
+        }
+        result["after_over_before"] = {n: rate[n] / rate[BEFORE + n] for n in CONFIGS}
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
