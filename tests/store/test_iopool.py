@@ -6,15 +6,17 @@ import asyncio
 import hashlib
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from aiograb import Limits, RequestPolicy, RetryPolicy, Timeouts, UsageError
+from aiograb._core.errors import WriteError
 from aiograb._core.stats import os_threads
 from aiograb._core.urls import parse_url, url_key
 from aiograb._get.download import run_get
 from aiograb._get.sources import InputRow
-from aiograb._store.sinks import SPILL_BYTES, FileSink
+from aiograb._store.sinks import BATCH_FILES, SPILL_BYTES, FileSink
 from aiograb.testing import RunningServer, image_bytes
 from tests.helpers import by_url, run
 
@@ -138,3 +140,80 @@ def test_the_loop_thread_does_no_file_io(server: RunningServer, tmp_path: Path) 
     files = [(t, dst) for t, dst in renames if dst.endswith(".png")]
     assert len(files) == 20
     assert all(t != loop_thread for t, _ in files)
+
+
+class _Counting:
+    """Counts the tasks a sink hands to its IO pool (the hand-offs of the loop)."""
+
+    def __init__(self, sink: FileSink) -> None:
+        assert sink.pool is not None
+        self.tasks = 0
+        submit = sink.pool.submit
+
+        def counted(fn: Any, /, *args: Any) -> Any:
+            self.tasks += 1
+            return submit(fn, *args)
+
+        sink.pool.submit = counted  # type: ignore[method-assign]
+
+
+def test_the_files_of_one_loop_turn_are_one_hand_off(tmp_path: Path) -> None:
+    sink = FileSink(tmp_path, io_threads=2)
+    sink.prepare()
+    counting = _Counting(sink)
+    n = BATCH_FILES + 8  # a full batch, then the rest of the turn
+    body = b"\x89PNG" + b"x" * 500
+    # The first key's folder is a file: that one fails; the batch's others do not.
+    keys = ["zz" + "0" * 30] + [f"{i:032x}" for i in range(1, n)]
+    (tmp_path / "zz").write_text("in the way")
+    outcomes: list[object] = []
+
+    async def main() -> None:
+        writers = [sink.open(k) for k in keys]
+        for w in writers:  # one turn of the loop: no await in between
+            w.write(body)
+            w.commit("image/png")
+        for w in writers:
+            try:
+                await w.settle()
+                outcomes.append("ok")
+            except WriteError as exc:
+                outcomes.append(exc)
+
+    run(main())
+    sink.close()
+    assert counting.tasks == 2  # not n: BATCH_FILES, then the 8 left at the end of the turn
+    assert isinstance(outcomes[0], WriteError)
+    assert outcomes[1:] == ["ok"] * (n - 1)
+    for k in keys[1:]:
+        assert (tmp_path / k[:2] / f"{k}.png").read_bytes() == body
+    assert not list((tmp_path / ".aiograb-tmp").iterdir())
+
+
+def test_a_cancelled_writer_leaves_its_batch_settling(tmp_path: Path) -> None:
+    sink = FileSink(tmp_path, io_threads=1)
+    sink.prepare()
+    gate = threading.Event()
+    assert sink.pool is not None
+    sink.pool.submit(gate.wait, 10)  # the thread is busy: the batch waits behind it
+    body = b"GIF89a" + b"y" * 100
+    keys = [f"{i:032x}" for i in range(3)]
+
+    async def main() -> None:
+        writers = [sink.open(k) for k in keys]
+        for w in writers:
+            w.write(body)
+            w.commit("image/gif")
+        first = asyncio.ensure_future(writers[0].settle())
+        await asyncio.sleep(0)
+        first.cancel()  # e.g. Ctrl-C reached that worker
+        gate.set()
+        for w in writers[1:]:
+            await w.settle()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+
+    run(main())
+    sink.close()
+    for k in keys:  # the file of the cancelled writer was stored all the same
+        assert (tmp_path / k[:2] / f"{k}.gif").read_bytes() == body

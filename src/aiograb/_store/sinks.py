@@ -8,11 +8,15 @@ renamed into place, atomically, under a name derived from the URL; nothing the
 server says (Content-Disposition, URL path) takes part in the path, so no
 response can write outside the output folder.
 
-The IO pool. With ``io_threads`` > 0, a ``FileSink`` hands each committed body
+The IO pool. With ``io_threads`` > 0, a ``FileSink`` hands committed bodies
 to a fixed ``ThreadPoolExecutor`` (``aiograb-io-N`` threads): the file's
 creation, write and atomic rename run there, and the writer's ``settle()`` is
 the future the engine awaits before it records the row, so the journal still
-says ``ok`` only for a file that is in place. Back-pressure is the engine's
+says ``ok`` only for a file that is in place. The hand-off is by batch: the
+bodies committed in one turn of the event loop go to one thread as one task
+(``_Batches``), so the loop pays one submit and one wake-up per batch, not per
+file — per file, the thread hand-off and the GIL going back and forth cost the
+loop more than the file system call it saves on tmpfs (BENCHMARKS.md). Back-pressure is the engine's
 own: a worker awaits its body's ``settle()`` before it takes the next URL, so
 at most ``concurrency`` bodies wait for the pool. A body that spilled to disk
 while streaming (over ``SPILL_BYTES``) is written on the loop as it arrives
@@ -24,14 +28,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import itertools
 import os
 import stat
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiograb._core.content import STORED_EXTENSIONS, extension_for
 from aiograb._core.errors import UsageError, WriteError, write_error
@@ -41,6 +46,7 @@ __all__ = ["BodyWriter", "FileSink", "MemorySink", "SpoolWriter", "Stored"]
 
 SPILL_BYTES = 1 << 20
 MAX_IO_THREADS = 64
+BATCH_FILES = 32  # files per hand-off to an IO thread, at most
 TMP_DIR = ".aiograb-tmp"
 
 
@@ -160,6 +166,72 @@ class SpoolWriter:
             self._tmp = ""
 
 
+def _store_all(stores: list[Callable[[], None]]) -> list[Exception | None]:
+    """In an IO thread: store a batch of files, each one's error kept for its writer."""
+    errors: list[Exception | None] = []
+    for store in stores:
+        try:
+            store()
+        except Exception as exc:  # a WriteError, as a rule: that file's row fails
+            errors.append(exc)
+        else:
+            errors.append(None)
+    return errors
+
+
+def _settle_all(waiters: list[asyncio.Future[None]], done: asyncio.Future[Any]) -> None:
+    """On the loop: a batch is stored; wake each writer with its own outcome."""
+    if done.cancelled():  # the pool was shut down under it
+        for waiter in waiters:
+            waiter.cancel()
+        return
+    exc = done.exception()
+    errors: list[BaseException | None] = [exc] * len(waiters) if exc else done.result()
+    for waiter, error in zip(waiters, errors, strict=True):
+        if waiter.done():  # its task was cancelled meanwhile
+            continue
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
+
+
+class _Batches:
+    """The loop's hand-off to the IO pool: the files committed in one turn of the
+    event loop go to one IO thread together (one task, one wake-up of the loop when
+    they are in place), not one hand-off per file; at most ``BATCH_FILES`` a task,
+    so a burst still spreads over the threads."""
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self._pool = pool
+        self._stores: list[Callable[[], None]] = []
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def put(self, store: Callable[[], None]) -> asyncio.Future[None] | None:
+        """Queue ``store``; the future is done when it ran (None: it ran here, no loop)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            store()
+            return None
+        if not self._stores:
+            loop.call_soon(self._flush)
+        waiter = loop.create_future()
+        self._stores.append(store)
+        self._waiters.append(waiter)
+        if len(self._stores) >= BATCH_FILES:
+            self._flush()
+        return waiter
+
+    def _flush(self) -> None:
+        if not self._stores:
+            return  # flushed early, when full
+        stores, waiters = self._stores, self._waiters
+        self._stores, self._waiters = [], []
+        done = asyncio.wrap_future(self._pool.submit(_store_all, stores))
+        done.add_done_callback(functools.partial(_settle_all, waiters))
+
+
 class _FileWriter(SpoolWriter):
     __slots__ = ("_key", "_pending", "_sink")
 
@@ -167,22 +239,22 @@ class _FileWriter(SpoolWriter):
         super().__init__(lambda: sink.tmp_path(key))
         self._sink = sink
         self._key = key
-        self._pending: Future[None] | None = None
+        self._pending: asyncio.Future[None] | None = None
 
     def commit(self, mime: str) -> Stored:
         rel = self._sink.relative_path(self._key, extension_for(mime))
         stored = Stored(size=self._size, sha256=self._hash.hexdigest(), path=rel)
-        pool = self._sink.pool
-        if pool is None:
+        batches = self._sink.batches
+        if batches is None:
             self._store(rel)
         else:  # the loop goes on; settle() waits for the file to be in place
-            self._pending = pool.submit(self._store, rel)
+            self._pending = batches.put(functools.partial(self._store, rel))
         return stored
 
     async def settle(self) -> None:
         if (pending := self._pending) is not None:
             self._pending = None
-            await asyncio.wrap_future(pending)
+            await pending
 
     def _store(self, rel: str) -> None:
         """Temp file, then atomic rename into place (on the loop, or in an IO thread)."""
@@ -210,6 +282,7 @@ class FileSink:
         self.pool = (
             ThreadPoolExecutor(io_threads, thread_name_prefix="aiograb-io") if io_threads else None
         )
+        self.batches = _Batches(self.pool) if self.pool is not None else None
         self.io_threads = io_threads
         self.root = Path(root)
         self.root_str = str(self.root)  # str paths on the hot path: pathlib costs per file
