@@ -3,6 +3,7 @@ encoding their journals' rows gives; a part that did not finish is read from its
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import aiograb
 from aiograb._scale.merge import _HEAD, _keyed, _slow, merged_lines, write_merged_manifest
 from aiograb._scale.plan import load_plan
 from aiograb._store.journal import MANIFEST_FIELDS, manifest_line
+from tests.helpers import aiograb_cli
 from tests.scale.servers import image_app, serve_hosts
 
 # Quotes, backslashes, the manifest's own field names, non-ASCII, a line separator.
@@ -93,3 +95,16 @@ def test_a_line_in_another_shape_is_decoded_and_rewritten() -> None:
     [(no_line, line, order, out)] = list(_keyed([text], "parts/00001", 0))
     assert (no_line, line, order) == (False, 4, 0)
     assert json.loads(out) == {"line": 4, "url": "u", "path": "parts/00001/ab/c.jpg", "state": "ok"}
+
+
+def test_aiograb_manifest_exports_a_parted_output_as_text(tmp_path: Path) -> None:
+    out, urls = _parted(tmp_path)
+    for name in ("m.csv", "m.jsonl"):
+        done = aiograb_cli("manifest", out, "--to", tmp_path / name)
+        assert done.returncode == 0, done.stderr
+        assert f"{len(urls)} rows" in done.stdout
+    rows = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().split("\n")[:-1]]
+    assert [r["url"] for r in rows] == urls
+    with (tmp_path / "m.csv").open(newline="", encoding="utf-8") as fh:
+        assert [r["url"] for r in csv.DictReader(fh)] == urls
+    assert not (out / "aiograb-journal.sqlite").exists()  # none made beside the parts

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,13 @@ def export_manifest(out_dir: str | os.PathLike[str], to: str | os.PathLike[str])
     if not parted and not journal_path.is_file():
         raise InputError(f"{out_dir} has no {JOURNAL_NAME}: not an output folder of aiograb get")
     if fmt != "parquet":
-        return _export_text(journal_path, Path(to), fmt)
+        if parted:  # the parts' journals, read-only: never a journal of its own in OUT
+            return _write_text(lambda: merged_rows(out_dir), Path(to), fmt)
+        text_journal = Journal(journal_path)
+        try:
+            return _write_text(text_journal.rows, Path(to), fmt)
+        finally:
+            text_journal.close()
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -118,27 +124,23 @@ def export_manifest(out_dir: str | os.PathLike[str], to: str | os.PathLike[str])
     return n
 
 
-def _export_text(journal_path: Path, target: Path, fmt: str) -> int:
+def _write_text(rows: Callable[[], Iterator[dict[str, Any]]], target: Path, fmt: str) -> int:
     """CSV (complex values as JSON text, None as an empty cell) or JSONL, atomically."""
-    journal = Journal(journal_path)
     tmp = target.with_name(target.name + ".part")
     n = 0
-    try:
-        kinds = _column_kinds(journal.rows())
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
-            if fmt == "csv":
-                writer = csv.DictWriter(fh, fieldnames=list(kinds), extrasaction="ignore")
-                writer.writeheader()
-                for row in journal.rows():
-                    writer.writerow(_convert(row, {k: "json" for k in kinds}))
-                    n += 1
-            else:
-                for row in journal.rows():
-                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    n += 1
-        os.replace(tmp, target)
-    finally:
-        journal.close()
+    kinds = _column_kinds(rows())
+    with tmp.open("w", encoding="utf-8", newline="") as fh:
+        if fmt == "csv":
+            writer = csv.DictWriter(fh, fieldnames=list(kinds), extrasaction="ignore")
+            writer.writeheader()
+            for row in rows():
+                writer.writerow(_convert(row, {k: "json" for k in kinds}))
+                n += 1
+        else:
+            for row in rows():
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                n += 1
+    os.replace(tmp, target)
     return n
 
 
