@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-__all__ = ["ASYNC_CLIENTS", "CLIENTS", "SYNC_CLIENTS", "available_clients"]
+__all__ = ["ASYNC_CLIENTS", "CLIENTS", "DEFAULT_CLIENTS", "SYNC_CLIENTS", "available_clients"]
 
 # A fan-out: W URLs in, the number of failed calls out.
 AsyncFan = Callable[[list[str]], Awaitable[int]]
@@ -134,6 +134,8 @@ ASYNC_CLIENTS: dict[str, Callable[[int], Any]] = {
 }
 SYNC_CLIENTS: dict[str, Callable[[int], Any]] = {"threads": requests_threads}
 CLIENTS = (*ASYNC_CLIENTS, *SYNC_CLIENTS)
+# The five; the libcurl transport's two are asked for by name (--clients).
+DEFAULT_CLIENTS = ("aiograb", "aiograb-hedged", "aiohttp", "httpx", "threads")
 _NEEDS = {
     "httpx": "httpx",
     "threads": "requests",
