@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 from aiograb._client.hedging import Copy, race
 from aiograb._core.models import Outcome
 from tests.helpers import run
 
 
-def answer(after: float, text: str, log: list[str]) -> Copy:
+def answer(after: float, text: str, log: list[str]) -> Callable[[], Awaitable[Copy]]:
     async def copy() -> Outcome:
         try:
             await asyncio.sleep(after)
@@ -22,7 +23,7 @@ def answer(after: float, text: str, log: list[str]) -> Copy:
         log.append(f"{text} answered")
         return Outcome(url=text, ok=True, attempts=1)
 
-    return copy  # type: ignore[return-value]
+    return copy
 
 
 def test_a_slow_first_copy_loses_to_the_hedge_and_is_cancelled() -> None:
