@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from aiograb._core.config import DEFAULT_IO_THREADS
 from aiograb.testing import RunningServer, ServerConfig, ServerProcess, image_bytes
 from tests.helpers import aiograb_cli, manifest
 
@@ -87,8 +88,8 @@ def test_thread_count_with_dns_stays_at_most_two(server: RunningServer, tmp_path
         "get", write_urls(tmp_path / "u.txt", urls), "-o", out, "--summary-json", summary, "-q"
     )
     assert done.returncode == 0, done.stderr
-    # The loop, the resolver's helper, and the default IO pool (4): never more.
-    assert json.loads(summary.read_text())["peak_threads"] <= 2 + 4
+    # The loop, the resolver's helper, and the default IO pool: never more.
+    assert json.loads(summary.read_text())["peak_threads"] <= 2 + DEFAULT_IO_THREADS
 
 
 def test_exit_1_when_some_urls_failed(server: RunningServer, tmp_path: Path) -> None:

@@ -187,7 +187,7 @@ def _resumed_line(s: Summary) -> str:
 
 
 def _threads_line(s: Summary) -> str:
-    """``5 OS threads (of at most loop + resolver helper + 4 IO)``, per process when several."""
+    """``4 OS threads (of at most loop + resolver helper + 2 IO)``, per process when several."""
     text = f"{s.peak_threads} OS thread{'s' if s.peak_threads != 1 else ''}"
     bound = "loop + resolver helper" + (f" + {s.io_threads} IO" if s.io_threads else "")
     where = f" per process, {s.processes} processes" if s.processes > 1 else ""

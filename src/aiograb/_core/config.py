@@ -56,8 +56,10 @@ TRANSPORTS = ("aiohttp", "curl")
 # client API) it would hurt: refuse it as ``too_large``. 0 lifts the limit.
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 # Threads that create, write and rename the files of ``get`` (the loop never waits for
-# the disk); fixed, whatever the concurrency. 0 stores on the loop thread.
-DEFAULT_IO_THREADS = 4
+# the disk); fixed, whatever the concurrency. 0 stores on the loop thread. 2: with the
+# batched hand-off the loop's CPU per file is the same with 1, 2 or 4 threads, and 4
+# cost 7-16 % more CPU in all than 2 (BENCHMARKS.md, "#11 scale-out, second pass").
+DEFAULT_IO_THREADS = 2
 # X-Robots-Tag directives that forbid storing a body, as img2dataset has them:
 # a site that says "noai" or "noindex" did not agree to be in a dataset.
 DEFAULT_DISALLOWED_HEADER_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
