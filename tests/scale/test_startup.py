@@ -4,6 +4,8 @@ pool's processes warmed up while the plan is written, a LocalCluster started mea
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import gc
 import multiprocessing
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from aiograb import Limits
+from aiograb import Limits, RequestPolicy
 from aiograb._core.models import InputRow
 from aiograb._scale.part import check_canary
 from aiograb._scale.procs import run_parted
@@ -130,3 +132,34 @@ def _profiler_enabled() -> bool:
     import dask
 
     return bool(dask.config.get("distributed.worker.profile.enabled"))
+
+
+def test_the_cli_tunes_the_collector_of_a_local_clusters_workers(
+    urls: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("distributed")
+    import argparse
+
+    from aiograb._cli.scale import run_scaled
+    from aiograb._scale import dask as scale_dask
+
+    args = argparse.Namespace(
+        engine="async", procs=1, dask="local:1", parts=None, io_threads=1,
+        no_uvloop=False, out=tmp_path / "out",
+    )  # fmt: skip
+    thresholds: list[object] = []
+    opened = scale_dask.open_dask
+
+    @contextlib.contextmanager
+    def watching(target: Any) -> Iterator[Any]:
+        with opened(target) as run:
+            yield run
+            client = run.executor()._client
+            thresholds.extend(client.run(gc.get_threshold).values())
+
+    monkeypatch.setattr(scale_dask, "open_dask", watching)
+    limits = Limits(concurrency=8, per_host=0)
+    rows = _rows(urls, lambda: None)
+    summary = run_scaled(args, rows, limits, RequestPolicy(), False, lambda _p: None, None)
+    assert summary.counts == {"ok": len(urls)}
+    assert thresholds == [(50_000, 20, 100)]  # as --procs' own processes: -8 % CPU

@@ -113,6 +113,7 @@ def run_scaled(
                 dask.executor,
                 width=dask.width,
                 probe=False if dask.local else dask.probe,
+                own_processes=dask.local,
                 **common,
             )
     procs = default_procs() if args.procs == "auto" else args.procs

@@ -54,7 +54,7 @@ class PartJob:
     io_threads: int = 0
     pipeline: ImagePipeline | None = None
     use_uvloop: bool = True
-    own_process: bool = False  # a process of our own pool (--procs): tune its collector
+    own_process: bool = False  # a process we started (--procs, local:N): tune its collector
 
 
 class _ProgressFile:
@@ -101,7 +101,8 @@ def run_part(job: PartJob) -> Summary:
     progress = _ProgressFile(job.out)
     if job.own_process:
         # As the CLI does for its own process (BENCHMARKS.md: -8% CPU): a bulk download
-        # makes many short-lived containers. Not in a Dask worker, which is not ours.
+        # makes many short-lived containers. Not in the worker of a cluster given by
+        # address, which is not ours (a LocalCluster's workers are).
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
