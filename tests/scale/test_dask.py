@@ -32,7 +32,7 @@ def test_dask_local_2_survives_a_killed_worker(tmp_path: Path) -> None:
         proc = _start(args, tmp_path)
         try:
             _wait_for(lambda: _ok_so_far(out) >= 40, timeout=90)
-            workers = _children(proc.pid)
+            workers = _workers(proc.pid)
             assert len(workers) == 2, workers
             os.kill(workers[0], signal.SIGKILL)  # Dask reschedules its part; it resumes
             stdout, stderr = proc.communicate(timeout=120)
@@ -46,6 +46,25 @@ def test_dask_local_2_survives_a_killed_worker(tmp_path: Path) -> None:
     assert all(r["state"] == "ok" for r in rows)
     _check_files(out, rows)
     assert sum(counting.total.values()) >= len(urls)
+
+
+def _workers(pid: int) -> list[int]:
+    """The LocalCluster's worker processes: forked by the fork server, a child of ``pid``
+    (or, where there is no fork server, spawned children of ``pid``)."""
+    parents: dict[int, int] = {}
+    servers = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                parents[int(entry.name)] = int(
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+                )
+                if b"forkserver" in (entry / "cmdline").read_bytes():
+                    servers.append(int(entry.name))
+    servers = [s for s in servers if parents.get(s) == pid]
+    if not servers:
+        return _children(pid)
+    return sorted(p for p, parent in parents.items() if parent in servers)
 
 
 @contextlib.contextmanager

@@ -111,7 +111,9 @@ def test_a_starting_executor_is_asked_for_only_once_the_plan_is_written(
     assert summary.counts == {"ok": len(urls)}
 
 
-def test_dask_local_starts_in_the_background_without_the_profiler(tmp_path: Path) -> None:
+def test_dask_local_starts_in_the_background_forked_without_the_profiler(
+    tmp_path: Path,
+) -> None:
     pytest.importorskip("distributed")
     from aiograb._scale.dask import DaskTarget, open_dask
 
@@ -124,8 +126,16 @@ def test_dask_local_starts_in_the_background_without_the_profiler(tmp_path: Path
         assert run.up()
         profiled = client.run(_profiler_enabled)
         assert list(profiled.values()) == [False, False]
+        # Forked from a server that imported the engine: no part has run, it is there.
+        assert list(client.run(_engine_imported).values()) == [True, True]
         assert run.probe(str(canary), "t0ken") == [None, None]
         assert run.executor().submit(check_canary, str(canary), "other").result() is not None
+
+
+def _engine_imported() -> bool:
+    import sys
+
+    return "aiograb._get.download" in sys.modules
 
 
 def _profiler_enabled() -> bool:
