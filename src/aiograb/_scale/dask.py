@@ -7,7 +7,8 @@ tasks are rescheduled by Dask's scheduler (up to its ``allowed-failures``), and
 a retried part refetches at most what was in flight. ``client.run`` puts the
 canary check on every worker of a scheduler given by address; a ``local:N``
 cluster's workers are this machine's processes and need none. ``local:N``
-starts in a thread while the coordinator writes the plan. ``distributed`` is
+starts in a thread while the coordinator writes the plan, its workers forked
+from a fork server that has imported Dask and the engine. ``distributed`` is
 imported only here, only when ``--dask`` is used.
 """
 
