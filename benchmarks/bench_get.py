@@ -66,6 +66,7 @@ class Measurement:
     summary: dict[str, Any] = field(default_factory=dict)
     series: list[dict[str, float]] = field(default_factory=list)  # sampled over time
     peak_tree_rss_mb: float = 0.0  # the sum of every process of its tree's VmHWM
+    tree_cpu: float = 0.0  # user + sys of the whole tree (see _Tree.cpu_seconds)
 
     @property
     def cpu(self) -> float:
@@ -156,6 +157,7 @@ class _Tree:
     def __init__(self, root: int) -> None:
         self.root = root
         self.peak_kb: dict[int, int] = {root: 0}
+        self.cpu: dict[int, float] = {}  # the last CPU seconds seen of each process
         self._next_scan = 0.0
 
     def poll(self, now: float) -> None:
@@ -167,6 +169,8 @@ class _Tree:
                     self.peak_kb[pid] = 0
         for pid, kb in self.peak_kb.items():
             self.peak_kb[pid] = max(kb, _vm_hwm_kb(pid))
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                self.cpu[pid] = _proc_cpu(pid)
 
     def _descends(self, pid: int, ppid: int, parents: dict[int, int]) -> bool:
         for _ in range(64):  # a chain, never a cycle; bounded anyway
@@ -184,6 +188,12 @@ class _Tree:
     @property
     def tree_mb(self) -> float:
         return sum(self.peak_kb.values()) / 1024
+
+    def cpu_seconds(self, waited: float) -> float:
+        """The tree's CPU: ``wait4``'s (the child and the descendants it waited for),
+        or, when larger, the sum of the last seen of each of its processes: a fork
+        server's workers are never waited for by the child, so ``wait4`` misses them."""
+        return max(waited, sum(self.cpu.values()))
 
 
 def _journal_rows(path: Path) -> tuple[int, int]:
@@ -250,6 +260,7 @@ def measure(
         sys=usage.ru_stime,
         peak_rss_mb=tree.own_mb,
         peak_tree_rss_mb=tree.tree_mb,
+        tree_cpu=tree.cpu_seconds(usage.ru_utime + usage.ru_stime),
         peak_threads=peak_threads,
         server_cpu=_proc_cpu(server_pid) - server0,
         interrupted_at=interrupted_at,

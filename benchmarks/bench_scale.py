@@ -199,10 +199,10 @@ def main() -> None:
                         tail = (work / "log").read_text()[-2000:]
                         raise SystemExit(f"{name}: exit {m.exit_code}: {tail}")
                     walls.setdefault(name, []).append(m.wall)
-                    cpus.setdefault(name, []).append(m.cpu)
+                    cpus.setdefault(name, []).append(m.tree_cpu)
                     tree_rss.setdefault(name, []).append(m.peak_tree_rss_mb)
                     print(f"round {r}: {name:<24} {m.wall:6.2f} s {args.n / m.wall:7.0f} files/s "
-                          f"({files} files, {m.cpu:5.1f} s CPU, "
+                          f"({files} files, {m.tree_cpu:5.1f} s CPU, "
                           f"{m.peak_tree_rss_mb:4.0f} MB RSS of the tree)", flush=True)  # fmt: skip
     med = {k: statistics.median(v) for k, v in walls.items()}
     rate = {k: args.n / v for k, v in med.items()}
