@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pycurl
 from yarl import URL
 
 from aiograb._core.errors import RequestError
 from aiograb._http.base import Headers, make_headers
-from aiograb._http.cookies import CookiePolicy
 from aiograb._http.curl_mapping import parse_head
+
+if TYPE_CHECKING:  # cookies.py imports aiohttp (its jar): only a run with a cookie file needs it
+    from aiograb._http.cookies import CookiePolicy
 
 __all__ = ["HIGH_WATER", "CurlExchange", "Owner"]
 

@@ -14,14 +14,16 @@ from __future__ import annotations
 import os
 import ssl
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pycurl
 from yarl import URL
 
 from aiograb._core.config import Network
-from aiograb._http.cookies import CookiePolicy, read_cookies
 from aiograb._http.network import Proxy, ProxyRoutes, ssl_context
+
+if TYPE_CHECKING:
+    from aiograb._http.cookies import CookiePolicy
 
 __all__ = ["CurlNetwork"]
 
@@ -36,7 +38,11 @@ class CurlNetwork:
         routes = ProxyRoutes(network.proxy, environ)
         self._routes = routes if routes else None
         # None without a cookie file: nothing is sent or kept, and no work per request.
-        self.cookies = CookiePolicy(read_cookies(network.cookies)) if network.cookies else None
+        self.cookies: CookiePolicy | None = None
+        if network.cookies:
+            from aiograb._http.cookies import CookiePolicy, read_cookies  # aiohttp's jar
+
+            self.cookies = CookiePolicy(read_cookies(network.cookies))
 
     def configure(self, handle: Any) -> None:
         """Options of every handle (again after a ``reset``)."""
