@@ -9,7 +9,8 @@ W (``aiograb.bench._fanout_child``); within a W the clients take turns going fir
 Clients: ``aiograb`` (``open_client().gather``), ``aiograb-hedged``
 (``Hedge(after="p95")``, default 5 % budget), ``aiohttp`` (bare ``asyncio.gather``
 over one ``ClientSession``), ``httpx`` (``AsyncClient`` + ``asyncio.gather``), ``threads``
-(a ``ThreadPoolExecutor`` with one ``requests.Session`` per thread). All capped at
+(a ``ThreadPoolExecutor`` with one ``requests.Session`` per thread); on request
+``aiograb-curl`` and ``aiograb-curl-hedged`` (the same over the libcurl transport). All capped at
 min(W, --max-cap) connections. Reported per client and W: endpoint p50/p99, overhead
 over the slowest call, CPU µs per call, extra requests, peak OS threads, peak RSS.
 
@@ -26,7 +27,7 @@ import json
 from pathlib import Path
 
 from aiograb.bench._fanout import FanoutSpec, fanout_table, run_fanout
-from aiograb.bench._fanout_clients import CLIENTS
+from aiograb.bench._fanout_clients import CLIENTS, DEFAULT_CLIENTS
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -37,7 +38,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--widths", type=_ints, default=(100, 1000, 5000))
     parser.add_argument("--rounds", type=_ints, default=(40, 20, 5))
-    parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument(
+        "--clients", default=",".join(DEFAULT_CLIENTS), help=f"of {', '.join(CLIENTS)}"
+    )
     parser.add_argument("--max-cap", type=int, default=1000)
     parser.add_argument("--json", type=Path, help="write every number here")
     args = parser.parse_args()

@@ -24,6 +24,27 @@ def test_sniff_real_images(ext: str) -> None:
     assert sniff(image_bytes(1, ext)[:32]) == expected
 
 
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b"GIF87a...", "image/gif"),
+        (b"MM\x00*....", "image/tiff"),
+        (b"II*\x00....", "image/tiff"),
+        (b"\x00\x00\x01\x00\x01\x00", "image/x-icon"),
+        (b"\x00\x00\x00\x0cJXL \r\n\x87\n", "image/jxl"),  # same first byte as ICO
+        (b"\x00\x00\x00\x1cftypavif", "image/avif"),
+        (b"%PDF-1.7", "application/pdf"),
+        (b"\n\t <svg xmlns='http://www.w3.org/2000/svg'>", "image/svg+xml"),
+        (b"  <!DOCTYPE html><p>", "text/html"),
+        (b'{"ok": true}', None),
+        (b"BMP is not a bitmap header here?", "image/bmp"),
+        (b"", None),
+    ],
+)
+def test_sniff_signatures_sharing_a_first_byte(head: bytes, expected: str | None) -> None:
+    assert sniff(head) == expected
+
+
 def test_accept_policy_trusts_bytes_not_headers() -> None:
     image = AcceptPolicy("image")
     png = image_bytes(1, "png")[:32]

@@ -8,7 +8,7 @@ are wanted) and to name files that have no recognisable magic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiograb._core.errors import NotAccepted
 
@@ -70,19 +70,31 @@ _GENERIC = frozenset(
 )
 
 
+# The signatures by first byte: one dict lookup instead of a scan (every body is sniffed).
+_MAGIC_BY_FIRST: dict[int, tuple[tuple[bytes, str], ...]] = {}
+for _prefix, _offset, _mime in _MAGIC:
+    assert _offset == 0
+    _MAGIC_BY_FIRST[_prefix[0]] = (*_MAGIC_BY_FIRST.get(_prefix[0], ()), (_prefix, _mime))
+_SPACE = b" \t\n\r\x0b\x0c"
+
+
 def sniff(head: bytes) -> str | None:
     """The MIME type that a body's first bytes prove, or None.
 
     >>> sniff(b"\\x89PNG\\r\\n\\x1a\\n....")
     'image/png'
     """
-    for prefix, offset, mime in _MAGIC:
-        if head.startswith(prefix, offset):
+    if not head:
+        return None
+    for prefix, mime in _MAGIC_BY_FIRST.get(head[0], ()):
+        if head.startswith(prefix):
             return mime
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image/webp"
     if head[4:8] == b"ftyp":
         return _FTYP_BRANDS.get(head[8:12])
+    if head[0] != 0x3C and head[0] not in _SPACE:  # markup starts with '<'
+        return None
     text = head.lstrip()[:SNIFF_BYTES].lower()
     if text.startswith((b"<svg", b"<?xml")) and b"<svg" in head.lower():
         return "image/svg+xml"
@@ -117,10 +129,10 @@ class AcceptPolicy:
     """Which bodies to keep: ``image`` (any image), ``any``, or a list of MIME types."""
 
     spec: str = "image"
+    any: bool = field(init=False, repr=False, compare=False)
 
-    @property
-    def any(self) -> bool:
-        return self.spec.strip().lower() in ("any", "*", "*/*")
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "any", self.spec.strip().lower() in ("any", "*", "*/*"))
 
     def _types(self) -> frozenset[str]:
         return frozenset(t.strip().lower() for t in self.spec.split(",") if t.strip())

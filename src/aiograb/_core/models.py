@@ -66,6 +66,11 @@ class Request:
             return self.idempotent
         return self.method.upper() in _SAFE
 
+    @property
+    def bare(self) -> bool:
+        """No headers and no body of its own (a fan-out's usual call)."""
+        return self.headers is None and self.data is None and self.json is _NO_BODY
+
     def body(self) -> tuple[bytes | None, dict[str, str]]:
         if self.json is not _NO_BODY:
             return jsonlib.dumps(self.json).encode(), {"Content-Type": "application/json"}

@@ -101,7 +101,8 @@ class BodyReader:
         self._head = b""
         self._mime: str | None = None
         self._size = 0
-        accept.check_header(self._ctype, url)
+        if not accept.any:
+            accept.check_header(self._ctype, url)
         length = headers.get("Content-Length")
         size = int(length) if length is not None and length.isdigit() else -1
         if limit and size > limit:
@@ -142,7 +143,11 @@ class FetchRules:
         self._rng = rng or random.Random()
         self.headers = {"User-Agent": policy.user_agent, **policy.headers}
 
-    def request_headers(self, request: Request) -> tuple[bytes | None, dict[str, str]]:
+    def request_headers(self, request: Request) -> tuple[bytes | None, Mapping[str, str]]:
+        """The body and headers to send; the shared defaults (never to be mutated) when
+        the request adds neither (a fan-out's usual call)."""
+        if request.bare:
+            return None, self.headers
         body, body_headers = request.body()
         return body, {**self.headers, **body_headers, **(request.headers or {})}
 
@@ -163,9 +168,12 @@ class FetchRules:
     def redirect(
         self, status: int, headers: Mapping[str, str], url: URL, seen: set[str], origin: str
     ) -> URL | None:
-        """The next URL when this response is a redirect to follow, else None."""
+        """The next URL when this response is a redirect to follow, else None. ``seen``
+        holds the chain's URLs so far (empty before the first redirect: ``url`` is added)."""
         if status not in _REDIRECTS or "Location" not in headers:
             return None
+        if not seen:
+            seen.add(str(url))
         location = headers["Location"]
         try:
             target = parse_url(location, base=str(url))
@@ -180,7 +188,7 @@ class FetchRules:
         return target
 
     @staticmethod
-    def redirect_headers(headers: dict[str, str], url: URL, target: URL) -> dict[str, str]:
+    def redirect_headers(headers: Mapping[str, str], url: URL, target: URL) -> Mapping[str, str]:
         """The headers for the hop from ``url`` to ``target``: without the user's
         credentials when ``target`` is another origin (scheme, host or port; so an
         https -> http downgrade drops them too). Once dropped they stay dropped."""
@@ -336,7 +344,7 @@ class Fetcher:
     async def _attempt(self, run: Attempts, request: Request, sink: SinkFactory, key: str) -> None:
         rules, method, url, outcome = self._rules, run.method, run.url, run.outcome
         body, headers = rules.request_headers(request)
-        seen = {str(url)}
+        seen: set[str] = set()  # filled at the first redirect
         for _hop in range(self._policy.max_redirects + 1):
             host = url.host or ""
             slot = await self.politeness.acquire(host)

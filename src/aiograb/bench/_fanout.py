@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ._fanout_clients import CLIENTS, available_clients
+from ._fanout_clients import CLIENTS, DEFAULT_CLIENTS, available_clients
 from ._fanout_model import assigned_latency, round_keys
 from ._measure import measure_process
 
@@ -41,7 +41,7 @@ class FanoutSpec:
     widths: tuple[int, ...] = (100, 1000, 5000)
     rounds: tuple[int, ...] = (40, 20, 5)
     warmup: int = 1  # unmeasured rounds first (connections, the hedge's latency samples)
-    clients: tuple[str, ...] = CLIENTS
+    clients: tuple[str, ...] = DEFAULT_CLIENTS
     max_cap: int = 1000  # connections (threads) per client: min(W, max_cap)
     child_timeout_s: float = 600.0
 
@@ -196,28 +196,35 @@ def fanout_acceptance(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     widths = sorted({r["width"] for r in rows})
     hedge_w = 1000 if 1000 in widths else max(widths, default=0)
     for w in widths:
-        plain, bare = _row(rows, "aiograb", w), _row(rows, "aiohttp", w)
-        if plain and bare:
-            cpu = plain["cpu_us_per_call"] / bare["cpu_us_per_call"]
-            p50 = plain["p50_ms"] / bare["p50_ms"]
-            figures.append(_figure(f"W={w} aiograb CPU/call vs bare aiohttp", cpu, "<= 1.10x"))
-            figures.append(_figure(f"W={w} aiograb p50 vs bare aiohttp", p50, "<= 1.15x"))
+        bare = _row(rows, "aiohttp", w)
+        for name in ("aiograb", "aiograb-curl"):
+            plain = _row(rows, name, w)
+            if plain and bare:
+                cpu = plain["cpu_us_per_call"] / bare["cpu_us_per_call"]
+                p50 = plain["p50_ms"] / bare["p50_ms"]
+                figures.append(_figure(f"W={w} {name} CPU/call vs bare aiohttp", cpu, "<= 1.10x"))
+                figures.append(_figure(f"W={w} {name} p50 vs bare aiohttp", p50, "<= 1.15x"))
+        plain = _row(rows, "aiograb", w)
         if plain:
             figures.append(
                 _figure(f"W={w} aiograb OS threads", plain["peak_threads"], "<= 2", ratio=False)
             )
-    hedged, plain = _row(rows, "aiograb-hedged", hedge_w), _row(rows, "aiograb", hedge_w)
-    if hedged:
-        figures.append(
-            _figure(f"W={hedge_w} hedged p50 (ms)", hedged["p50_ms"], "<= 150", ratio=False)
-        )
-        figures.append(
-            _figure(f"W={hedge_w} hedged extra requests (%)", hedged["extra_pct"], "<= 8", False)
-        )
-        if plain:
-            figures.append(
-                _figure(f"W={hedge_w} hedged p50 vs plain", hedged["p50_ms"] / plain["p50_ms"], "")
-            )
+    for suffix in ("", "-curl"):
+        figures += _hedge_figures(rows, hedge_w, suffix)
+    return figures
+
+
+def _hedge_figures(rows: list[dict[str, Any]], w: int, suffix: str) -> list[dict[str, Any]]:
+    hedged, plain = _row(rows, f"aiograb{suffix}-hedged", w), _row(rows, f"aiograb{suffix}", w)
+    if not hedged:
+        return []
+    name = f"W={w} hedged" if not suffix else f"W={w} aiograb{suffix}-hedged"
+    figures = [
+        _figure(f"{name} p50 (ms)", hedged["p50_ms"], "<= 150", ratio=False),
+        _figure(f"{name} extra requests (%)", hedged["extra_pct"], "<= 8", ratio=False),
+    ]
+    if plain:
+        figures.append(_figure(f"{name} p50 vs plain", hedged["p50_ms"] / plain["p50_ms"], ""))
     return figures
 
 

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-__all__ = ["ASYNC_CLIENTS", "CLIENTS", "SYNC_CLIENTS", "available_clients"]
+__all__ = ["ASYNC_CLIENTS", "CLIENTS", "DEFAULT_CLIENTS", "SYNC_CLIENTS", "available_clients"]
 
 # A fan-out: W URLs in, the number of failed calls out.
 AsyncFan = Callable[[list[str]], Awaitable[int]]
@@ -21,11 +21,12 @@ SyncFan = Callable[[list[str]], int]
 
 
 @asynccontextmanager
-async def _aiograb(cap: int, hedged: bool) -> AsyncIterator[AsyncFan]:
+async def _aiograb(cap: int, hedged: bool, transport: str = "aiohttp") -> AsyncIterator[AsyncFan]:
     from aiograb import Hedge, Limits, open_client
 
     hedge = Hedge(after="p95") if hedged else None
-    async with open_client(limits=Limits(concurrency=cap), hedge=hedge) as client:
+    limits = Limits(concurrency=cap, transport=transport)
+    async with open_client(limits=limits, hedge=hedge) as client:
 
         async def fan(urls: list[str]) -> int:
             return sum(not r.ok for r in await client.gather(urls))
@@ -42,6 +43,18 @@ async def aiograb_plain(cap: int) -> AsyncIterator[AsyncFan]:
 @asynccontextmanager
 async def aiograb_hedged(cap: int) -> AsyncIterator[AsyncFan]:
     async with _aiograb(cap, hedged=True) as fan:
+        yield fan
+
+
+@asynccontextmanager
+async def aiograb_curl(cap: int) -> AsyncIterator[AsyncFan]:
+    async with _aiograb(cap, hedged=False, transport="curl") as fan:
+        yield fan
+
+
+@asynccontextmanager
+async def aiograb_curl_hedged(cap: int) -> AsyncIterator[AsyncFan]:
+    async with _aiograb(cap, hedged=True, transport="curl") as fan:
         yield fan
 
 
@@ -114,12 +127,21 @@ def requests_threads(cap: int) -> Iterator[SyncFan]:
 ASYNC_CLIENTS: dict[str, Callable[[int], Any]] = {
     "aiograb": aiograb_plain,
     "aiograb-hedged": aiograb_hedged,
+    "aiograb-curl": aiograb_curl,
+    "aiograb-curl-hedged": aiograb_curl_hedged,
     "aiohttp": aiohttp_gather,
     "httpx": httpx_async,
 }
 SYNC_CLIENTS: dict[str, Callable[[int], Any]] = {"threads": requests_threads}
 CLIENTS = (*ASYNC_CLIENTS, *SYNC_CLIENTS)
-_NEEDS = {"httpx": "httpx", "threads": "requests"}
+# The five; the libcurl transport's two are asked for by name (--clients).
+DEFAULT_CLIENTS = ("aiograb", "aiograb-hedged", "aiohttp", "httpx", "threads")
+_NEEDS = {
+    "httpx": "httpx",
+    "threads": "requests",
+    "aiograb-curl": "pycurl",
+    "aiograb-curl-hedged": "pycurl",
+}
 
 
 def available_clients(names: tuple[str, ...] = CLIENTS) -> tuple[tuple[str, ...], list[str]]:
