@@ -192,3 +192,15 @@ def test_each_transport_refuses_what_cannot_be_sent_in_the_same_words(name: str)
 
     run(main())
     assert got == [message for _, _, message in BAD_HEADS]
+
+
+def test_the_blocking_transport_refuses_it_in_the_same_words() -> None:
+    transport = Urllib3Transport()
+    url = URL(f"http://127.0.0.1:{closed_port()}/x")  # nothing is sent: no server needed
+    got = []
+    for method, headers, _ in BAD_HEADS:
+        with pytest.raises(InvalidRequest) as info:
+            transport.send(method, url, headers=headers, body=None, timeouts=TIMEOUTS)
+        got.append(str(info.value))
+    transport.close()
+    assert got == [message for _, _, message in BAD_HEADS]
