@@ -281,13 +281,15 @@ class CurlTransport:
         (CURLOPT_RESOLVE), and to check the target with an address policy; an IP
         literal is its own address. Else the proxy looks the name up itself.
         """
-        host = url.raw_host or ""
-        local = proxy is None or (proxy.is_socks and not proxy.remote_dns)
-        if not local and self._address_policy is None:
+        remote = proxy is not None and (not proxy.is_socks or proxy.remote_dns)
+        if remote and self._address_policy is None:
             self._start(exchange, url, None)
-        elif is_ip(host):
-            self._start(exchange, url, (host,))
-        elif (entry := self._dns.get(host)) is not None and entry[0] > self.loop.time():
+            return
+        host = url.raw_host or ""
+        entry = self._dns.get(host)
+        if entry is None and is_ip(host):  # kept, so that it is parsed once
+            entry = self._dns[host] = (float("inf"), (host,), "")
+        if entry is not None and entry[0] > self.loop.time():
             self._start(exchange, url, entry[1], entry[2])
         else:  # looked up on the loop by c-ares when the request is entered
             exchange.resolve = url
@@ -300,7 +302,8 @@ class CurlTransport:
         resolve: str = "",
     ) -> None:
         """Hand the transfer to libcurl with the target's addresses (None: the proxy
-        resolves it); through a proxy, the address policy checks them first."""
+        resolves it; ``resolve``: them as CURLOPT_RESOLVE writes them, "" for an IP
+        literal); through a proxy, the address policy checks them first."""
         handle = exchange.handle
         proxy: Proxy | None = handle.aiograb_proxy
         host, port = url.raw_host or "", url.port or 0
@@ -318,7 +321,7 @@ class CurlTransport:
             dest = host
             if not proxy.remote_dns and addresses is not None:
                 dest = min(addresses, key=lambda a: ":" in a)  # IPv4 first, as python-socks
-                if not is_ip(host):
+                if resolve:  # a name (an IP literal has no RESOLVE string)
                     handle.setopt(pycurl.RESOLVE, [f"{host}:{port}:{_bracket(dest)}"])
             handle.aiograb_dest, handle.aiograb_port = dest, port
         self._active[handle] = exchange
