@@ -86,3 +86,39 @@ def test_a_document_that_is_not_what_it_claimed_ends_skipped(tmp_path: Path) -> 
     frontier.skip(row.id, "robots_disallowed", "disallowed by robots.txt")
     assert _states(journal)["http://a/"] == ("skipped", "robots_disallowed")
     journal.close()
+
+
+def test_one_documents_rows_are_written_as_if_one_by_one(tmp_path: Path) -> None:
+    """The batched write keeps the row-by-row meaning: the first of two rows with one key
+    wins, a link left too deep earlier in the same document is let in when met shallower
+    later in it, a known key is not counted again, and every new row records its page."""
+    journal, frontier = _open(tmp_path, max_pages_per_host=4)
+    frontier.add_seeds([(_page("http://a/", 0), "a"), (_page("http://a/known"), "a")])
+    (seed, _) = journal.pending(0, 10)
+    found = Discovery()
+    found.add_page(
+        NewRow(
+            "http://a/d", "http://a/d", kind="page", depth=4, state="skipped", error="depth_limit"
+        ),
+        "a",
+    )
+    found.add_page(_page("http://a/1"), "a")
+    found.add_page(_page("http://a/1"), "a")  # the same link twice: one row, counted once
+    found.add_page(_page("http://a/known"), "a")  # a seed already: not counted again
+    found.add_page(_page("http://a/d", 1), "a")  # met shallower in the same page: let in
+    found.add_page(_page("http://a/over"), "a")  # over a's cap: a/, a/known, a/1, a/d
+    writer = frontier.writer(seed.id, found)
+    journal.flush(also=writer)
+    states = _states(journal)
+    assert states["http://a/1"] == ("pending", None)
+    assert states["http://a/d"] == ("pending", None)
+    assert states["http://a/over"] == ("skipped", "page_limit")
+    assert writer.added == 2  # a/1 and a/d
+    assert frontier.host_pages("a") == 4
+    found_on = {r["url"]: r["found_on"] for r in journal.rows()}
+    assert found_on["http://a/1"] == found_on["http://a/d"] == seed.id
+    assert found_on["http://a/known"] is None  # a seed, not found on the page
+    journal.close()
+    journal, frontier = _open(tmp_path, max_pages_per_host=4)
+    assert frontier.host_pages("a") == 4  # the counts reached the journal
+    journal.close()

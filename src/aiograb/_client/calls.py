@@ -13,6 +13,7 @@ from yarl import URL
 
 from aiograb._client.admission import Admission, Lane
 from aiograb._client.budget import ExtraBudget
+from aiograb._client.hedging import race
 from aiograb._client.latency import Latencies
 from aiograb._core.config import Hedge
 from aiograb._core.errors import InvalidRequest, InvalidURL, RequestError
@@ -121,47 +122,29 @@ class Calls:
         loop = asyncio.get_running_loop()
         await self._admission.acquire(lane)
         t0 = loop.time()  # the hedge delay runs from the moment the request may start
-        async with asyncio.TaskGroup() as tg:
-            primary = tg.create_task(self._holding(request, url))
-            done, _ = await asyncio.wait((primary,), timeout=self._delay(host))
-            if done or not self._budget.try_spend(host):
-                call = _call(await primary)
-            else:
-                self.hedges += 1
-                backup = tg.create_task(self._backup(request, url, lane))
-                call = await _first_ok(primary, backup)
-                self.hedge_wins += call.hedge_won
+
+        def may_hedge() -> bool:
+            if not self._budget.try_spend(host):
+                return False
+            self.hedges += 1
+            return True
+
+        got, attempts, hedged, won = await race(
+            lambda: self._holding(request, url),
+            lambda: self._backup(request, url, lane),
+            self._delay(host),
+            may_hedge,
+        )
+        call = _call(got)
+        if hedged:
+            call.attempts, call.hedged, call.hedge_won = attempts, True, won
+            self.hedge_wins += won
         if self.latencies is not None and call.error is None:
             self.latencies.observe(host, loop.time() - t0)
         return call
-
-
-_Copy = asyncio.Task[Outcome | RequestError]
 
 
 def _call(got: Outcome | RequestError) -> Call:
     if isinstance(got, RequestError):
         return Call(None, got, attempts=0)
     return Call(got, None if got.ok else got.error, attempts=got.attempts)
-
-
-async def _first_ok(primary: _Copy, backup: _Copy) -> Call:
-    """The first copy to succeed wins and the other is cancelled; if both fail, the primary's
-    error stands. ``attempts`` counts both copies (a cancelled copy as one)."""
-    pending: set[_Copy] = {primary, backup}
-    calls: dict[_Copy, Call] = {}
-    winner: _Copy | None = None
-    while pending and winner is None:
-        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        for task in (primary, backup):
-            if task in done:
-                calls[task] = call = _call(task.result())
-                if call.error is None and winner is None:
-                    winner = task
-    for task in pending:  # the loser: cancelled, its connection released or closed
-        task.cancel()
-    chosen = calls[winner if winner is not None else primary]
-    chosen.attempts = sum(max(1, c.attempts) for c in calls.values()) + len(pending)
-    chosen.hedged = True
-    chosen.hedge_won = winner is backup
-    return chosen

@@ -70,7 +70,14 @@ class Frontier:
         return _Writer(self, page_id, discovery)
 
     def _write(self, page_id: int, d: Discovery) -> int:
-        added = 0
+        """Write a document's discoveries as if row by row (INSERT OR IGNORE in order, a
+        URL met shallower than before let in again, the caps counted as pages are
+        admitted), but with one query for the keys already known and one statement
+        per kind of change: a page with 100k links must not hold the loop for seconds."""
+        known = self._journal.known(r.key for r in d.rows)
+        batch: dict[str, NewRow] = {}  # key -> row to insert, in order
+        readmit: list[tuple[str, int]] = []
+        counts: dict[str, int] = {}
         for r in d.rows:
             host = d.page_hosts.get(r.key)
             pending = r.final_state == "pending"
@@ -80,19 +87,25 @@ class Frontier:
                     None,
                     False,
                 )
-            if pending and r.kind == "page":
+            if pending and r.kind == "page" and _too_deep_before(r, known, batch):
                 # A URL first met too deep may now be met shallower: let it in again.
-                self._tables.readmit_shallower(r.key, r.depth or 0)
-            if page_id:
-                r = replace(r, found_on=page_id)
-            if self._journal.insert(r) and pending:
-                added += 1
-                if host is not None:
-                    self._count_page(host)
+                if batch.pop(r.key, None) is None:
+                    readmit.append((r.key, r.depth or 0))
+                known.pop(r.key, None)
+            if r.key in known or r.key in batch:
+                continue
+            batch[r.key] = r
+            if pending and host is not None:
+                self._host_pages[host] = self.host_pages(host) + 1
+                self.pages += 1
+                counts[host] = counts.get(host, 0) + 1
+        self._tables.readmit_many(readmit)
+        self._journal.insert_many(batch.values(), found_on=page_id or None)
+        self._tables.count_pages(counts)
         self._tables.add_edges(page_id, d.edges)
         if d.skip is not None:
             self._tables.skip(page_id, *d.skip)
-        return added
+        return sum(r.final_state == "pending" for r in batch.values())
 
     def _over_cap(self, host: str) -> str | None:
         if self._max_pages and self.pages >= self._max_pages:
@@ -150,6 +163,19 @@ class _Writer:
 
     def __call__(self) -> None:
         self.added = self._frontier._write(self._page, self._d)
+
+
+def _too_deep_before(
+    row: NewRow, known: dict[str, tuple[str, str | None, int | None]], batch: dict[str, NewRow]
+) -> bool:
+    """Whether ``row``'s key was last left ``skipped`` as ``depth_limit`` deeper than it."""
+    if (earlier := batch.get(row.key)) is not None:
+        state, error, depth = earlier.final_state, earlier.error, earlier.depth
+    elif (seen := known.get(row.key)) is not None:
+        state, error, depth = seen
+    else:
+        return False
+    return state == "skipped" and error == "depth_limit" and (depth or 0) > (row.depth or 0)
 
 
 def data_key(uri: str) -> str:

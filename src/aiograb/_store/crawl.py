@@ -10,7 +10,7 @@ the transaction that commits the page's outcome.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from aiograb._store.journal import Journal
@@ -34,6 +34,13 @@ class CrawlTables:
         self._db.execute(
             "DELETE FROM items WHERE key=? AND state='skipped' AND error='depth_limit' AND depth>?",
             (key, depth),
+        )
+
+    def readmit_many(self, rows: Iterable[tuple[str, int]]) -> None:
+        """``readmit_shallower`` for each (key, depth)."""
+        self._db.executemany(
+            "DELETE FROM items WHERE key=? AND state='skipped' AND error='depth_limit' AND depth>?",
+            rows,
         )
 
     def skip(self, row_id: int, code: str, message: str) -> None:
@@ -72,11 +79,15 @@ class CrawlTables:
         row = self._db.execute("SELECT pages FROM crawl_hosts WHERE host=?", (host,)).fetchone()
         return int(row[0]) if row else 0
 
-    def count_page(self, host: str) -> None:
-        self._db.execute(
-            "INSERT INTO crawl_hosts (host, pages) VALUES (?, 1)"
-            " ON CONFLICT(host) DO UPDATE SET pages = pages + 1",
-            (host,),
+    def count_page(self, host: str, n: int = 1) -> None:
+        self.count_pages({host: n})
+
+    def count_pages(self, counts: Mapping[str, int]) -> None:
+        """Add ``counts[host]`` pages admitted to each host."""
+        self._db.executemany(
+            "INSERT INTO crawl_hosts (host, pages) VALUES (?, ?)"
+            " ON CONFLICT(host) DO UPDATE SET pages = pages + excluded.pages",
+            counts.items(),
         )
 
     # -- robots.txt ---------------------------------------------------------------------

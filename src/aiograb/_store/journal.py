@@ -78,6 +78,9 @@ CREATE TABLE IF NOT EXISTS crawl_robots (
 );
 """
 
+# One encoder for every row's extra (json.dumps builds a new one per call with these options).
+_encode_extra = json.JSONEncoder(default=str, ensure_ascii=False).encode
+_IN_CHUNK = 500  # keys per "IN (...)" query (SQLite allows 32766 parameters; keep it modest)
 _INSERT = (
     "INSERT OR IGNORE INTO items (key, url, line, state, error, message, extra, kind, depth,"
     " found_on, path, bytes, sha256, content_type)"
@@ -128,9 +131,9 @@ class NewRow:
     def final_state(self) -> str:
         return self.state or ("failed" if self.error else "pending")
 
-    def values(self) -> tuple[Any, ...]:
-        """The values of ``_INSERT``."""
-        extra = json.dumps(self.extra, default=str, ensure_ascii=False) if self.extra else None
+    def values(self, found_on: int | None = None) -> tuple[Any, ...]:
+        """The values of ``_INSERT`` (``found_on``, when given, replaces the row's)."""
+        extra = _encode_extra(self.extra) if self.extra else None
         s = self.stored
         return (
             self.key,
@@ -142,7 +145,7 @@ class NewRow:
             extra,
             self.kind,
             self.depth,
-            self.found_on,
+            self.found_on if found_on is None else found_on,
             *((s.path, s.size, s.sha256, s.content_type) if s else (None, None, None, None)),
         )
 
@@ -230,6 +233,23 @@ class Journal:
         """Insert one row unless its key is known; True when it was new. Call inside a
         transaction (``flush(also=...)`` or ``transaction()``)."""
         return self._db.execute(_INSERT, row.values()).rowcount > 0
+
+    def insert_many(self, rows: Iterable[NewRow], found_on: int | None = None) -> None:
+        """Insert rows whose keys are not known (``known``); inside a transaction."""
+        self._db.executemany(_INSERT, (row.values(found_on) for row in rows))
+
+    def known(self, keys: Iterable[str]) -> dict[str, tuple[str, str | None, int | None]]:
+        """The state, error and depth of each of ``keys`` already in the journal."""
+        found: dict[str, tuple[str, str | None, int | None]] = {}
+        todo = list(dict.fromkeys(keys))
+        for i in range(0, len(todo), _IN_CHUNK):
+            chunk = todo[i : i + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for key, state, error, depth in self._db.execute(
+                f"SELECT key, state, error, depth FROM items WHERE key IN ({marks})", chunk
+            ):
+                found[key] = (state, error, depth)
+        return found
 
     def has_key(self, key: str) -> bool:
         return self._db.execute("SELECT 1 FROM items WHERE key=?", (key,)).fetchone() is not None

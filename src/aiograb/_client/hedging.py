@@ -1,0 +1,164 @@
+"""A hedged call: the first copy runs in the caller's task, a timer starts the second.
+
+The cheap shape matters: every hedgeable call of a fan-out pays for it, and most never
+send a hedge. So the first copy is awaited inline (no task, no ``asyncio.wait``), and
+only a ``call_later`` handle waits beside it. When it fires and the first copy is still
+out, a second copy starts as a task (within the retry budget). Whichever copy succeeds
+first wins: the other is cancelled — the second by ``Task.cancel``, the first by
+cancelling the caller's task and taking that cancellation back (``uncancel``), as
+``asyncio.timeout`` does. Nothing outlives the call: the second copy is always
+cancelled or awaited before ``race`` returns.
+
+A timer that fires late means the loop itself was busy (a burst of calls going out or
+of answers coming in): the answer may be waiting in a socket already, and a hedge sent
+then only adds work. So the verdict waits until the loop is on time again, looking
+every quarter of the delay; a loop that is always a little late (by less than half the
+delay) still hedges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from aiograb._core.errors import RequestError
+from aiograb._core.models import Outcome
+
+__all__ = ["Copy", "race"]
+
+Copy = Outcome | RequestError
+_RECHECK_S = 0.002
+
+
+def succeeded(got: Copy) -> bool:
+    return not isinstance(got, RequestError) and got.ok
+
+
+def attempts_of(got: Copy) -> int:
+    return 0 if isinstance(got, RequestError) else got.attempts
+
+
+class _Race:
+    __slots__ = (
+        "_backup",
+        "_delay",
+        "_due",
+        "_handle",
+        "_loop",
+        "_may_hedge",
+        "_owner",
+        "_start_backup",
+        "backup_won",
+        "first_done",
+    )
+
+    def __init__(
+        self,
+        delay: float,
+        may_hedge: Callable[[], bool],
+        start_backup: Callable[[], Awaitable[Copy]],
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        owner = asyncio.current_task()
+        assert owner is not None
+        self._owner = owner
+        self._delay = delay
+        self._may_hedge = may_hedge
+        self._start_backup = start_backup
+        self._backup: asyncio.Task[Copy] | None = None
+        self._due = self._loop.time() + delay
+        self._handle: asyncio.TimerHandle | None = self._loop.call_later(delay, self._fire)
+        self.first_done = False
+        self.backup_won = False
+
+    @property
+    def backup(self) -> asyncio.Task[Copy] | None:
+        return self._backup
+
+    def _fire(self) -> None:
+        self._handle = None
+        if self.first_done:
+            return
+        now = self._loop.time()
+        if now - self._due > max(0.005, self._delay / 2):  # the loop was busy: look again
+            step = max(_RECHECK_S, self._delay / 4)
+            self._due = now + step
+            self._handle = self._loop.call_later(step, self._fire)
+            return
+        if not self._may_hedge():
+            return
+        self._backup = backup = asyncio.ensure_future(self._start_backup())
+        backup.add_done_callback(self._backup_done)
+
+    def _backup_done(self, backup: asyncio.Task[Copy]) -> None:
+        if self.first_done or backup.cancelled() or backup.exception() is not None:
+            return
+        if succeeded(backup.result()):
+            self.backup_won = True
+            self._owner.cancel()  # interrupts the first copy, awaited in the owner task
+
+    def first_finished(self) -> None:
+        self.first_done = True
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def taken_back(self) -> bool:
+        """After a CancelledError in the owner: True when it was ours (the second copy
+        won) and nobody else cancelled the task too."""
+        return self.backup_won and self._owner.uncancel() == 0
+
+    async def settle(self) -> Copy | None:
+        """The second copy's result once the first has finished: awaited when the first
+        failed, else cancelled (None)."""
+        backup = self._backup
+        if backup is None:
+            return None
+        if not backup.done():
+            backup.cancel()
+        await asyncio.wait((backup,))
+        if backup.cancelled():
+            return None
+        return backup.result()
+
+
+async def race(
+    first: Callable[[], Awaitable[Copy]],
+    second: Callable[[], Awaitable[Copy]],
+    delay: float,
+    may_hedge: Callable[[], bool],
+) -> tuple[Copy, int, bool, bool]:
+    """Run ``first``; after ``delay`` seconds without an answer, and if ``may_hedge()``,
+    ``second`` beside it. Returns the winning copy's result, the attempts of every copy
+    sent (a cancelled one counts as one), whether a hedge was sent and whether it won."""
+    state = _Race(delay, may_hedge, second)
+    try:
+        try:
+            got: Copy | None = await first()
+        except asyncio.CancelledError:
+            state.first_finished()
+            if not state.taken_back():
+                raise
+            got = None  # interrupted: the second copy won
+        state.first_finished()
+        backup = state.backup
+        if backup is None:
+            assert got is not None
+            return got, attempts_of(got), False, False
+        if got is None:  # the second copy won
+            won = backup.result()
+            return won, attempts_of(won) + 1, True, True
+        if succeeded(got):
+            late = await state.settle()  # cancelled unless it had finished as well
+            extra = max(1, attempts_of(late)) if late is not None else 1
+            return got, max(1, attempts_of(got)) + extra, True, False
+        other = await state.settle()  # the first copy failed: the second may still succeed
+        if other is not None and succeeded(other):
+            return other, max(1, attempts_of(got)) + max(1, attempts_of(other)), True, True
+        extra = max(1, attempts_of(other)) if other is not None else 1
+        return got, max(1, attempts_of(got)) + extra, True, False
+    finally:
+        state.first_finished()
+        backup = state.backup
+        if backup is not None and not backup.done():
+            backup.cancel()
