@@ -337,7 +337,7 @@ def test_no_fd_or_task_leak_after_10k_hedged_calls() -> None:
         nonlocal served
         served += 1
         if served % 2:
-            await asyncio.sleep(0.002)  # every other copy is slow: hedges win and lose
+            await asyncio.sleep(0.02)  # every other copy is slow: hedges win and lose
         return web.Response(text="ok")
 
     def fds() -> int:
@@ -348,7 +348,8 @@ def test_no_fd_or_task_leak_after_10k_hedged_calls() -> None:
         app.router.add_get("/", handler)
         async with serve_app(app) as base:
             tasks_before, fds_before = len(asyncio.all_tasks()), fds()
-            hedge = Hedge(after=0.001, budget=Budget(ratio=1.0))
+            # 10 ms: long enough for a busy loop's timers to be on time (a late one waits)
+            hedge = Hedge(after=0.01, budget=Budget(ratio=1.0))
             async with (
                 asyncio.timeout(100),
                 open_client(hedge=hedge, limits=Limits(concurrency=64)) as client,
