@@ -5,6 +5,7 @@ address proves a request went through the proxy; their logs say what they did.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import ssl
@@ -271,6 +272,56 @@ def test_the_address_policy_sees_the_target_never_the_proxy(
             assert log.log_text().count("127.0.0.3") == before
 
     run(go())
+
+
+@pytest.mark.parametrize("kind", ["http", "socks5", "socks5h"])
+def test_curl_looks_a_proxy_s_name_up_on_the_loop(kind: str, tiny: Proc, dante: Proc) -> None:
+    # A proxy named "localhost": found by c-ares on the loop (as the aiohttp transport's
+    # connector does), handed to libcurl, so its threaded resolver never starts a thread.
+    # The request right after the burst goes out while tinyproxy has closed every
+    # connection of it (libcurl reuses one used within a second without checking it).
+    from aiograb._http.curl_transport import CurlTransport
+    from aiograb._http.resolver import ThreadlessResolver
+
+    port = tiny.port if kind == "http" else dante.port
+    lookups: list[str] = []
+
+    async def go() -> tuple[list[int], int, int]:
+        t = CurlTransport(
+            Limits(concurrency=20), network=Network(proxy=f"{kind}://localhost:{port}")
+        )
+        resolver = ThreadlessResolver()
+        resolve = resolver.resolve
+
+        async def counted(host: str, *args: Any) -> Any:
+            lookups.append(host)
+            return await resolve(host, *args)
+
+        resolver.resolve = counted  # type: ignore[method-assign]
+        t._resolver = resolver
+        try:
+            async with serve_on("127.0.0.1") as target:
+                before = len(os.listdir("/proc/self/task"))  # uvloop's pool may start with it
+
+                async def one(i: int) -> int:
+                    async with t.send(
+                        "GET", URL(f"http://127.0.0.1:{target}/who?i={i}"), headers={},
+                        body=None, timeouts=Timeouts(total=10, connect=5),
+                    ) as response:  # fmt: skip
+                        await response.read_all()
+                        return response.status
+
+                statuses = list(await asyncio.gather(*(one(i) for i in range(20))))
+                statuses.append(await one(20))  # the proxy's addresses are kept
+                return statuses, before, len(os.listdir("/proc/self/task"))
+        finally:
+            await t.aclose()
+
+    statuses, before, threads = run(go())
+    assert statuses == [200] * 21
+    assert set(lookups) == {"localhost"}  # the proxy's name; the target is an IP
+    assert len(lookups) <= 20  # once per request waiting for it at most, then kept
+    assert threads <= before + 1  # c-ares' one helper thread at most
 
 
 @pytest.mark.parametrize("scheme", ["http", "socks5", "socks5h"])

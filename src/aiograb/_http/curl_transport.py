@@ -15,9 +15,12 @@ Differences from the aiohttp transport, none visible to the fetcher:
   fails as a ``Timeout`` when it is opened rather than when it is read;
 - a body is paused in libcurl (``CURL_WRITEFUNC_PAUSE``) when more than
   ``HIGH_WATER`` bytes wait to be read, so memory stays bounded;
-- host names are looked up by c-ares on the loop (as with the aiohttp transport)
-  and handed to libcurl (``CURLOPT_RESOLVE``), so libcurl's threaded resolver,
-  a thread per lookup, never runs; the addresses are kept ``DNS_TTL`` seconds.
+- host names (a proxy's too) are looked up by c-ares on the loop (as with the
+  aiohttp transport) and handed to libcurl (``CURLOPT_RESOLVE``), so libcurl's
+  threaded resolver, a thread per lookup, never runs; the addresses are kept
+  ``DNS_TTL`` seconds;
+- a request whose reused connection turns out dead before any answer is sent once
+  more on a new connection (``_again``), as aiohttp does.
 
 What the two transports share rather than mirror: ``check_head`` refuses what no
 transport may send; cookies are the aiohttp transport's jar (``CookiePolicy``, never
@@ -39,7 +42,7 @@ import pycurl
 from yarl import URL
 
 from aiograb._core.config import Limits, Network, Timeouts
-from aiograb._core.errors import BlockedAddress, ConnectError, ConnectionReset
+from aiograb._core.errors import BlockedAddress, ConnectError, ConnectionReset, ProxyError
 from aiograb._http.base import AddressPolicy, check_head
 from aiograb._http.curl_exchange import HIGH_WATER, CurlExchange
 from aiograb._http.curl_mapping import curl_failure, is_ip
@@ -53,6 +56,7 @@ DNS_TTL = 300.0  # seconds a looked-up host's addresses are reused, as aiohttp's
 _POLL_IN, _POLL_OUT, _POLL_REMOVE = pycurl.POLL_IN, pycurl.POLL_OUT, pycurl.POLL_REMOVE
 _CSELECT_IN, _CSELECT_OUT = pycurl.CSELECT_IN, pycurl.CSELECT_OUT
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE"})
+_DIED = "Connection died"  # libcurl: "Connection died, tried 5 times before giving up"
 
 
 class CurlTransport:
@@ -174,9 +178,23 @@ class CurlTransport:
         self._multi.remove_handle(handle)
         error = None
         if failure is not None:
+            if failure[1].startswith(_DIED) and not exchange.status and not handle.aiograb_fresh:
+                self._again(handle, exchange)
+                return
             proxy = handle.aiograb_proxy
             error = curl_failure(handle, *failure, exchange.url, proxy, exchange.raw_headers)
         exchange.on_done(error)
+
+    def _again(self, handle: Any, exchange: CurlExchange) -> None:
+        """Send once more on a new connection. libcurl does not check a connection used
+        within the last second before reusing it, and retries a dead one 5 times: after
+        a burst through a proxy that closes each connection (tinyproxy), every cached
+        one is dead. Nothing of the response had arrived."""
+        handle.aiograb_fresh = True
+        handle.setopt(pycurl.FRESH_CONNECT, 1)
+        exchange.raw_headers.clear()
+        self._active[handle] = exchange
+        self._multi.add_handle(handle)
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -196,6 +214,7 @@ class CurlTransport:
         handle.aiograb_method = "GET"
         handle.aiograb_timeouts = None
         handle.aiograb_blocked = None
+        handle.aiograb_fresh = False  # sent again on a new connection (``_again``)
         handle.aiograb_dest, handle.aiograb_port = "", 0  # the target named to a SOCKS proxy
 
     def _method(self, handle: Any, method: str, body: bytes | None, fields: list[str]) -> None:
@@ -279,20 +298,30 @@ class CurlTransport:
 
         Our addresses are needed for a direct request and through ``socks5://``
         (CURLOPT_RESOLVE), and to check the target with an address policy; an IP
-        literal is its own address. Else the proxy looks the name up itself.
+        literal is its own address. Else the proxy looks the name up itself. A
+        proxy given by name is looked up here too, never by libcurl.
         """
-        remote = proxy is not None and (not proxy.is_socks or proxy.remote_dns)
-        if remote and self._address_policy is None:
+        if proxy is not None and self._known(proxy.host) is None:
+            exchange.resolve = url
+        elif not self._needs_target(proxy):
             self._start(exchange, url, None)
-            return
-        host = url.raw_host or ""
-        entry = self._dns.get(host)
-        if entry is None and is_ip(host):  # kept, so that it is parsed once
-            entry = self._dns[host] = (float("inf"), (host,), "")
-        if entry is not None and entry[0] > self.loop.time():
+        elif (entry := self._known(url.raw_host or "")) is not None:
             self._start(exchange, url, entry[1], entry[2])
         else:  # looked up on the loop by c-ares when the request is entered
             exchange.resolve = url
+
+    def _needs_target(self, proxy: Proxy | None) -> bool:
+        """Whether the target's addresses are ours to find: no proxy, ``socks5://``,
+        or an address policy to check them with."""
+        remote = proxy is not None and (not proxy.is_socks or proxy.remote_dns)
+        return not remote or self._address_policy is not None
+
+    def _known(self, host: str) -> tuple[float, tuple[str, ...], str] | None:
+        """``host``'s addresses while they are fresh (an IP literal: kept, parsed once)."""
+        entry = self._dns.get(host)
+        if entry is None and is_ip(host):
+            entry = self._dns[host] = (float("inf"), (host,), "")
+        return entry if entry is not None and entry[0] > self.loop.time() else None
 
     def _start(
         self,
@@ -314,39 +343,66 @@ class CurlTransport:
             except BlockedAddress as exc:
                 exchange.on_done(exc)  # raised when the request is entered; nothing sent
                 return
+        lines = []
         if proxy is None:
             if resolve:
-                handle.setopt(pycurl.RESOLVE, [f"{host}:{port}:{resolve}"])
-        elif proxy.is_socks:  # the target as the proxy is told it: a name, or our address
-            dest = host
-            if not proxy.remote_dns and addresses is not None:
-                dest = min(addresses, key=lambda a: ":" in a)  # IPv4 first, as python-socks
-                if resolve:  # a name (an IP literal has no RESOLVE string)
-                    handle.setopt(pycurl.RESOLVE, [f"{host}:{port}:{_bracket(dest)}"])
-            handle.aiograb_dest, handle.aiograb_port = dest, port
+                lines.append(f"{host}:{port}:{resolve}")
+        else:
+            if proxy.is_socks:  # the target as the proxy is told it: a name, or our address
+                dest = host
+                if not proxy.remote_dns and addresses is not None:
+                    dest = min(addresses, key=lambda a: ":" in a)  # IPv4 first, as python-socks
+                    if resolve:  # a name (an IP literal has no RESOLVE string)
+                        lines.append(f"{host}:{port}:{_bracket(dest)}")
+                handle.aiograb_dest, handle.aiograb_port = dest, port
+            at = self._dns.get(proxy.host)
+            if at is not None and at[2]:  # the proxy by name: the addresses we found
+                lines.append(f"{proxy.host}:{proxy.port}:{at[2]}")
+        if lines:
+            handle.setopt(pycurl.RESOLVE, lines)
         self._active[handle] = exchange
         self._multi.add_handle(handle)
 
     async def resolve_then_start(self, exchange: CurlExchange, url: URL) -> None:
-        """Look the host up without a thread (c-ares on the loop), hand libcurl the
-        addresses (``CURLOPT_RESOLVE``), so its threaded resolver never runs, and start."""
+        """Look the proxy's name and the target's up without a thread (c-ares on the
+        loop), as needed, hand libcurl the addresses (``CURLOPT_RESOLVE``), so its
+        threaded resolver never runs, and start."""
         exchange.resolve = None
-        host, port = url.raw_host or "", url.port or 0
+        proxy: Proxy | None = exchange.handle.aiograb_proxy
+        if proxy is not None and self._known(proxy.host) is None:
+            try:
+                await self._lookup(proxy.host, proxy.port)
+            except OSError as exc:
+                raise ProxyError(
+                    f"cannot resolve the proxy {proxy.host}: {exc.strerror or exc}",
+                    url=exchange.url,
+                ) from exc
+        if not self._needs_target(proxy):
+            self._open()
+            self._start(exchange, url, None)
+            return
+        host = url.raw_host or ""
+        entry = self._known(host)
+        if entry is None:
+            try:
+                entry = await self._lookup(host, url.port or 0)
+            except OSError as exc:
+                raise ConnectError(
+                    f"DNS lookup failed: {exc.strerror or exc}", url=exchange.url, code="dns_error"
+                ) from exc
+        self._open()
+        self._start(exchange, url, entry[1], entry[2])
+
+    async def _lookup(self, host: str, port: int) -> tuple[float, tuple[str, ...], str]:
         if self._resolver is None:
             from aiograb._http.resolver import ThreadlessResolver
 
             self._resolver = ThreadlessResolver()
-        try:
-            found = await self._resolver.resolve(host, port, socket.AF_UNSPEC)
-        except OSError as exc:
-            raise ConnectError(
-                f"DNS lookup failed: {exc.strerror or exc}", url=exchange.url, code="dns_error"
-            ) from exc
+        found = await self._resolver.resolve(host, port, socket.AF_UNSPEC)
         addresses = tuple(r["host"] for r in found)
         joined = ",".join(_bracket(a) for a in addresses)
-        self._dns[host] = (self.loop.time() + DNS_TTL, addresses, joined)
-        self._open()
-        self._start(exchange, url, addresses, joined)
+        entry = self._dns[host] = (self.loop.time() + DNS_TTL, addresses, joined)
+        return entry
 
     def _opener(self, handle: Any, host: str | None) -> Any:
         """libcurl's socket opener: each address checked by the policy (``host``: the
@@ -380,6 +436,9 @@ class CurlTransport:
         handle = exchange.forget()
         if handle is None:
             return
+        if handle.aiograb_fresh:
+            handle.aiograb_fresh = False
+            handle.setopt(pycurl.FRESH_CONNECT, 0)
         if self._multi is None:
             handle.close()
         else:
