@@ -20,7 +20,7 @@ Differences from the aiohttp transport, none visible to the fetcher:
   threaded resolver, a thread per lookup, never runs; the addresses are kept
   ``DNS_TTL`` seconds;
 - a request whose reused connection turns out dead before any answer is sent once
-  more on a new connection (``_again``), as aiohttp does.
+  more on a new connection (``_again``); aiohttp sees the close and never reuses it.
 
 What the two transports share rather than mirror: ``check_head`` refuses what no
 transport may send; cookies are the aiohttp transport's jar (``CookiePolicy``, never
