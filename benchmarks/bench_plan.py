@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +34,17 @@ print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrs
 """
 
 
+def _plan_once(src: Path, out: Path, parts: int, tree: Path | None) -> tuple[float, list[str]]:
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree / "src")
+    t = time.perf_counter()
+    cmd = [sys.executable, "-c", CHILD, str(src), str(out), str(parts)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+    shutil.rmtree(out, ignore_errors=True)
+    return time.perf_counter() - t, done.stdout.split()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=10_000_000)
@@ -38,6 +52,13 @@ def main() -> None:
     p.add_argument("--parts", type=int, default=16)
     p.add_argument("--tmp", type=Path, default=None)
     p.add_argument("--json", type=Path)
+    p.add_argument(
+        "--before",
+        type=Path,
+        help="also plan with the aiograb of this checkout (its src/ first on the path), "
+        "alternating with this one over --rounds, and print the ratio",
+    )
+    p.add_argument("--rounds", type=int, default=1)
     args = p.parse_args()
     rnd = random.Random(0)
     with tempfile.TemporaryDirectory(prefix="aiograb-bench-plan-", dir=args.tmp) as tmp:
@@ -47,11 +68,24 @@ def main() -> None:
                 h = int(args.hosts ** rnd.random()) - 1  # log-uniform: a few hosts dominate
                 fh.write(f"https://img{h % 7}.site{h}.com/p/{i}.jpg\n")
         size_mb = src.stat().st_size / 1e6
-        t = time.perf_counter()
-        cmd = [sys.executable, "-c", CHILD, str(src), str(Path(tmp) / "out"), str(args.parts)]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        wall = time.perf_counter() - t
-        plan_s, rss, biggest, smallest, split = out.stdout.split()
+        trees: dict[str, Path | None] = {"this": None}
+        if args.before is not None:
+            trees["before"] = args.before
+        seconds: dict[str, list[float]] = {name: [] for name in trees}
+        for r in range(args.rounds):
+            for name in list(trees) if r % 2 == 0 else list(trees)[::-1]:
+                wall, fields = _plan_once(
+                    src, Path(tmp) / f"out-{name}-{r}", args.parts, trees[name]
+                )
+                seconds[name].append(float(fields[0]))
+                if name == "this":
+                    plan_s, rss, biggest, smallest, split = fields
+        if args.before is not None:
+            for name, values in seconds.items():
+                print(f"{name:6} plan s: {', '.join(f'{v:.1f}' for v in values)}")
+            ratio = statistics.median(seconds["before"]) / statistics.median(seconds["this"])
+            print(f"this plans {ratio:.2f}x as fast as before")
+        plan_s = str(statistics.median(seconds["this"]))
     result = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "rows": args.n,

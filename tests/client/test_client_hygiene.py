@@ -74,12 +74,12 @@ BAD = {
 }
 
 
-@pytest.mark.parametrize("checked", [True, False], ids=["checked", "refused-by-aiohttp"])
+@pytest.mark.parametrize("checked", [True, False], ids=["checked", "refused-by-the-transport"])
 @pytest.mark.parametrize("bad", BAD.values(), ids=BAD.keys())
 def test_a_request_that_cannot_be_sent_is_an_error_result(
     server: RunningServer, bad: dict[str, Any], checked: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not checked:  # what the client's own check would miss, aiohttp refuses: same result
+    if not checked:  # what the client's own check would miss, the transport refuses: same result
         monkeypatch.setattr("aiograb._client.calls.check_request", lambda _request: None)
     bad_request = Request(server.url("/echo?bad"), **bad)
 

@@ -15,7 +15,7 @@ import trustme
 import uvloop
 from aiohttp import web
 
-from aiograb import Network, UsageError, open_client
+from aiograb import Limits, Network, Request, UsageError, open_client
 from tests.helpers import by_url
 
 COOKIES = """\
@@ -42,6 +42,14 @@ def _app() -> web.Application:
         response.set_cookie(request.query.get("name", "from_resp"), "1", path="/", domain=domain)
         return response
 
+    async def raw(request: web.Request) -> web.Response:
+        return web.Response(text=request.headers.get("Cookie", "-"), content_type="text/plain")
+
+    async def set_then_redirect(request: web.Request) -> web.Response:
+        response = web.Response(status=302, headers={"Location": "/a/raw"})
+        response.set_cookie("from_redirect", "r 1", path="/")  # a quoted value
+        return response
+
     async def image(request: web.Request) -> web.Response:
         if "path_a" not in request.cookies:
             return web.Response(status=403, text="no cookie")
@@ -53,6 +61,8 @@ def _app() -> web.Application:
     for path in ("/check", "/a/check", "/b/check"):
         app.router.add_get(path, check)
     app.router.add_get("/set", set_cookie)
+    app.router.add_get("/a/raw", raw)
+    app.router.add_get("/redirect", set_then_redirect)
     app.router.add_get("/a/img.png", image)
     return app
 
@@ -134,6 +144,32 @@ def test_a_response_cannot_set_a_cookie_for_a_public_suffix(
             return [(await client.fetch(base.format(h) + "/check")).text() for h in hosts]
 
     assert uvloop.run(go()) == ["domain_wide", "domain_wide,site", "domain_wide,host_a"]
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "curl"])
+def test_both_transports_send_the_same_cookie_field(
+    transport: str, ca: trustme.CA, cookie_file: Path
+) -> None:
+    # One jar and policy whichever transport sends: the same Cookie field, byte for byte
+    # (the request's own field merged in, names in order), and a redirect's Set-Cookie
+    # kept for the hop it leads to.
+    async def go() -> list[str]:
+        async with (
+            servers(ca) as (port, _),
+            open_client(limits=Limits(transport=transport), cookies=cookie_file) as client,
+        ):
+            raw = f"http://localhost:{port}/a/raw"
+            return [
+                (await client.fetch(raw)).text(),
+                (await client.fetch(Request(raw, headers={"Cookie": "mine=1; path_a=old"}))).text(),
+                (await client.fetch(f"http://localhost:{port}/redirect")).text(),
+            ]
+
+    assert uvloop.run(go()) == [
+        "domain_wide=1; http_only=1; path_a=1",
+        "domain_wide=1; http_only=1; mine=1; path_a=1",
+        'domain_wide=1; from_redirect="r 1"; http_only=1; path_a=1',
+    ]
 
 
 def test_without_cookies_nothing_is_sent_or_kept(ca: trustme.CA) -> None:

@@ -5,10 +5,11 @@ address proves a request went through the proxy; their logs say what they did.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,22 @@ import pytest
 import trustme
 import uvloop
 from aiohttp import web
+from yarl import URL
 
-from aiograb import CrawlOptions, Network, RequestPolicy, RetryPolicy, crawl_async, open_client
+from aiograb import (
+    BlockedAddress,
+    CrawlOptions,
+    Limits,
+    Network,
+    ProxyError,
+    RequestPolicy,
+    RetryPolicy,
+    Timeouts,
+    crawl_async,
+    open_client,
+)
 from aiograb._client.client import Result
+from aiograb._http.default import make_transport
 from aiograb._http.network import ProxyRoutes
 from aiograb.testing import RunningServer, image_bytes
 from tests.helpers import aiograb_cli, by_url, closed_port, manifest
@@ -84,6 +98,18 @@ async def target(ca: trustme.CA | None = None) -> AsyncIterator[str]:
         await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx).start()
         port = runner.addresses[0][1]
         yield f"https://localhost:{port}" if ctx else f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def serve_on(host: str) -> AsyncIterator[int]:
+    """The app on another loopback address than the proxies' own; yields its port."""
+    runner = web.AppRunner(_app(), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, 0).start()
+        yield runner.addresses[0][1]
     finally:
         await runner.cleanup()
 
@@ -166,6 +192,136 @@ def test_socks_credentials_from_the_url(
             network = Network(proxy=f"{scheme}://ann:s3cret@{socks.url}", ca_bundle=str(ca_file))
             _, result = run(who(network, tls))
             assert peer(result) == PROXY_SOURCE
+
+
+@pytest.mark.parametrize("scheme", ["socks5", "socks5h"])
+def test_socks_refusals_read_the_same_on_both_transports(
+    scheme: str, dante: Proc, tmp_path: Path
+) -> None:
+    # A wrong login and a target the proxy cannot reach: the same ProxyError, in the
+    # same words, retried or not alike, whichever transport met it.
+    async def said(proxy: str, url: str) -> set[tuple[str, bool]]:
+        seen = set()
+        for name in ("aiohttp", "curl"):
+            async with open_client(
+                policy=RequestPolicy(accept="any", retry=RetryPolicy(retries=0)),
+                network=Network(proxy=proxy),
+                limits=Limits(transport=name),
+            ) as client:
+                [result] = [r async for r in client.fetch_all([url])]
+            error = result.error
+            assert isinstance(error, ProxyError), error
+            seen.add((str(error), error.retryable))
+        return seen
+
+    with microsocks(tmp_path, "ann", "s3cret") as socks:
+        [(login, retryable)] = run(said(f"{scheme}://ann:nope@{socks.url}", "http://127.0.0.1:9/"))
+    assert login.endswith("refused 127.0.0.1:9: Username and password authentication failure")
+    assert not retryable
+    [(unreachable, retryable)] = run(
+        said(f"{scheme}://{dante.url}", f"http://127.0.0.1:{closed_port()}/")
+    )
+    assert f"SOCKS proxy 127.0.0.1:{dante.port} refused 127.0.0.1:" in unreachable, unreachable
+    assert retryable  # a refused or unreachable target may come back
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "curl"])
+@pytest.mark.parametrize("kind", ["http", "socks5", "socks5h"])
+def test_the_address_policy_sees_the_target_never_the_proxy(
+    kind: str, transport: str, tiny: Proc, dante: Proc
+) -> None:
+    # The target listens on 127.0.0.3, the proxy on 127.0.0.1: a policy refusing the
+    # proxy's address does not stop the request; one refusing the target's does, before
+    # anything reaches the proxy.
+    proxy = f"http://{tiny.url}" if kind == "http" else f"{kind}://{dante.url}"
+    log = tiny if kind == "http" else dante
+    seen: list[tuple[str, str]] = []
+
+    def refusing(refused: str) -> Callable[[str, str], None]:
+        def policy(host: str, address: str) -> None:
+            seen.append((host, address))
+            if address == refused:
+                raise BlockedAddress(f"{address} refused", url="", code="blocked_address")
+
+        return policy
+
+    async def status(refused: str, port: int) -> int:
+        t = make_transport(
+            Limits(transport=transport),
+            network=Network(proxy=proxy),
+            address_policy=refusing(refused),
+        )
+        try:
+            async with t.send(
+                "GET", URL(f"http://127.0.0.3:{port}/who"), headers={}, body=None,
+                timeouts=Timeouts(total=10, connect=5),
+            ) as response:  # fmt: skip
+                await response.read_all()
+                return response.status
+        finally:
+            await t.aclose()
+
+    async def go() -> None:
+        async with serve_on("127.0.0.3") as port:
+            assert await status("127.0.0.1", port) == 200
+            assert seen == [("127.0.0.3", "127.0.0.3")]
+            assert log.log_count("127.0.0.3", 1) >= 1
+            before = log.log_text().count("127.0.0.3")
+            with pytest.raises(BlockedAddress):
+                await status("127.0.0.3", port)
+            assert log.log_text().count("127.0.0.3") == before
+
+    run(go())
+
+
+@pytest.mark.parametrize("kind", ["http", "socks5", "socks5h"])
+def test_curl_looks_a_proxy_s_name_up_on_the_loop(kind: str, tiny: Proc, dante: Proc) -> None:
+    # A proxy named "localhost": found by c-ares on the loop (as the aiohttp transport's
+    # connector does), handed to libcurl, so its threaded resolver never starts a thread.
+    # The request right after the burst goes out while tinyproxy has closed every
+    # connection of it (libcurl reuses one used within a second without checking it).
+    from aiograb._http.curl_transport import CurlTransport
+    from aiograb._http.resolver import ThreadlessResolver
+
+    port = tiny.port if kind == "http" else dante.port
+    lookups: list[str] = []
+
+    async def go() -> tuple[list[int], int, int]:
+        t = CurlTransport(
+            Limits(concurrency=20), network=Network(proxy=f"{kind}://localhost:{port}")
+        )
+        resolver = ThreadlessResolver()
+        resolve = resolver.resolve
+
+        async def counted(host: str, *args: Any) -> Any:
+            lookups.append(host)
+            return await resolve(host, *args)
+
+        resolver.resolve = counted  # type: ignore[method-assign]
+        t._resolver = resolver
+        try:
+            async with serve_on("127.0.0.1") as target:
+                before = len(os.listdir("/proc/self/task"))  # uvloop's pool may start with it
+
+                async def one(i: int) -> int:
+                    async with t.send(
+                        "GET", URL(f"http://127.0.0.1:{target}/who?i={i}"), headers={},
+                        body=None, timeouts=Timeouts(total=10, connect=5),
+                    ) as response:  # fmt: skip
+                        await response.read_all()
+                        return response.status
+
+                statuses = list(await asyncio.gather(*(one(i) for i in range(20))))
+                statuses.append(await one(20))  # the proxy's addresses are kept
+                return statuses, before, len(os.listdir("/proc/self/task"))
+        finally:
+            await t.aclose()
+
+    statuses, before, threads = run(go())
+    assert statuses == [200] * 21
+    assert set(lookups) == {"localhost"}  # the proxy's name; the target is an IP
+    assert len(lookups) <= 20  # once per request waiting for it at most, then kept
+    assert threads <= before + 1  # c-ares' one helper thread at most
 
 
 @pytest.mark.parametrize("scheme", ["http", "socks5", "socks5h"])

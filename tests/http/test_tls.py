@@ -24,7 +24,7 @@ import trustme
 import uvloop
 from aiohttp import web
 
-from aiograb import Network, RequestPolicy, RetryPolicy, UsageError, open_client
+from aiograb import Limits, Network, RequestPolicy, RetryPolicy, UsageError, open_client
 from aiograb._client.client import Result
 from aiograb.testing import image_bytes
 from tests.helpers import aiograb_cli, by_url
@@ -74,11 +74,17 @@ async def https_server(ctx: ssl.SSLContext | None) -> AsyncIterator[int]:
 
 
 async def fetch_one(
-    cert: trustme.LeafCert | None, network: Network, host: str = "localhost"
+    cert: trustme.LeafCert | None,
+    network: Network,
+    host: str = "localhost",
+    limits: Limits | None = None,
 ) -> tuple[Result, list[str | None]]:
     seen: list[str | None] = []
     ctx = None if cert is None else server_context(cert, seen)
-    async with https_server(ctx) as port, open_client(policy=POLICY, network=network) as client:
+    async with (
+        https_server(ctx) as port,
+        open_client(policy=POLICY, network=network, limits=limits or Limits()) as client,
+    ):
         results = [r async for r in client.fetch_all([f"https://{host}:{port}/hello"])]
     return results[0], seen
 
@@ -140,6 +146,34 @@ def test_another_cas_bundle_is_unknown_issuer(ca_file: Path) -> None:
     assert result.error is not None
     assert result.error.code == "tls_certificate"
     assert "unknown issuer" in str(result.error)
+
+
+def test_both_transports_say_the_same_of_a_refused_certificate(
+    ca: trustme.CA, ca_file: Path
+) -> None:
+    # libcurl checks the name itself and reports OpenSSL's verify code apart: its
+    # refusals are said in the aiohttp transport's words all the same.
+    now = datetime.datetime.now(datetime.UTC)
+    day = datetime.timedelta(days=1)
+    expired = {"not_before": now - 30 * day, "not_after": now - day}
+    bundle = Network(ca_bundle=str(ca_file))
+    cases = [
+        (ca.issue_cert("localhost", **expired), bundle, "localhost", "expired (certificate has"),
+        (ca.issue_cert("example.test"), bundle, "localhost", "hostname mismatch (Hostname"),
+        (ca.issue_cert("example.test"), bundle, "127.0.0.1", "IP address mismatch (IP address"),
+        (trustme.CA().issue_cert("localhost"), bundle, "localhost", "unknown issuer (unable"),
+        (ca.issue_cert("localhost"), Network(), "localhost", "unknown issuer (unable"),
+    ]
+    for cert, network, host, words in cases:
+        said = set()
+        for transport in ("aiohttp", "curl"):
+            limits = Limits(transport=transport)
+            result, _ = run_on("uvloop", fetch_one(cert, network, host, limits))
+            assert result.error is not None
+            assert result.error.code == "tls_certificate"
+            said.add(str(result.error))
+        [message] = said
+        assert message.startswith(f"TLS certificate not accepted: {words}"), message
 
 
 @pytest.mark.parametrize("loop", LOOPS)

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
-from aiograb import ConnectError, Timeouts, TooLarge
+from aiograb import ConnectError, InvalidRequest, Timeouts, TooLarge
 from aiograb._core.config import Limits
 from aiograb._http.aiohttp_transport import AiohttpTransport
 from aiograb._http.base import make_headers
@@ -153,3 +153,54 @@ def test_blocking_transport_maps_errors() -> None:
     assert caught.value.code == "connect_refused"
     assert caught.value.url == str(url)
     transport.close()
+
+
+BAD_HEADS = [
+    ("GET", {"X-Bad": "a\r\nInjected: yes"}, "header 'X-Bad' contains CR, LF or NUL"),
+    ("GET", {"X-Bad\n": "a"}, "header 'X-Bad\\n' contains CR, LF or NUL"),
+    ("GET", {"X-Nul": "a\0b"}, "header 'X-Nul' contains CR, LF or NUL"),
+    ("GE T", {}, "invalid method 'GE T'"),
+]
+
+
+@pytest.mark.parametrize("name", ["aiohttp", "curl"])
+def test_each_transport_refuses_what_cannot_be_sent_in_the_same_words(name: str) -> None:
+    from aiograb._http.default import make_transport
+
+    got: list[str] = []
+
+    async def main() -> None:
+        async with serve_app(_app([])) as base:
+            t = make_transport(Limits(transport=name))
+            try:
+                for method, headers, _ in BAD_HEADS:
+                    url = URL(f"{base}/head")
+                    with pytest.raises(InvalidRequest) as info:
+                        async with t.send(
+                            method, url, headers=headers, body=None, timeouts=TIMEOUTS
+                        ):
+                            pass
+                    assert info.value.url == str(url)
+                    got.append(str(info.value))
+                async with t.send(  # the transport is still usable
+                    "GET", URL(f"{base}/head"), headers={"X-Ok": "1"}, body=None, timeouts=TIMEOUTS
+                ) as response:
+                    assert response.status == 200
+                    await response.read_all()
+            finally:
+                await t.aclose()
+
+    run(main())
+    assert got == [message for _, _, message in BAD_HEADS]
+
+
+def test_the_blocking_transport_refuses_it_in_the_same_words() -> None:
+    transport = Urllib3Transport()
+    url = URL(f"http://127.0.0.1:{closed_port()}/x")  # nothing is sent: no server needed
+    got = []
+    for method, headers, _ in BAD_HEADS:
+        with pytest.raises(InvalidRequest) as info:
+            transport.send(method, url, headers=headers, body=None, timeouts=TIMEOUTS)
+        got.append(str(info.value))
+    transport.close()
+    assert got == [message for _, _, message in BAD_HEADS]

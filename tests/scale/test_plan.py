@@ -93,3 +93,46 @@ def test_image_workers_are_shared_out_between_the_parts() -> None:
     assert part.backlog == whole.backlog * 2 // 5
     assert whole.shared(8, 0).workers == 1  # at least one each
     assert (whole.workers, whole.first_shard) == (5, 0)  # the original is untouched
+
+
+def test_the_planners_host_reading_agrees_with_urlsplit() -> None:
+    """The fast path (a regular expression, hosts remembered) gives the domain the slow,
+    general one gives (urlsplit + the suffix lookup), for tidy and odd URLs alike."""
+    from urllib.parse import urlsplit
+
+    from aiograb._crawl.scope import registrable_domain
+    from aiograb._scale.plan import DomainOf
+
+    urls = [
+        "http://img.Example.COM/a.jpg",
+        "https://a.shop.co.uk:8443/x?y=1",
+        "HTTPS://b.shop.co.uk#frag",
+        "http://user:pw@c.example.org/x",  # userinfo: the slow path
+        "http://[::1]:8080/x",
+        "http://127.0.0.1/x",
+        "http://bücher.example/x",
+        "http://a.example.com:notaport/x",
+        "https://d.example.net",
+        " http://spaced.example.com/x ",
+    ]
+    domain_of = DomainOf()
+    for url in urls * 2:  # the second time from the remembered hosts
+        try:
+            host = (urlsplit(url.strip()).hostname or "").lower()
+        except ValueError:
+            host = ""
+        if not host.isascii():
+            host = host.encode("idna").decode("ascii")
+        expected = registrable_domain(host) if host else ""
+        assert domain_of(InputRow(line=1, url=url)) == expected, url
+
+
+def test_part_rows_read_back_as_written(tmp_path: Path) -> None:
+    rows = [
+        InputRow(line=1, url='http://a/é"q\\x\u2028y'),
+        InputRow(line=2, url="http://a/\x01"),
+        InputRow(line=3, url="bad", error="invalid_url"),
+        InputRow(line=4, url="http://a/x", extra={"caption": "ünï", "n": 3}),
+    ]
+    make_plan(iter(rows), tmp_path, 1)
+    assert _parts(tmp_path) == [rows]

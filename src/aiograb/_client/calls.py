@@ -7,7 +7,6 @@ with an error. Only cancellation (and bugs) propagate.
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
 
 from yarl import URL
@@ -21,13 +20,13 @@ from aiograb._core.errors import InvalidRequest, InvalidURL, RequestError
 from aiograb._core.models import Outcome, Request
 from aiograb._core.urls import parse_url
 from aiograb._fetch.fetcher import Fetcher
+from aiograb._http.base import check_head
 from aiograb._store.sinks import MemorySink
 
 __all__ = ["Call", "Calls"]
 
-_BAD_HEADER_CHARS = frozenset("\r\n\0")
 _COMMON_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an HTTP method (RFC 9110 token)
+_NO_HEADERS: dict[str, str] = {}
 
 
 @dataclass(slots=True)
@@ -42,15 +41,11 @@ class Call:
 
 
 def check_request(request: Request) -> RequestError | None:
-    """Refuse, before sending, what the HTTP client would raise ``ValueError`` on."""
+    """Refuse, before admission, what no transport would send (``check_head``, the
+    transports' own check, so the error is the same as theirs)."""
     if request.headers is None and request.method in _COMMON_METHODS:
         return None  # the hot path of a fan-out
-    for name, value in (request.headers or {}).items():
-        if _BAD_HEADER_CHARS.intersection(name) or _BAD_HEADER_CHARS.intersection(str(value)):
-            return InvalidRequest(f"header {name!r} contains CR, LF or NUL", url=request.url)
-    if not _TOKEN.fullmatch(request.method):
-        return InvalidRequest(f"invalid method {request.method!r}", url=request.url)
-    return None
+    return check_head(request.method, request.headers or _NO_HEADERS, request.url)
 
 
 class Calls:

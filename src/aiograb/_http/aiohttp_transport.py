@@ -35,16 +35,9 @@ from aiograb._core.errors import (
     TLSError,
     Truncated,
 )
-from aiograb._http.base import AddressPolicy, Headers, ResponseStream, Transport
-from aiograb._http.network import (
-    Proxy,
-    ProxyRoutes,
-    cert_reason,
-    cookie_jar,
-    read_cookies,
-    ssl_context,
-    ssl_reason,
-)
+from aiograb._http.base import AddressPolicy, Headers, ResponseStream, Transport, check_head
+from aiograb._http.cookies import cookie_jar, read_cookies
+from aiograb._http.network import Proxy, ProxyRoutes, cert_reason, ssl_context, ssl_reason
 from aiograb._http.resolver import ThreadlessResolver
 
 # AddressPolicy, ResponseStream and Transport live in _http.base; re-exported for older imports.
@@ -430,6 +423,8 @@ class AiohttpTransport:
         body: bytes | None,
         timeouts: Timeouts,
     ) -> _Send:
+        if (invalid := check_head(method, headers, url)) is not None:
+            raise invalid  # refused as every transport refuses it, before aiohttp sees it
         timeout = self._timeouts.get(timeouts)
         if timeout is None:
             timeout = aiohttp.ClientTimeout(total=timeouts.total, connect=timeouts.connect)

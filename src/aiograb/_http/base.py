@@ -8,10 +8,13 @@ client's errors into the ``RequestError`` tree itself, in one place.
 
 - ``Transport``: the event-loop seam (``AiohttpTransport``, ``aiograb.testing.MockTransport``).
 - ``BlockingTransport``: the same for the ``sync``/``threads`` engines (``Urllib3Transport``).
+- ``check_head``: what no transport may send (CR/LF in a header, a bad method), refused
+  the same way by each before anything reaches its client.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Protocol
@@ -20,6 +23,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from aiograb._core.config import Timeouts
+from aiograb._core.errors import InvalidRequest
 
 __all__ = [
     "AddressPolicy",
@@ -28,6 +32,7 @@ __all__ = [
     "Headers",
     "ResponseStream",
     "Transport",
+    "check_head",
     "make_headers",
 ]
 
@@ -46,6 +51,32 @@ def make_headers(items: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> H
     """Case-insensitive ``Headers`` from a mapping or from (name, value) pairs."""
     pairs = items.items() if isinstance(items, Mapping) else items
     return CIMultiDictProxy(CIMultiDict(pairs))
+
+
+_COMMON_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an HTTP method (RFC 9110 token)
+_BAD_CHARS = re.compile(r"[\r\n\0]")
+
+
+def check_head(method: str, headers: Mapping[str, str], url: URL | str) -> InvalidRequest | None:
+    """The error for a request that cannot be sent as given, else None: a header name or
+    value with CR, LF or NUL (it would inject headers), or a method that is not an HTTP
+    token. Every transport asks this before its client sees the request, so the answer
+    (and its message) is the same whichever transport is used.
+
+    >>> check_head("GET", {"X-A": "1\\r\\nInjected: yes"}, "http://h/").code
+    'invalid_request'
+    """
+    for name, value in headers.items():
+        # isprintable() is the fast test: CR, LF and NUL are not printable (nor is a tab,
+        # which the exact test below lets through).
+        if name.isprintable() and isinstance(value, str) and value.isprintable():
+            continue
+        if _BAD_CHARS.search(name) or _BAD_CHARS.search(str(value)):
+            return InvalidRequest(f"header {name!r} contains CR, LF or NUL", url=str(url))
+    if method not in _COMMON_METHODS and not _TOKEN.fullmatch(method):
+        return InvalidRequest(f"invalid method {method!r}", url=str(url))
+    return None
 
 
 class ResponseStream(Protocol):

@@ -34,7 +34,7 @@ from aiograb._core.errors import (
     TLSError,
     Truncated,
 )
-from aiograb._http.base import Headers, make_headers
+from aiograb._http.base import Headers, check_head, make_headers
 from aiograb._http.network import cert_reason, ssl_context
 
 __all__ = ["Urllib3Transport", "map_errors"]
@@ -254,6 +254,8 @@ class Urllib3Transport:
         body: bytes | None,
         timeouts: Timeouts,
     ) -> _Send:
+        if (invalid := check_head(method, headers, url)) is not None:
+            raise invalid  # as the event-loop transports refuse it
         timeout = self._timeouts.get(timeouts)
         if timeout is None:
             timeout = urllib3.Timeout(connect=timeouts.connect, read=timeouts.total)

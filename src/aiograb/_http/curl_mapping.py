@@ -1,17 +1,24 @@
 """What libcurl hands the curl transport, in aiograb's terms: its error numbers as the
-``RequestError`` tree, and the header lines of a response as a status and headers."""
+``RequestError`` tree, and the header lines of a response as a status and headers.
+
+A refused certificate and a SOCKS refusal are said in the aiohttp transport's words
+(the reason from OpenSSL's ``X509_V_ERR_*`` code, ``CURLINFO_SSL_VERIFYRESULT``; the
+SOCKS reply from ``CURLINFO_PROXY_ERROR``), so an error reads the same whichever
+transport met it."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
 from errno import ECONNREFUSED, ECONNRESET, EPIPE
+from typing import Any
 
 import pycurl
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from aiograb._core.errors import (
     BadEncoding,
+    BlockedAddress,
     ConnectError,
     ConnectionReset,
     InvalidURL,
@@ -23,10 +30,28 @@ from aiograb._core.errors import (
     TLSError,
     Truncated,
 )
+from aiograb._http.network import TRANSIENT_SOCKS_REPLIES, Proxy, verify_reason
 
-__all__ = ["is_ip", "parse_head", "translate_curl"]
+__all__ = ["curl_failure", "is_ip", "parse_head", "translate_curl"]
 
 _E_PROXY = getattr(pycurl, "E_PROXY", 97)  # CURLE_PROXY (SOCKS errors); not in every pycurl
+# CURLINFO_PROXY_ERROR (libcurl's CURLproxycode) for a refusal, as RFC 1928 reply codes.
+_PX_NO_AUTH, _PX_USER_REJECTED = 12, 33
+_PX_REPLIES = {20: 1, 23: 2, 22: 3, 21: 4, 19: 5, 24: 6, 18: 7, 17: 8}
+# RFC 1928's replies in python-socks' words (the aiohttp transport's SOCKS client).
+_SOCKS_REPLIES = {
+    1: "General SOCKS server failure",
+    2: "Connection not allowed by ruleset",
+    3: "Network unreachable",
+    4: "Host unreachable",
+    5: "Connection refused by destination host",
+    6: "TTL expired",
+    7: "Command not supported or protocol error",
+    8: "Address type not supported",
+}
+_VERIFY_TEXT = re.compile(r"(?:verify result|certificate problem): (.*?)(?: \(\d+\))?$")
+_NAME_MISMATCH = re.compile(r"match(?:es)? target ")
+_X509_HOSTNAME_MISMATCH, _X509_IP_MISMATCH = 62, 64
 # libcurl's words for a proxy that answered with a refusal ("CONNECT tunnel failed, response
 # 407", "Received HTTP code 403 from proxy", "User was rejected by the SOCKS5 server"); a port
 # number such as 40749 in the message must not match.
@@ -78,6 +103,63 @@ def translate_curl(
     if errno in (pycurl.E_COULDNT_RESOLVE_PROXY, _E_PROXY):
         return ProxyError(f"cannot connect to the proxy: {message}", url=url)
     return ProtocolError(f"curl error {errno}: {message}", url=url)
+
+
+def curl_failure(
+    handle: Any, errno: int, message: str, url: str, proxy: Proxy | None, raw: list[bytes]
+) -> RequestError:
+    """The error of a transfer that failed (``handle``: its easy handle, finished)."""
+    blocked: BlockedAddress | None = handle.aiograb_blocked
+    if blocked is not None:
+        return blocked
+    if errno == pycurl.E_PEER_FAILED_VERIFICATION:
+        return _certificate(handle.getinfo(pycurl.SSL_VERIFYRESULT), message, url)
+    if errno == _E_PROXY and proxy is not None and proxy.is_socks:
+        refused = _socks_refusal(handle.getinfo(pycurl.PROXY_ERROR), proxy, url, handle)
+        if refused is not None:
+            return refused
+    os_errno = handle.getinfo(pycurl.OS_ERRNO)
+    error = translate_curl(errno, message, url, os_errno, proxied=proxy is not None)
+    if isinstance(error, BadEncoding):  # said as the aiohttp transport says it
+        return bad_encoding(url, raw)
+    return error
+
+
+def _certificate(verify: int, message: str, url: str) -> TLSCertificateError:
+    """A refused certificate in ``cert_reason``'s words. libcurl checks the name itself
+    (OpenSSL's result then says nothing of it), so a mismatch is read from its message
+    ("... subject name matches target hostname 'h'", "... does not match target ...")."""
+    if _NAME_MISMATCH.search(message):
+        name = message.rsplit("'", 2)[-2] if message.count("'") >= 2 else ""
+        if "address" in message:
+            verify, detail = _X509_IP_MISMATCH, "IP address mismatch"
+        else:
+            verify, detail = _X509_HOSTNAME_MISMATCH, "Hostname mismatch"
+        detail += f", certificate is not valid for '{name}'."
+    else:
+        found = _VERIFY_TEXT.search(message)
+        detail = found.group(1) if found else message
+    return TLSCertificateError(
+        f"TLS certificate not accepted: {verify_reason(verify, detail)}", url=url
+    )
+
+
+def _socks_refusal(code: int, proxy: Proxy, url: str, handle: Any) -> ProxyError | None:
+    """A SOCKS proxy's refusal (login or reply), as ``socks.open_socks`` says it; None
+    for other proxy failures (it closed, it spoke nonsense), left to ``translate_curl``."""
+    reply = _PX_REPLIES.get(code)
+    if reply is not None:
+        why, retryable = _SOCKS_REPLIES[reply], reply in TRANSIENT_SOCKS_REPLIES
+    elif code == _PX_USER_REJECTED:
+        why, retryable = "Username and password authentication failure", False
+    elif code == _PX_NO_AUTH:
+        why, retryable = "No acceptable authentication methods were offered", False
+    else:
+        return None
+    target = f"{handle.aiograb_dest}:{handle.aiograb_port}"
+    error = ProxyError(f"SOCKS proxy {proxy.host}:{proxy.port} refused {target}: {why}", url=url)
+    error.retryable = retryable
+    return error
 
 
 def is_ip(host: str) -> bool:

@@ -4,7 +4,9 @@ Checked once, before the run starts, as for the aiohttp transport: a bad CA bund
 or cookie file is a ``UsageError``. The proxy of a URL is chosen by the same
 ``ProxyRoutes`` (environment, ``no_proxy``), never by libcurl's own reading of the
 environment; libcurl speaks ``http://`` (CONNECT for https), ``socks5://`` and
-``socks5h://`` itself.
+``socks5h://`` itself, credentials taken from the proxy's URL. libcurl's cookie
+engine stays off: cookies are the aiohttp transport's jar and policy
+(``cookies.CookiePolicy``), asked by the transport for each request.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from __future__ import annotations
 import os
 import ssl
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pycurl
 from yarl import URL
 
 from aiograb._core.config import Network
-from aiograb._http.network import Proxy, ProxyRoutes, read_cookies, ssl_context
+from aiograb._http.network import Proxy, ProxyRoutes, ssl_context
+
+if TYPE_CHECKING:
+    from aiograb._http.cookies import CookiePolicy
 
 __all__ = ["CurlNetwork"]
 
@@ -32,16 +37,12 @@ class CurlNetwork:
         self._ca_file, self._ca_dir = _trust(network)
         routes = ProxyRoutes(network.proxy, environ)
         self._routes = routes if routes else None
-        self._share: Any = None
+        # None without a cookie file: nothing is sent or kept, and no work per request.
+        self.cookies: CookiePolicy | None = None
         if network.cookies:
-            read_cookies(network.cookies)  # validates the file
-            self._share = pycurl.CurlShare()
-            self._share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_COOKIE)
-            loader = pycurl.Curl()  # reads the file into the shared jar, now
-            loader.setopt(pycurl.SHARE, self._share)
-            loader.setopt(pycurl.COOKIEFILE, network.cookies)
-            loader.setopt(pycurl.COOKIELIST, "RELOAD")
-            loader.close()
+            from aiograb._http.cookies import CookiePolicy, read_cookies  # aiohttp's jar
+
+            self.cookies = CookiePolicy(read_cookies(network.cookies))
 
     def configure(self, handle: Any) -> None:
         """Options of every handle (again after a ``reset``)."""
@@ -54,22 +55,17 @@ class CurlNetwork:
                 handle.setopt(pycurl.CAINFO, self._ca_file)
             if self._ca_dir:
                 handle.setopt(pycurl.CAPATH, self._ca_dir)
-        if self._share is not None:
-            handle.setopt(pycurl.SHARE, self._share)
-            handle.setopt(pycurl.COOKIEFILE, "")  # the engine on, over the shared jar
+        handle.aiograb_proxy = None
 
     def proxy(self, handle: Any, url: URL) -> Proxy | None:
         """Point ``handle`` at the proxy for ``url``; return it (None: direct)."""
         if self._routes is None:
             return None
         chosen = self._routes.for_url(url)
-        handle.setopt(pycurl.PROXY, str(chosen.url) if chosen is not None else "")
+        if chosen is not handle.aiograb_proxy:  # a handle mostly serves the same route
+            handle.setopt(pycurl.PROXY, str(chosen.url) if chosen is not None else "")
+            handle.aiograb_proxy = chosen
         return chosen
-
-    def close(self) -> None:
-        if self._share is not None:
-            self._share.close()
-            self._share = None
 
 
 def _trust(network: Network) -> tuple[str | None, str | None]:

@@ -15,11 +15,20 @@ Differences from the aiohttp transport, none visible to the fetcher:
   fails as a ``Timeout`` when it is opened rather than when it is read;
 - a body is paused in libcurl (``CURL_WRITEFUNC_PAUSE``) when more than
   ``HIGH_WATER`` bytes wait to be read, so memory stays bounded;
-- host names are looked up by c-ares on the loop (as with the aiohttp transport)
-  and handed to libcurl (``CURLOPT_RESOLVE``), so libcurl's threaded resolver,
-  a thread per lookup, never runs; the addresses are kept ``DNS_TTL`` seconds.
+- host names (a proxy's too) are looked up by c-ares on the loop (as with the
+  aiohttp transport) and handed to libcurl (``CURLOPT_RESOLVE``), so libcurl's
+  threaded resolver, a thread per lookup, never runs; the addresses are kept
+  ``DNS_TTL`` seconds;
+- a request whose reused connection turns out dead before any answer is sent once
+  more on a new connection (``_again``); aiohttp sees the close and never reuses it.
 
-libcurl's errors are mapped once, here, into the ``RequestError`` tree.
+What the two transports share rather than mirror: ``check_head`` refuses what no
+transport may send; cookies are the aiohttp transport's jar (``CookiePolicy``, never
+libcurl's cookie engine); through a ``socks5://`` proxy the target is resolved here
+and its address (IPv4 first) handed to the proxy; with an address policy and any
+proxy, the target's addresses are checked before the transfer starts, the
+proxy's own never. libcurl's errors are mapped once (``curl_mapping.py``) into
+the ``RequestError`` tree, in the aiohttp transport's words.
 """
 
 from __future__ import annotations
@@ -27,178 +36,27 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any
 
 import pycurl
 from yarl import URL
 
 from aiograb._core.config import Limits, Network, Timeouts
-from aiograb._core.errors import (
-    BadEncoding,
-    BlockedAddress,
-    ConnectError,
-    ConnectionReset,
-    RequestError,
-)
-from aiograb._http.aiohttp_transport import AddressPolicy
-from aiograb._http.base import Headers, make_headers
-from aiograb._http.curl_mapping import bad_encoding, is_ip, parse_head, translate_curl
+from aiograb._core.errors import BlockedAddress, ConnectError, ConnectionReset, ProxyError
+from aiograb._http.base import AddressPolicy, check_head
+from aiograb._http.curl_exchange import HIGH_WATER, CurlExchange
+from aiograb._http.curl_mapping import curl_failure, is_ip
 from aiograb._http.curl_network import CurlNetwork
+from aiograb._http.network import Proxy
 
 __all__ = ["DNS_TTL", "HIGH_WATER", "CurlTransport"]
 
-HIGH_WATER = 1024 * 1024  # body bytes buffered before libcurl is paused
 DNS_TTL = 300.0  # seconds a looked-up host's addresses are reused, as aiohttp's connector
 
 _POLL_IN, _POLL_OUT, _POLL_REMOVE = pycurl.POLL_IN, pycurl.POLL_OUT, pycurl.POLL_REMOVE
 _CSELECT_IN, _CSELECT_OUT = pycurl.CSELECT_IN, pycurl.CSELECT_OUT
-_PAUSE: int = pycurl.WRITEFUNC_PAUSE
-_NO_HEADERS = make_headers()
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE"})
-
-
-class _Exchange:
-    """One request on one easy handle: the body buffer the loop fills and the reader drains.
-
-    It is also the ``ResponseStream`` (``status``, ``headers``, ``url``, reads) and
-    the ``async with`` of ``send``.
-    """
-
-    __slots__ = (
-        "_chunks",
-        "_error",
-        "_finished",
-        "_handle",
-        "_head",
-        "_paused",
-        "_raw_headers",
-        "_resolve",
-        "_transport",
-        "_waiter",
-        "buffered",
-        "headers",
-        "status",
-        "url",
-    )
-
-    def __init__(self, transport: CurlTransport, handle: Any, url: str) -> None:
-        self._transport = transport
-        self._handle = handle
-        self._raw_headers: list[bytes] = []
-        self._chunks: list[bytes] = []
-        self._error: RequestError | None = None
-        self._finished = False
-        self._paused = False
-        self._head: asyncio.Future[None] | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        self._resolve: tuple[str, int] | None = None  # a host name to look up first
-        self.buffered = 0
-        self.status = 0
-        self.headers: Headers = _NO_HEADERS
-        self.url = url
-
-    # -- called by libcurl (inside socket_action) and by the transport -------------------
-
-    def on_body(self, data: bytes) -> int | None:
-        if not self.status:
-            self._ready()
-        if self.buffered >= HIGH_WATER:
-            self._paused = True
-            return _PAUSE  # libcurl keeps ``data`` and hands it over again on unpause
-        self._chunks.append(data)
-        self.buffered += len(data)
-        self._wake()
-        return None
-
-    def on_done(self, error: RequestError | None) -> None:
-        self._finished = True
-        self._error = error
-        if not self.status and error is None:
-            self._ready()
-        head = self._head
-        if head is not None and not head.done():
-            head.set_result(None)
-        self._wake()
-
-    def _ready(self) -> None:
-        self.status, self.headers = parse_head(self._raw_headers)
-        head = self._head
-        if head is not None and not head.done():
-            head.set_result(None)
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def _wait(self) -> None:
-        if self._paused:
-            self._paused = False
-            self._handle.pause(pycurl.PAUSE_CONT)  # may deliver data right here
-            if self._chunks or self._finished:
-                return
-        self._waiter = self._transport.loop.create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
-
-    # -- the async context manager --------------------------------------------------------
-
-    async def __aenter__(self) -> _Exchange:
-        if self._resolve is not None:
-            try:
-                await self._transport.resolve_then_start(self, *self._resolve)
-            except BaseException:
-                self._transport.release(self)
-                raise
-        if not self.status and not self._finished:
-            self._head = self._transport.loop.create_future()
-            try:
-                await self._head
-            except BaseException:
-                self._transport.abort(self)
-                raise
-        if self._error is not None and not self.status:
-            self._transport.release(self)
-            raise self._error
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._finished:
-            self._transport.release(self)
-        else:
-            self._transport.abort(self)
-
-    # -- ResponseStream --------------------------------------------------------------------
-
-    async def read_chunk(self) -> bytes:
-        while not self._chunks and not self._finished:
-            await self._wait()
-        if self._chunks:
-            data = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
-            self._chunks.clear()
-            self.buffered = 0
-            return data
-        if self._error is not None:
-            raise self._error
-        return b""
-
-    async def read_all(self) -> bytes:
-        while not self._finished:
-            await self._wait()
-        if self._error is not None:
-            raise self._error
-        data = b"".join(self._chunks)
-        self._chunks.clear()
-        self.buffered = 0
-        return data
+_DIED = "Connection died"  # libcurl: "Connection died, tried 5 times before giving up"
 
 
 class CurlTransport:
@@ -206,7 +64,8 @@ class CurlTransport:
 
     ``limits.concurrency`` caps the open connections; per-host limits are enforced
     by ``Politeness``, as with the aiohttp transport. With an ``address_policy``,
-    every address is checked right before a socket is opened for it.
+    every address is checked right before a socket is opened for it (through a
+    proxy: the target's addresses, before the transfer starts).
     """
 
     def __init__(
@@ -226,9 +85,9 @@ class CurlTransport:
         self._deadline = 0.0  # loop time the timer fires at
         self._fds: dict[int, int] = {}
         self._idle: list[Any] = []
-        self._active: dict[Any, _Exchange] = {}
-        # host -> (expiry in loop time, addresses for CURLOPT_RESOLVE; None: an IP literal)
-        self._dns: dict[str, tuple[float, str | None]] = {}
+        self._active: dict[Any, CurlExchange] = {}
+        # host -> (expiry in loop time, its addresses, as CURLOPT_RESOLVE writes them)
+        self._dns: dict[str, tuple[float, tuple[str, ...], str]] = {}
         self._resolver: Any = None
 
     @property
@@ -317,15 +176,25 @@ class CurlTransport:
         if exchange is None:  # aborted meanwhile: already removed
             return
         self._multi.remove_handle(handle)
-        error = handle.aiograb_blocked if failure is not None else None
-        if failure is not None and error is None:
-            os_errno = handle.getinfo(pycurl.OS_ERRNO)
-            error = translate_curl(
-                failure[0], failure[1], exchange.url, os_errno, proxied=handle.aiograb_proxied
-            )
-            if isinstance(error, BadEncoding):  # said as the aiohttp transport says it
-                error = bad_encoding(exchange.url, exchange._raw_headers)
+        error = None
+        if failure is not None:
+            if failure[1].startswith(_DIED) and not exchange.status and not handle.aiograb_fresh:
+                self._again(handle, exchange)
+                return
+            proxy = handle.aiograb_proxy
+            error = curl_failure(handle, *failure, exchange.url, proxy, exchange.raw_headers)
         exchange.on_done(error)
+
+    def _again(self, handle: Any, exchange: CurlExchange) -> None:
+        """Send once more on a new connection. libcurl does not check a connection used
+        within the last second before reusing it, and retries a dead one 5 times: after
+        a burst through a proxy that closes each connection (tinyproxy), every cached
+        one is dead. Nothing of the response had arrived."""
+        handle.aiograb_fresh = True
+        handle.setopt(pycurl.FRESH_CONNECT, 1)
+        exchange.raw_headers.clear()
+        self._active[handle] = exchange
+        self._multi.add_handle(handle)
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -345,7 +214,8 @@ class CurlTransport:
         handle.aiograb_method = "GET"
         handle.aiograb_timeouts = None
         handle.aiograb_blocked = None
-        handle.aiograb_proxied = False
+        handle.aiograb_fresh = False  # sent again on a new connection (``_again``)
+        handle.aiograb_dest, handle.aiograb_port = "", 0  # the target named to a SOCKS proxy
 
     def _method(self, handle: Any, method: str, body: bytes | None, fields: list[str]) -> None:
         if handle.aiograb_method != "GET":  # back to a plain GET handle
@@ -375,14 +245,18 @@ class CurlTransport:
         headers: Mapping[str, str],
         body: bytes | None,
         timeouts: Timeouts,
-    ) -> _Exchange:
-        multi = self._open()
+    ) -> CurlExchange:
+        if (invalid := check_head(method, headers, url)) is not None:
+            raise invalid  # libcurl would send it as it is
+        self._open()
         handle = self._handle()
         text = str(url)
-        exchange = _Exchange(self, handle, text)
+        exchange = CurlExchange(self, handle, text)
         fields = [f"{k}: {v}" for k, v in headers.items()]
         if "User-Agent" not in headers and not any(k.lower() == "user-agent" for k in headers):
             fields.append("User-Agent:")  # not pycurl's own, as aiohttp sends none either
+        if self._net.cookies is not None:
+            self._cookie_field(exchange, url, fields)
         self._method(handle, method, body, fields)
         if handle.aiograb_timeouts is not timeouts:
             handle.setopt(pycurl.TIMEOUT_MS, int(timeouts.total * 1000))
@@ -390,63 +264,160 @@ class CurlTransport:
             handle.aiograb_timeouts = timeouts
         handle.setopt(pycurl.URL, text)
         handle.setopt(pycurl.HTTPHEADER, fields)
-        handle.setopt(pycurl.HEADERFUNCTION, exchange._raw_headers.append)
+        handle.setopt(pycurl.HEADERFUNCTION, exchange.raw_headers.append)
         handle.setopt(pycurl.WRITEFUNCTION, exchange.on_body)
+        proxy = self._net.proxy(handle, url)
         if self._address_policy is not None:
             handle.aiograb_blocked = None
-            handle.setopt(pycurl.OPENSOCKETFUNCTION, self._opener(handle, url.host or ""))
-        host = url.raw_host or ""
-        entry = self._dns.get(host)
-        if entry is None and is_ip(host):
-            entry = self._dns[host] = (float("inf"), None)
-        proxy = self._net.proxy(handle, url)
-        handle.aiograb_proxied = proxy is not None
-        if proxy is not None and (not proxy.is_socks or proxy.remote_dns):
-            entry = (float("inf"), None)  # the proxy looks the name up
+            # Through a proxy, sockets go to the proxy: the target is checked in _start.
+            host = url.host or "" if proxy is None else None
+            handle.setopt(pycurl.OPENSOCKETFUNCTION, self._opener(handle, host))
         absolute = proxy is not None and not proxy.is_socks and url.scheme == "http"
         # The target as the normal form wrote it: libcurl's URL parser upper-cases %7e.
         handle.setopt(pycurl.REQUEST_TARGET, text if absolute else url.raw_path_qs)
-        if entry is not None and entry[0] > self.loop.time():
-            if entry[1] is not None:
-                handle.setopt(pycurl.RESOLVE, [f"{host}:{url.port}:{entry[1]}"])
-            self._active[handle] = exchange
-            multi.add_handle(handle)
-        else:  # looked up on the loop by c-ares when the request is entered
-            exchange._resolve = (host, url.port or 0)
+        self._route(exchange, url, proxy)
         return exchange
 
-    async def resolve_then_start(self, exchange: _Exchange, host: str, port: int) -> None:
-        """Look ``host`` up without a thread (c-ares on the loop), hand libcurl the
-        addresses (``CURLOPT_RESOLVE``), so its threaded resolver never runs, and start."""
-        exchange._resolve = None
+    def _cookie_field(self, exchange: CurlExchange, url: URL, fields: list[str]) -> None:
+        """The jar's ``Cookie`` field for ``url`` (merged with the request's own, as the
+        aiohttp transport does); the response's cookies go back to the jar."""
+        cookies = self._net.cookies
+        assert cookies is not None
+        given = None
+        for i, field in enumerate(fields):
+            if field[:7].lower() == "cookie:":
+                given = fields.pop(i)[7:].strip()
+                break
+        value = cookies.header(url, given)
+        if value:
+            fields.append(f"Cookie: {value}")
+        exchange.cookies, exchange.target = cookies, url
+
+    def _route(self, exchange: CurlExchange, url: URL, proxy: Proxy | None) -> None:
+        """Start the transfer now, or (a host name to look up first) when it is entered.
+
+        Our addresses are needed for a direct request and through ``socks5://``
+        (CURLOPT_RESOLVE), and to check the target with an address policy; an IP
+        literal is its own address. Else the proxy looks the name up itself. A
+        proxy given by name is looked up here too, never by libcurl.
+        """
+        if proxy is not None and self._known(proxy.host) is None:
+            exchange.resolve = url
+        elif not self._needs_target(proxy):
+            self._start(exchange, url, None)
+        elif (entry := self._known(url.raw_host or "")) is not None:
+            self._start(exchange, url, entry[1], entry[2])
+        else:  # looked up on the loop by c-ares when the request is entered
+            exchange.resolve = url
+
+    def _needs_target(self, proxy: Proxy | None) -> bool:
+        """Whether the target's addresses are ours to find: no proxy, ``socks5://``,
+        or an address policy to check them with."""
+        remote = proxy is not None and (not proxy.is_socks or proxy.remote_dns)
+        return not remote or self._address_policy is not None
+
+    def _known(self, host: str) -> tuple[float, tuple[str, ...], str] | None:
+        """``host``'s addresses while they are fresh (an IP literal: kept, parsed once)."""
+        entry = self._dns.get(host)
+        if entry is None and is_ip(host):
+            entry = self._dns[host] = (float("inf"), (host,), "")
+        return entry if entry is not None and entry[0] > self.loop.time() else None
+
+    def _start(
+        self,
+        exchange: CurlExchange,
+        url: URL,
+        addresses: tuple[str, ...] | None,
+        resolve: str = "",
+    ) -> None:
+        """Hand the transfer to libcurl with the target's addresses (None: the proxy
+        resolves it; ``resolve``: them as CURLOPT_RESOLVE writes them, "" for an IP
+        literal); through a proxy, the address policy checks them first."""
+        handle = exchange.handle
+        proxy: Proxy | None = handle.aiograb_proxy
+        host, port = url.raw_host or "", url.port or 0
+        if proxy is not None and addresses is not None and self._address_policy is not None:
+            try:
+                for address in addresses:
+                    self._address_policy(url.host or "", address)
+            except BlockedAddress as exc:
+                exchange.on_done(exc)  # raised when the request is entered; nothing sent
+                return
+        lines = []
+        if proxy is None:
+            if resolve:
+                lines.append(f"{host}:{port}:{resolve}")
+        else:
+            if proxy.is_socks:  # the target as the proxy is told it: a name, or our address
+                dest = host
+                if not proxy.remote_dns and addresses is not None:
+                    dest = min(addresses, key=lambda a: ":" in a)  # IPv4 first, as python-socks
+                    if resolve:  # a name (an IP literal has no RESOLVE string)
+                        lines.append(f"{host}:{port}:{_bracket(dest)}")
+                handle.aiograb_dest, handle.aiograb_port = dest, port
+            at = self._dns.get(proxy.host)
+            if at is not None and at[2]:  # the proxy by name: the addresses we found
+                lines.append(f"{proxy.host}:{proxy.port}:{at[2]}")
+        if lines:
+            handle.setopt(pycurl.RESOLVE, lines)
+        self._active[handle] = exchange
+        self._multi.add_handle(handle)
+
+    async def resolve_then_start(self, exchange: CurlExchange, url: URL) -> None:
+        """Look the proxy's name and the target's up without a thread (c-ares on the
+        loop), as needed, hand libcurl the addresses (``CURLOPT_RESOLVE``), so its
+        threaded resolver never runs, and start."""
+        exchange.resolve = None
+        proxy: Proxy | None = exchange.handle.aiograb_proxy
+        if proxy is not None and self._known(proxy.host) is None:
+            try:
+                await self._lookup(proxy.host, proxy.port)
+            except OSError as exc:
+                raise ProxyError(
+                    f"cannot resolve the proxy {proxy.host}: {exc.strerror or exc}",
+                    url=exchange.url,
+                ) from exc
+        if not self._needs_target(proxy):
+            self._open()
+            self._start(exchange, url, None)
+            return
+        host = url.raw_host or ""
+        entry = self._known(host)
+        if entry is None:
+            try:
+                entry = await self._lookup(host, url.port or 0)
+            except OSError as exc:
+                raise ConnectError(
+                    f"DNS lookup failed: {exc.strerror or exc}", url=exchange.url, code="dns_error"
+                ) from exc
+        self._open()
+        self._start(exchange, url, entry[1], entry[2])
+
+    async def _lookup(self, host: str, port: int) -> tuple[float, tuple[str, ...], str]:
         if self._resolver is None:
             from aiograb._http.resolver import ThreadlessResolver
 
             self._resolver = ThreadlessResolver()
-        try:
-            found = await self._resolver.resolve(host, port, socket.AF_UNSPEC)
-        except OSError as exc:
-            raise ConnectError(
-                f"DNS lookup failed: {exc.strerror or exc}", url=exchange.url, code="dns_error"
-            ) from exc
-        addresses = ",".join(f"[{r['host']}]" if ":" in r["host"] else r["host"] for r in found)
-        self._dns[host] = (self.loop.time() + DNS_TTL, addresses)
-        handle = exchange._handle
-        handle.setopt(pycurl.RESOLVE, [f"{host}:{port}:{addresses}"])
-        self._active[handle] = exchange
-        self._open().add_handle(handle)
+        found = await self._resolver.resolve(host, port, socket.AF_UNSPEC)
+        addresses = tuple(r["host"] for r in found)
+        joined = ",".join(_bracket(a) for a in addresses)
+        entry = self._dns[host] = (self.loop.time() + DNS_TTL, addresses, joined)
+        return entry
 
-    def _opener(self, handle: Any, host: str) -> Any:
+    def _opener(self, handle: Any, host: str | None) -> Any:
+        """libcurl's socket opener: each address checked by the policy (``host``: the
+        target's name; None: the socket goes to a proxy, not checked)."""
         policy = self._address_policy
         assert policy is not None
         loop = self.loop
 
         def open_socket(_purpose: int, address: Any) -> Any:
-            try:
-                policy(host, address.addr[0])
-            except BlockedAddress as exc:
-                handle.aiograb_blocked = exc
-                return pycurl.SOCKET_BAD
+            if host is not None:
+                try:
+                    policy(host, address.addr[0])
+                except BlockedAddress as exc:
+                    handle.aiograb_blocked = exc
+                    return pycurl.SOCKET_BAD
             sock = socket.socket(address.family, address.socktype, address.protocol)
             # pycurl connects a dup() of it: this copy goes once the callback is over.
             loop.call_soon(sock.close)
@@ -454,20 +425,20 @@ class CurlTransport:
 
         return open_socket
 
-    def abort(self, exchange: _Exchange) -> None:
+    def abort(self, exchange: CurlExchange) -> None:
         """Drop an unfinished transfer (its connection is closed) and free its handle."""
-        handle = exchange._handle
+        handle = exchange.handle
         if self._active.pop(handle, None) is not None and self._multi is not None:
             self._multi.remove_handle(handle)
         self.release(exchange)
 
-    def release(self, exchange: _Exchange) -> None:
-        handle = exchange._handle
+    def release(self, exchange: CurlExchange) -> None:
+        handle = exchange.forget()
         if handle is None:
             return
-        exchange._handle = None
-        exchange._chunks = []
-        exchange._raw_headers = []
+        if handle.aiograb_fresh:
+            handle.aiograb_fresh = False
+            handle.setopt(pycurl.FRESH_CONNECT, 0)
         if self._multi is None:
             handle.close()
         else:
@@ -494,7 +465,10 @@ class CurlTransport:
             handle.close()
         self._idle.clear()
         multi.close()
-        self._net.close()
         if self._resolver is not None:
             await self._resolver.close()
             self._resolver = None
+
+
+def _bracket(address: str) -> str:
+    return f"[{address}]" if ":" in address else address

@@ -1,5 +1,5 @@
-"""What a ``Network`` config turns into for the transport: an SSL context, a
-cookie jar, and the proxy (if any) for each URL.
+"""What a ``Network`` config turns into for the transport: an SSL context, the words
+for a refused certificate, and the proxy (if any) for each URL (cookies: ``cookies.py``).
 
 All of it is built once, before the run starts, so a bad CA bundle or cookie
 file is a ``UsageError`` (one line, exit 2), never a per-URL failure.
@@ -7,34 +7,26 @@ file is a ``UsageError`` (one line, exit 2), never a per-URL failure.
 
 from __future__ import annotations
 
-import functools
-import http.cookiejar
 import ipaddress
 import os
-import re
 import ssl
-import time
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import formatdate
-from http.cookies import Morsel
-from typing import Any
 
-import aiohttp
 from yarl import URL
 
 from aiograb._core.config import Network, check_proxy_url
 from aiograb._core.errors import UsageError
 
 __all__ = [
+    "TRANSIENT_SOCKS_REPLIES",
     "Proxy",
     "ProxyRoutes",
     "cert_reason",
-    "cookie_jar",
-    "read_cookies",
     "ssl_context",
     "ssl_reason",
+    "verify_reason",
 ]
 
 
@@ -78,12 +70,17 @@ _VERIFY_REASONS = {
 }
 
 
+def verify_reason(code: int, detail: str) -> str:
+    """Why a certificate failed, from OpenSSL's ``X509_V_ERR_*`` code and its text:
+    'expired (certificate has expired)'. Both transports say it so."""
+    reason = _VERIFY_REASONS.get(code)
+    return f"{reason} ({detail})" if reason else detail
+
+
 def cert_reason(error: BaseException) -> str:
-    """Why a certificate failed: 'expired (certificate has expired)', ..."""
+    """Why a certificate failed, for Python's ``ssl`` error (the aiohttp transport)."""
     if isinstance(error, ssl.SSLCertVerificationError):
-        detail = str(error.verify_message or error.reason or error)
-        reason = _VERIFY_REASONS.get(error.verify_code)
-        return f"{reason} ({detail})" if reason else detail
+        return verify_reason(error.verify_code, str(error.verify_message or error.reason or error))
     return str(error) or type(error).__name__
 
 
@@ -93,87 +90,10 @@ def ssl_reason(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-CookieEntry = tuple["Morsel[str]", URL]
-
-
-def read_cookies(path: str | os.PathLike[str]) -> list[CookieEntry]:
-    """The cookies of a Netscape ``cookies.txt`` (curl, wget and browser exporters write
-    it), each as a morsel with its domain, path, secure flag and expiry, and the URL
-    it counts as set by. Expired cookies are left out; an expiry of 0 is a session
-    cookie (as curl writes it)."""
-    file = http.cookiejar.MozillaCookieJar()
-    try:
-        file.load(str(path), ignore_discard=True, ignore_expires=True)
-    except (OSError, http.cookiejar.LoadError) as exc:
-        raise UsageError(f"cookies: cannot read {path}: {exc}") from None
-    now = time.time()
-    entries: list[CookieEntry] = []
-    for cookie in file:
-        if cookie.expires and cookie.expires < now:
-            continue
-        morsel: Morsel[str] = Morsel()
-        morsel.set(cookie.name, cookie.value or "", cookie.value or "")
-        morsel["path"] = cookie.path or "/"
-        if cookie.secure:
-            morsel["secure"] = True
-        if cookie.expires:
-            morsel["expires"] = formatdate(cookie.expires, usegmt=True)
-        if cookie.has_nonstandard_attr("HttpOnly"):
-            morsel["httponly"] = True
-        host = cookie.domain.lstrip(".")
-        if cookie.domain_specified:  # the file's "include subdomains" column is TRUE
-            morsel["domain"] = host
-        # else host-only: "set by" the host itself, aiohttp keeps it for that host alone
-        entries.append((morsel, URL.build(scheme="https", host=host)))
-    return entries
-
-
-_DOMAIN_ATTR = re.compile(r";\s*domain\s*=\s*([^;]*)", re.IGNORECASE)
-
-
-class _SiteJar(aiohttp.CookieJar):
-    """aiohttp's jar, refusing a response's cookie for a public suffix, as browsers do
-    (``Domain=com``, ``Domain=github.io``): else one site's cookie would be sent to
-    every site under that suffix for the rest of the run. The user's own file is
-    taken as it is."""
-
-    def update_cookies_from_headers(self, headers: Sequence[str], response_url: URL) -> None:
-        kept = [h for h in headers if not _for_public_suffix(h)]
-        super().update_cookies_from_headers(kept, response_url)
-
-
-def _for_public_suffix(header: str) -> bool:
-    found = _DOMAIN_ATTR.search(header)
-    if found is None:
-        return False
-    domain = found.group(1).strip().strip('"').lstrip(".").rstrip(".").lower()
-    if not domain:
-        return False
-    try:
-        ipaddress.ip_address(domain.strip("[]"))
-        return False
-    except ValueError:
-        pass
-    return bool(_suffix_list().is_public(domain))
-
-
-@functools.cache
-def _suffix_list() -> Any:
-    from publicsuffixlist import PublicSuffixList
-
-    return PublicSuffixList()
-
-
-def cookie_jar(entries: list[CookieEntry]) -> aiohttp.CookieJar:
-    """A jar (on the running loop) holding ``entries``; responses add to it.
-
-    ``unsafe=True`` lets hosts given by IP address keep cookies, as browsers do:
-    aiohttp still never domain-matches an IP, so such a cookie stays host-only.
-    """
-    jar = _SiteJar(unsafe=True)
-    for morsel, url in entries:
-        jar.update_cookies({morsel.key: morsel}, url)
-    return jar
+# SOCKS5 replies worth a retry (RFC 1928): general failure, network or host
+# unreachable, connection refused, TTL expired. Not: a ruleset refusal, an
+# unsupported command or address type, or failed authentication (no code).
+TRANSIENT_SOCKS_REPLIES = frozenset({1, 3, 4, 5, 6})
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,14 +17,9 @@ import ssl
 from aiohttp.client_proto import ResponseHandler
 
 from aiograb._core.errors import ProxyError
-from aiograb._http.network import Proxy
+from aiograb._http.network import TRANSIENT_SOCKS_REPLIES, Proxy
 
 __all__ = ["open_socks"]
-
-# SOCKS5 replies worth a retry (RFC 1928): general failure, network or host
-# unreachable, connection refused, TTL expired. Not: a ruleset refusal, an
-# unsupported command or address type, or failed authentication (no code).
-_TRANSIENT_REPLIES = frozenset({1, 3, 4, 5, 6})
 
 
 class _Handler(ResponseHandler):
@@ -73,7 +68,7 @@ async def open_socks(
         raise ProxyError(f"{where}: {exc}", url=url) from exc
     except python_socks.ProxyError as exc:
         error = ProxyError(f"{where} refused {dest_host}:{dest_port}: {exc}", url=url)
-        error.retryable = exc.error_code in _TRANSIENT_REPLIES
+        error.retryable = exc.error_code in TRANSIENT_SOCKS_REPLIES
         raise error from exc
     try:
         if sslcontext is not None:

@@ -28,6 +28,7 @@ import heapq
 import json
 import math
 import os
+import re
 import shutil
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -88,44 +89,63 @@ def load_plan(out: Path) -> Plan | None:
     return Plan(out, parts, data["rows"], data["split"])
 
 
-def domain_of(row: InputRow) -> str:
+class DomainOf:
     """The registrable domain of a row's host; ``""`` for a row that is not a URL.
 
-    Cheap on purpose (``urlsplit``, a cached suffix lookup): planning reads every
-    row once. A URL that the full check later rejects still has its own row, in
-    the part its host went to.
+    Cheap on purpose (a regular expression for the host, ``urlsplit`` only for odd URLs,
+    the suffix lookup remembered per host): planning reads every row once. A URL that the
+    full check later rejects still has its own row, in the part its host went to.
     """
-    from aiograb._crawl.scope import registrable_domain
 
-    if row.error is not None:
-        return _NO_HOST
-    host = _fast_host(row.url)
-    if host is None:
-        try:
-            host = urlsplit(row.url.strip()).hostname or ""
-        except ValueError:
+    _MAX_HOSTS = 1 << 20  # remembered hosts; forgotten all at once past this
+
+    def __init__(self) -> None:
+        from aiograb._crawl.scope import registrable_domain
+
+        self._registrable = registrable_domain
+        self._hosts: dict[str, str] = {}
+
+    def __call__(self, row: InputRow) -> str:
+        if row.error is not None:
             return _NO_HOST
-    if not host.isascii():  # one spelling for a host however the input writes it
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError:
-            return _NO_HOST
-    return registrable_domain(host).replace("\t", " ") if host else _NO_HOST
+        host = _fast_host(row.url)
+        if host is None:
+            try:
+                host = (urlsplit(row.url.strip()).hostname or "").lower()
+            except ValueError:
+                return _NO_HOST
+        domain = self._hosts.get(host)
+        if domain is None:
+            domain = self._domain(host)
+            if len(self._hosts) >= self._MAX_HOSTS:
+                self._hosts.clear()
+            self._hosts[host] = domain
+        return domain
+
+    def _domain(self, host: str) -> str:
+        if not host.isascii():  # one spelling for a host however the input writes it
+            try:
+                host = host.encode("idna").decode("ascii")
+            except UnicodeError:
+                return _NO_HOST
+        return self._registrable(host).replace("\t", " ") if host else _NO_HOST
+
+
+def domain_of(row: InputRow) -> str:
+    """``DomainOf()(row)``, for one row."""
+    return DomainOf()(row)
+
+
+# scheme://netloc of a plain URL: no userinfo, no IPv6 brackets, no backslash.
+_PLAIN = re.compile(r"https?://([^/?#@\[\\]+)(?=[/?#]|$)", re.IGNORECASE)
 
 
 def _fast_host(url: str) -> str | None:
     """The host of a plain ``http(s)://host[:port]/...`` URL, or None to ask urlsplit."""
-    start = 8 if url.startswith("https://") else 7 if url.startswith("http://") else 0
-    if not start:
+    match = _PLAIN.match(url)
+    if match is None:
         return None
-    end = len(url)
-    for sep in "/?#":
-        if (i := url.find(sep, start)) != -1 and i < end:
-            end = i
-    netloc = url[start:end]
-    if "@" in netloc or "[" in netloc or "\\" in netloc or not netloc:
-        return None
-    host, _, port = netloc.partition(":")
+    host, _, port = match.group(1).partition(":")
     if port and not port.isdigit():
         return None
     return host.lower()
@@ -158,8 +178,16 @@ def _assign(counts: Counter[str], n_parts: int) -> tuple[dict[str, list[int]], l
     return assignment, [load for load, _ in sorted(loads, key=lambda li: li[1])]
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
+_STRING = json.encoder.encode_basestring  # in C; what ensure_ascii=False writes
+
+
 def _encode(row: InputRow) -> str:
-    return json.dumps([row.line, row.url, row.error, row.extra], ensure_ascii=False, default=str)
+    if row.error is None and row.extra is None and isinstance(row.line, int):
+        return f"[{row.line}, {_STRING(row.url)}, null, null]"  # the usual row, as below
+    return _ENCODER.encode([row.line, row.url, row.error, row.extra])
 
 
 def read_part_rows(path: Path) -> Iterator[InputRow]:
@@ -178,7 +206,7 @@ def make_plan(rows: Iterable[InputRow], out: Path, n_parts: int) -> Plan:
     parts_root = out / PARTS_DIR
     if parts_root.exists():  # an earlier planning run was killed before plan.json
         shutil.rmtree(parts_root)
-    spill, counts = out / SPILL_NAME, Counter[str]()
+    spill, counts, domain_of = out / SPILL_NAME, Counter[str](), DomainOf()
     with spill.open("w", encoding="utf-8") as fh:
         for row in rows:
             domain = domain_of(row)
