@@ -30,6 +30,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from proctree import ProcessTree
+
 from aiograb.testing import EXTENSIONS, ServerConfig, ServerProcess
 
 HERE = Path(__file__).resolve().parent
@@ -56,7 +58,7 @@ class Measurement:
     wall: float  # seconds from spawn to exit
     user: float
     sys: float
-    peak_rss_mb: float  # the child's own VmHWM (not ru_maxrss: see _Tree)
+    peak_rss_mb: float  # the child's own VmHWM (not ru_maxrss: see proctree.py)
     peak_threads: int  # max len(/proc/<pid>/task) over the polls
     server_cpu: float = 0.0  # CPU seconds the server spent during this run
     files: int = 0  # files found in the output folder afterwards
@@ -66,7 +68,7 @@ class Measurement:
     summary: dict[str, Any] = field(default_factory=dict)
     series: list[dict[str, float]] = field(default_factory=list)  # sampled over time
     peak_tree_rss_mb: float = 0.0  # the sum of every process of its tree's VmHWM
-    tree_cpu: float = 0.0  # user + sys of the whole tree (see _Tree.cpu_seconds)
+    tree_cpu: float = 0.0  # user + sys of the whole tree (ProcessTree.cpu_seconds)
 
     @property
     def cpu(self) -> float:
@@ -118,84 +120,6 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _vm_hwm_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
-def _parents() -> dict[int, int]:
-    """pid -> parent pid of every process (this kernel has no /proc/<pid>/task/*/children)."""
-    out: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/stat") as fh:
-                    out[int(entry.name)] = int(fh.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-    return out
-
-
-class _Tree:
-    """Peak RSS of a child and of its process tree (pool workers, a shell's jobs).
-
-    ``ru_maxrss`` would not do: Linux carries the peak of the process that forked
-    over into the exec'd child (``Popen`` forks this harness: a sleeping child then
-    "peaks" at the harness's size). ``VmHWM`` is each process's own peak since exec;
-    the tree's figure is their sum, over every process seen in it (descendants are
-    looked for every ``SCAN_SECONDS``; one that lives shorter may be missed).
-    """
-
-    SCAN_SECONDS = 0.2
-
-    def __init__(self, root: int) -> None:
-        self.root = root
-        self.peak_kb: dict[int, int] = {root: 0}
-        self.cpu: dict[int, float] = {}  # the last CPU seconds seen of each process
-        self._next_scan = 0.0
-
-    def poll(self, now: float) -> None:
-        if now >= self._next_scan:
-            self._next_scan = now + self.SCAN_SECONDS
-            parents = _parents()
-            for pid, ppid in parents.items():
-                if pid not in self.peak_kb and self._descends(pid, ppid, parents):
-                    self.peak_kb[pid] = 0
-        for pid, kb in self.peak_kb.items():
-            self.peak_kb[pid] = max(kb, _vm_hwm_kb(pid))
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                self.cpu[pid] = _proc_cpu(pid)
-
-    def _descends(self, pid: int, ppid: int, parents: dict[int, int]) -> bool:
-        for _ in range(64):  # a chain, never a cycle; bounded anyway
-            if ppid == self.root or ppid in self.peak_kb:
-                return True
-            if ppid <= 1:
-                return False
-            ppid = parents.get(ppid, 0)
-        return False
-
-    @property
-    def own_mb(self) -> float:
-        return self.peak_kb[self.root] / 1024
-
-    @property
-    def tree_mb(self) -> float:
-        return sum(self.peak_kb.values()) / 1024
-
-    def cpu_seconds(self, waited: float) -> float:
-        """The tree's CPU: ``wait4``'s (the child and the descendants it waited for),
-        or, when larger, the sum of the last seen of each of its processes: a fork
-        server's workers are never waited for by the child, so ``wait4`` misses them."""
-        return max(waited, sum(self.cpu.values()))
-
-
 def _journal_rows(path: Path) -> tuple[int, int]:
     """(rows ingested, rows done) in an aiograb journal another process is writing."""
     if not path.exists():
@@ -229,7 +153,7 @@ def measure(
     with log.open("wb") as out:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env)
-    tree = _Tree(proc.pid)
+    tree = ProcessTree(proc.pid)
     peak_threads, series, next_sample = 0, [], 0.0
     interrupted_at: float | None = None
     while True:
