@@ -128,8 +128,10 @@ def available_tools(img2dataset: str = "img2dataset") -> dict[str, Command]:
     if shutil.which("curl"):
         tools["curl"] = _peer("curl")
     tools["bare"] = _bare
-    tools["aiograb"] = _aiograb()
-    if _has_pycurl() and _transport_flag():
+    # "aiograb" is the aiohttp transport (named: the default is libcurl's since #13)
+    flag = _transport_flag()
+    tools["aiograb"] = _aiograb("--transport", "aiohttp") if flag else _aiograb()
+    if _has_pycurl() and flag:
         tools["aiograb-curl"] = _aiograb("--transport", "curl")
     if shutil.which("aria2c"):
         tools["aria2c"] = _peer("aria2c")
@@ -359,7 +361,7 @@ def main() -> None:
     for spec in args.tree:
         name, _, path = spec.partition("=")
         for tool in [t for t in tools if t.startswith("aiograb")]:
-            extra = ("--transport", "curl") if tool == "aiograb-curl" else ()
+            extra = ("--transport", "curl" if tool == "aiograb-curl" else "aiohttp")
             tools[f"{tool}@{name}"] = _aiograb(*extra, tree=Path(path))
     if args.tools:
         wanted = args.tools.split(",")

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from aiograb._core.config import DEFAULT_TRANSPORT
 from aiograb.testing import RunningServer, serve_in_thread
 
 
@@ -40,7 +41,7 @@ CURL_GAPS: dict[str, str] = {}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("AIOGRAB_TRANSPORT") != "curl":
+    if _transport() != "curl":
         return
     for item in items:
         reason = CURL_GAPS.get(item.nodeid)
@@ -49,4 +50,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"aiograb transport: {os.environ.get('AIOGRAB_TRANSPORT') or 'aiohttp (default)'}"
+    named = os.environ.get("AIOGRAB_TRANSPORT")
+    return f"aiograb transport: {named or DEFAULT_TRANSPORT + ' (default)'}"
+
+
+def _transport() -> str:
+    return os.environ.get("AIOGRAB_TRANSPORT") or DEFAULT_TRANSPORT

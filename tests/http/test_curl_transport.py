@@ -237,10 +237,11 @@ def test_make_transport_follows_limits_then_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(ENV_VAR, raising=False)
+    assert isinstance(make_transport(Limits()), CurlTransport)  # the default
+    assert isinstance(make_transport(Limits(transport="aiohttp")), AiohttpTransport)
+    monkeypatch.setenv(ENV_VAR, "aiohttp")
     assert isinstance(make_transport(Limits()), AiohttpTransport)
     assert isinstance(make_transport(Limits(transport="curl")), CurlTransport)
-    monkeypatch.setenv(ENV_VAR, "curl")
-    assert isinstance(make_transport(Limits()), CurlTransport)
     assert transport_name(Limits(transport="aiohttp")) == "aiohttp"
     monkeypatch.setenv(ENV_VAR, "bogus")
     with pytest.raises(UsageError, match=ENV_VAR):

@@ -124,8 +124,8 @@ def _add_limits(g: argparse._ArgumentGroup) -> None:
         "--transport",
         choices=TRANSPORTS,
         default="",
-        help="HTTP client: aiohttp (default) or curl (libcurl on the same event loop; "
-        "pip install 'aiograb[curl]'), e.g. --transport curl",
+        help="HTTP client: curl (default: libcurl on the same event loop) or aiohttp, "
+        "e.g. --transport aiohttp; the environment variable AIOGRAB_TRANSPORT sets the default",
     )
 
 

@@ -47,10 +47,11 @@ DEFAULT_USER_AGENT = (
     f"aiograb/{__about__.__version__} (+https://pypi.org/project/aiograb/; bulk image downloader)"
 )
 DEFAULT_ACCEPT = "image"
-# The HTTP client behind the seam: "aiohttp", or "curl" (libcurl's multi interface on
-# the same loop; the curl extra). The environment variable AIOGRAB_TRANSPORT picks it
-# when Limits.transport is left empty (how the test suite runs against both).
-DEFAULT_TRANSPORT = "aiohttp"
+# The HTTP client behind the seam: "curl" (libcurl's multi interface on the same loop:
+# 0.7x the aiohttp transport's CPU per file, BENCHMARKS.md "#13"), or "aiohttp". The
+# environment variable AIOGRAB_TRANSPORT picks it when Limits.transport is left empty
+# (how the test suite runs against both).
+DEFAULT_TRANSPORT = "curl"
 TRANSPORTS = ("aiohttp", "curl")
 # A body this large is almost never an image anyone wants, and in memory (the
 # client API) it would hurt: refuse it as ``too_large``. 0 lifts the limit.
@@ -81,7 +82,7 @@ class Limits:
     """How much may be in flight.
 
     >>> Limits(concurrency=500, per_host=0)   # 0 = no per-host limit
-    >>> Limits(transport="curl")              # libcurl on the loop (aiograb[curl])
+    >>> Limits(transport="aiohttp")           # aiohttp instead of libcurl (the default)
 
     ``per_host=None`` (the default) means the caller's default: ``DEFAULT_PER_HOST``
     for ``download``/``crawl`` (other people's sites), none for ``open_client``
@@ -91,7 +92,7 @@ class Limits:
     concurrency: int = DEFAULT_CONCURRENCY
     per_host: int | None = None
     rate: float = 0.0  # requests per second per host; 0 = unlimited
-    transport: str = ""  # "aiohttp" or "curl"; "" = $AIOGRAB_TRANSPORT or DEFAULT_TRANSPORT
+    transport: str = ""  # "curl" or "aiohttp"; "" = $AIOGRAB_TRANSPORT or DEFAULT_TRANSPORT
 
     def __post_init__(self) -> None:
         _check(1 <= self.concurrency <= 100_000, "concurrency must be between 1 and 100000")

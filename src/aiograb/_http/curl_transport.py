@@ -1,7 +1,7 @@
-"""A second transport behind the seam: libcurl's multi interface driven by the event loop.
+"""The default transport behind the seam: libcurl's multi interface driven by the event loop.
 
 ``CurlTransport`` implements the same ``Transport`` protocol as ``AiohttpTransport``
-on pycurl (``pip install 'aiograb[curl]'``). There is still one thread: libcurl
+on pycurl. There is still one thread: libcurl
 tells the loop which sockets to watch (``CURLMOPT_SOCKETFUNCTION`` →
 ``loop.add_reader``/``add_writer``) and when to wake it (``CURLMOPT_TIMERFUNCTION``
 → ``loop.call_later``), and the loop calls ``socket_action`` back. HTTP parsing,

@@ -1,4 +1,4 @@
-"""The transport a run makes when it is given none: aiohttp, or libcurl when asked.
+"""The transport a run makes when it is given none: libcurl's, or aiohttp's when asked.
 
 ``Limits.transport`` names it; when that is empty, the environment variable
 ``AIOGRAB_TRANSPORT`` does (so the whole test suite can run against either), and
@@ -40,7 +40,10 @@ def make_transport(
         try:
             from aiograb._http.curl_transport import CurlTransport
         except ImportError as exc:
-            raise UsageError("transport 'curl' needs pycurl: pip install 'aiograb[curl]'") from exc
+            raise UsageError(
+                "transport 'curl' needs pycurl (a dependency of aiograb: pip install pycurl), "
+                "or use transport 'aiohttp'"
+            ) from exc
         return CurlTransport(limits, network=network, address_policy=address_policy)
     from aiograb._http.aiohttp_transport import AiohttpTransport
 
