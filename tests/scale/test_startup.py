@@ -135,7 +135,10 @@ def test_dask_local_starts_in_the_background_forked_without_the_profiler(
 def _engine_imported() -> bool:
     import sys
 
-    return "aiograb._get.download" in sys.modules
+    from aiograb._core.config import DEFAULT_TRANSPORT
+
+    modules = ("aiograb._get.download", f"aiograb._http.{DEFAULT_TRANSPORT}_transport")
+    return all(name in sys.modules for name in modules)
 
 
 def _profiler_enabled() -> bool:
@@ -161,8 +164,8 @@ def test_the_cli_tunes_the_collector_of_a_local_clusters_workers(
     opened = scale_dask.open_dask
 
     @contextlib.contextmanager
-    def watching(target: Any) -> Iterator[Any]:
-        with opened(target) as run:
+    def watching(target: Any, **kwargs: Any) -> Iterator[Any]:
+        with opened(target, **kwargs) as run:
             yield run
             client = run.executor()._client
             thresholds.extend(client.run(gc.get_threshold).values())

@@ -103,9 +103,10 @@ def run_scaled(
         use_uvloop=not args.no_uvloop,
     )
     if args.dask:
+        from aiograb._http.default import transport_name
         from aiograb._scale.dask import open_dask, parse_dask
 
-        with open_dask(parse_dask(args.dask)) as dask:
+        with open_dask(parse_dask(args.dask), transport=transport_name(limits)) as dask:
             # A LocalCluster's workers are this machine's processes: no canary.
             return run_parted(
                 rows,

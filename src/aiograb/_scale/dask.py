@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from aiograb._core.config import DEFAULT_TRANSPORT
 from aiograb._core.errors import UsageError
 from aiograb._scale.part import check_canary
 
@@ -131,9 +132,9 @@ def _remote(distributed: Any, address: str) -> Iterator[DaskRun]:
 
 
 @contextlib.contextmanager
-def open_dask(target: DaskTarget) -> Iterator[DaskRun]:
-    """A client (and, for ``local:N``, its ``LocalCluster``, started in the background),
-    closed on exit."""
+def open_dask(target: DaskTarget, *, transport: str = DEFAULT_TRANSPORT) -> Iterator[DaskRun]:
+    """A client (and, for ``local:N``, its ``LocalCluster``, started in the background,
+    its workers with ``transport``'s module imported), closed on exit."""
     dask, distributed = _import()
     if not target.local_workers:
         with _remote(distributed, target.address) as run:
@@ -149,22 +150,16 @@ def open_dask(target: DaskTarget) -> Iterator[DaskRun]:
     if "forkserver" in multiprocessing.get_all_start_methods():
         local["distributed.worker.multiprocessing-method"] = "forkserver"
     with dask.config.set(local):
-        _preload_the_fork_server(distributed)
+        _preload_the_fork_server(distributed, transport)
         with _local(distributed, target.local_workers) as run:
             yield run
 
 
 # Imported once, by the fork server, before it forks each worker (missing ones are skipped).
-FORKSERVER_PRELOAD = (
-    "distributed",
-    "aiograb._scale.part",
-    "aiograb._get.download",
-    "aiograb._http.aiohttp_transport",
-    "uvloop",
-)
+FORKSERVER_PRELOAD = ("distributed", "aiograb._scale.part", "aiograb._get.download", "uvloop")
 
 
-def _preload_the_fork_server(distributed: Any) -> None:
+def _preload_the_fork_server(distributed: Any, transport: str) -> None:
     """The LocalCluster's workers start with ``forkserver``, not ``spawn``: a fresh
     single-threaded server process imports Dask and aiograb's engine once and forks
     each worker from it, so a worker starts with them imported (no import in its first
@@ -174,4 +169,5 @@ def _preload_the_fork_server(distributed: Any) -> None:
     server's preload, so ours is set after it."""
     context = distributed.utils.get_mp_context()
     if context.get_start_method() == "forkserver":
-        context.set_forkserver_preload(list(FORKSERVER_PRELOAD))
+        modules = [*FORKSERVER_PRELOAD, f"aiograb._http.{transport}_transport"]
+        context.set_forkserver_preload(modules)
