@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -396,16 +397,21 @@ def test_cli_environment_proxies(
         tmp_path, server, "a", "--io-threads", "0", http_proxy=f"http://{tiny.url}"
     )
     assert done.returncode == 0, done.stderr
-    assert tiny.log_count(marker, before + 30) == before + 30
+    # Each of the 30 went through the proxy (a request resent on a fresh connection, when
+    # the proxy closed a kept-alive one, is logged twice: at least 30).
+    through = tiny.log_count(marker, before + 30)
+    assert through >= before + 30
     assert summary["peak_threads"] == 1
 
     done, _, _ = _get(tmp_path, server, "b", HTTP_PROXY=f"http://{tiny.url}", NO_PROXY="127.0.0.1")
     assert done.returncode == 0, done.stderr
-    assert tiny.log_text().count(marker) == before + 30  # bypassed
+    time.sleep(0.2)  # a line the proxy would write late
+    assert tiny.log_text().count(marker) == through  # bypassed
 
     done, _, _ = _get(tmp_path, server, "c", "--proxy", "", HTTP_PROXY=f"http://{tiny.url}")
     assert done.returncode == 0, done.stderr
-    assert tiny.log_text().count(marker) == before + 30  # environment ignored
+    time.sleep(0.2)
+    assert tiny.log_text().count(marker) == through  # environment ignored
 
     dead = f"http://127.0.0.1:{closed_port()}"
     done, out, _ = _get(tmp_path, server, "d", HTTP_PROXY=dead)
