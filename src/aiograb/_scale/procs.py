@@ -338,4 +338,15 @@ def _combine(
         io_threads=io_threads,
         processes=running,
         part_errors=tuple(f"part {p.name}: {type(e).__name__}: {e}" for p, e in broken),
+        # A part whose disk filled up stopped cleanly: the run ends as that (exit 74).
+        storage_error=next(
+            (f"part {p.name}: {r.storage_error}" for p, r in _finished(plan, results)), None
+        ),
     )
+
+
+def _finished(plan: Plan, results: list[Summary | BaseException]) -> Iterator[tuple[Part, Summary]]:
+    """The parts whose disk filled up, with their summaries."""
+    for part, result in zip(plan.parts, results, strict=True):
+        if isinstance(result, Summary) and result.storage_error is not None:
+            yield part, result
