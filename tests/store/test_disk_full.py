@@ -83,24 +83,3 @@ def test_a_full_disk_stops_cleanly_and_a_rerun_finishes(
     for r in rows[::50]:
         assert hashlib.sha256((out / r["path"]).read_bytes()).hexdigest() == r["sha256"]
 
-
-@pytest.mark.slow
-def test_a_full_disk_in_one_part_of_procs_2_is_exit_74(
-    small_disk: Path, tmp_path: Path, server: RunningServer
-) -> None:
-    """With --procs 2 a part whose disk fills up stops cleanly; the whole run says so
-    (exit 74, one line), and a rerun after freeing space finishes every URL."""
-    src = tmp_path / "urls.txt"
-    src.write_text("".join(server.url(f"/img/{i}.png") + "\n" for i in range(1500)))
-    out = small_disk / "out"
-    cmd = [sys.executable, "-m", "aiograb", "get", str(src), "-o", str(out), "-q", "--procs", "2"]
-    first = subprocess.run([*cmd, "--per-host", "0"], capture_output=True, text=True, timeout=110)
-    assert first.returncode == 74, (first.stdout, first.stderr)  # ExitCode.OS_ERROR
-    assert "Traceback" not in first.stderr
-    assert "no space left" in (first.stdout + first.stderr)
-    subprocess.run(["mount", "-o", "remount,size=64m", "tmpfs", str(small_disk)], check=True)
-    second = subprocess.run(cmd, capture_output=True, text=True, timeout=110)
-    assert second.returncode == 0, second.stderr
-    rows = manifest(out)
-    assert len(rows) == 1500
-    assert {r["state"] for r in rows} == {"ok"}
