@@ -82,4 +82,3 @@ def test_a_full_disk_stops_cleanly_and_a_rerun_finishes(
     assert all(r["state"] == "ok" for r in rows)
     for r in rows[::50]:
         assert hashlib.sha256((out / r["path"]).read_bytes()).hexdigest() == r["sha256"]
-
