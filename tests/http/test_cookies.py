@@ -80,6 +80,7 @@ async def servers(ca: trustme.CA) -> AsyncIterator[tuple[int, int]]:
         yield runner.addresses[0][1], runner.addresses[1][1]
     finally:
         await runner.cleanup()
+        await asyncio.sleep(0.25)  # the server's TLS close_notify, before the loop closes
 
 
 @pytest.fixture

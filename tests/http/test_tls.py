@@ -71,6 +71,7 @@ async def https_server(ctx: ssl.SSLContext | None) -> AsyncIterator[int]:
         yield runner.addresses[0][1]
     finally:
         await runner.cleanup()
+        await asyncio.sleep(0.25)  # the server's TLS close_notify, before the loop closes
 
 
 async def fetch_one(
