@@ -41,7 +41,7 @@ def row_by_row(frontier: Frontier, tables: CrawlTables, page_id: int, d: Discove
         host = d.page_hosts.get(r.key)
         pending = r.final_state == "pending"
         if pending and r.kind == "page":
-            tables.readmit_shallower(r.key, r.depth or 0)
+            tables.readmit_many([(r.key, r.depth or 0)])
         r = replace(r, found_on=page_id)
         if journal.insert(r) and pending:
             added += 1

@@ -131,11 +131,6 @@ class DomainOf:
         return self._registrable(host).replace("\t", " ") if host else _NO_HOST
 
 
-def domain_of(row: InputRow) -> str:
-    """``DomainOf()(row)``, for one row."""
-    return DomainOf()(row)
-
-
 # scheme://netloc of a plain URL: no userinfo, no IPv6 brackets, no backslash.
 _PLAIN = re.compile(r"https?://([^/?#@\[\\]+)(?=[/?#]|$)", re.IGNORECASE)
 

@@ -29,15 +29,9 @@ class CrawlTables:
 
     # -- rows of items the crawl changes ------------------------------------------------
 
-    def readmit_shallower(self, key: str, depth: int) -> None:
-        """Forget a link first met too deep, now met at ``depth``: it may be added again."""
-        self._db.execute(
-            "DELETE FROM items WHERE key=? AND state='skipped' AND error='depth_limit' AND depth>?",
-            (key, depth),
-        )
-
     def readmit_many(self, rows: Iterable[tuple[str, int]]) -> None:
-        """``readmit_shallower`` for each (key, depth)."""
+        """Forget each link (key, depth) first met too deep, now met at ``depth``: it may
+        be added again."""
         self._db.executemany(
             "DELETE FROM items WHERE key=? AND state='skipped' AND error='depth_limit' AND depth>?",
             rows,
