@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +18,26 @@ from aiograb.testing import RunningServer, serve_in_thread
 def server() -> Iterator[RunningServer]:
     with serve_in_thread() as running:
         yield running
+
+
+@pytest.fixture
+def small_disk() -> Iterator[Path]:
+    """A real 2 MB tmpfs, mounted for the test (needs root; skipped otherwise)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    where = Path(tempfile.mkdtemp(prefix="aiograb-full-"))
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        where.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        if subprocess.run(["umount", str(where)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(where)], check=False)  # a file still open
+        where.rmdir()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

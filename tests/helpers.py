@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import socket
@@ -11,7 +12,7 @@ import sys
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from aiohttp import web
 
@@ -61,3 +62,22 @@ async def serve_app(app: web.Application) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
+
+
+def fill_disk(folder: Path, *, leave_pages: int = 0) -> Path:
+    """Fill the file system of ``folder`` with one file, then free ``leave_pages`` pages
+    of 4 KiB (a tmpfs counts in pages): the next writes there fail with ENOSPC."""
+    filler = folder / "filler"
+    with filler.open("wb", buffering=0) as fh:
+        refused = _write_until_refused(fh)
+    assert refused == errno.ENOSPC, os.strerror(refused)
+    os.truncate(filler, max(0, filler.stat().st_size - leave_pages * 4096))
+    return filler
+
+
+def _write_until_refused(fh: BinaryIO) -> int:
+    try:
+        while True:
+            fh.write(b"\0" * 4096)
+    except OSError as exc:
+        return exc.errno or 0

@@ -1,44 +1,25 @@
 """Issue 10, item 9: a full disk ends the run cleanly (exit 74), the journal stays
 consistent, and a rerun after freeing space finishes the rest.
 
-A real 2 MB tmpfs mounted for the test (needs root; skipped otherwise).
+A real 2 MB tmpfs mounted for the test (``small_disk`` in conftest.py: needs root).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
-import os
 import sqlite3
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from aiograb._store.check import check_journal
-from aiograb._store.journal import JOURNAL_NAME
+from aiograb._store.journal import JOURNAL_NAME, Journal
+from aiograb._store.lock import LOCK_NAME, OutputLock
 from aiograb.testing import RunningServer
-from tests.helpers import manifest
-
-
-@pytest.fixture
-def small_disk() -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    where = Path(tempfile.mkdtemp(prefix="aiograb-full-"))
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        where.rmdir()
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", str(where)], check=False)
-        where.rmdir()
+from tests.helpers import aiograb_cli, fill_disk, manifest
 
 
 def _integrity(journal: Path) -> str:
@@ -82,3 +63,59 @@ def test_a_full_disk_stops_cleanly_and_a_rerun_finishes(
     assert all(r["state"] == "ok" for r in rows)
     for r in rows[::50]:
         assert hashlib.sha256((out / r["path"]).read_bytes()).hexdigest() == r["sha256"]
+
+
+@pytest.mark.parametrize("free_pages", [1, 3, 12])
+def test_a_journal_a_full_disk_kept_from_being_created_leaves_no_file(
+    small_disk: Path, free_pages: int
+) -> None:
+    # Issue 11: SQLite had created the file, 0 bytes (or a page and its -shm), and the
+    # rerun refused it as "not an aiograb journal (an empty file)".
+    out = small_disk / "out"
+    out.mkdir()
+    fill_disk(small_disk, leave_pages=free_pages)
+    with pytest.raises(OSError, match="No space left") as refused:
+        Journal(out / JOURNAL_NAME)
+    assert refused.value.errno == errno.ENOSPC  # a full disk (exit 74), not a damaged journal
+    assert refused.value.filename == str(out / JOURNAL_NAME)
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("free_pages", [0, 2, 8])
+def test_a_disk_full_before_the_journal_exists_exits_74_and_a_rerun_starts(
+    small_disk: Path, tmp_path: Path, server: RunningServer, free_pages: int
+) -> None:
+    src = tmp_path / "urls.txt"
+    src.write_text("".join(server.url(f"/img/{i}.png") + "\n" for i in range(30)))
+    out = small_disk / "out"
+    out.mkdir()
+    filler = fill_disk(small_disk, leave_pages=free_pages)
+    first = aiograb_cli("get", src, "-o", out, "-q")
+    assert first.returncode == 74, first.stderr  # ExitCode.OS_ERROR
+    (line,) = first.stderr.strip().splitlines()
+    assert line.startswith(f"aiograb: error: {out}/aiograb"), line
+    assert "no space left" in line
+    assert "run the same command again" in line
+    assert list(out.glob(f"{JOURNAL_NAME}*")) == []  # nothing a rerun would refuse
+
+    filler.unlink()
+    second = aiograb_cli("get", src, "-o", out, "-q")
+    assert second.returncode == 0, second.stderr
+    rows = manifest(out)
+    assert len(rows) == 30
+    assert all(r["state"] == "ok" for r in rows)
+    for r in rows:
+        assert hashlib.sha256((out / r["path"]).read_bytes()).hexdigest() == r["sha256"]
+
+
+def test_a_lock_a_full_disk_refused_is_not_held(small_disk: Path) -> None:
+    out = small_disk / "out"
+    out.mkdir()
+    filler = fill_disk(small_disk)
+    with pytest.raises(OSError, match="No space left") as refused:
+        OutputLock(out)  # the pid it writes needs a page
+    assert refused.value.filename == str(out / LOCK_NAME)  # the CLI's line names the file
+    filler.unlink()
+    with OutputLock(out):  # the failed attempt kept no descriptor holding the flock
+        pass

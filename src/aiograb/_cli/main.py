@@ -21,6 +21,7 @@ rich (commands import what they run inside their function), so ``--version`` and
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -99,6 +100,8 @@ def _os_message(exc: OSError) -> str:
     # Not every OSError has a text strerror (TimeoutError subclasses pass other arguments).
     reason = exc.strerror.lower() if isinstance(exc.strerror, str) and exc.strerror else str(exc)
     names = [str(name) for name in (exc.filename, exc.filename2) if name is not None]
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # nothing was lost: say what to do
+        reason += ": free some space, then run the same command again"
     return f"{' -> '.join(names)}: {reason}" if names else reason
 
 

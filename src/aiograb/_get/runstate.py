@@ -8,7 +8,6 @@ network; everything here is plain synchronous code called from one thread.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import os
 import sqlite3
@@ -31,7 +30,7 @@ from aiograb._core.stats import (
 from aiograb._core.urls import normalize
 from aiograb._get.sources import RowSource, SourceStats
 from aiograb._store.check import ensure_output_folder
-from aiograb._store.journal import JOURNAL_NAME, Journal, NewRow, PendingRow
+from aiograb._store.journal import JOURNAL_NAME, Journal, NewRow, PendingRow, is_storage_full
 from aiograb._store.lock import OutputLock
 from aiograb._store.sinks import FileSink, Stored
 
@@ -86,15 +85,6 @@ def not_one_url(text: str) -> str | None:
     if sum("://" in part for part in text.split()) > 1:
         return "input row holds several URLs separated by white space"
     return None
-
-
-def is_storage_full(exc: BaseException) -> bool:
-    """Whether a write failed because the disk (or quota) is full."""
-    if isinstance(exc, OSError):
-        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
-    code = getattr(exc, "sqlite_errorcode", None)
-    full = (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
-    return (code is not None and (code & 0xFF) in full) or "disk is full" in str(exc)
 
 
 def _file_md5(path: str) -> str:

@@ -71,9 +71,13 @@ class _ProgressFile:
         self._last = now
         data = {k: v for k, v in asdict(p).items() if k != "errors"}
         tmp = self._path + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump(data, fh)
-        os.replace(tmp, self._path)
+        try:
+            with open(tmp, "w") as fh:
+                json.dump(data, fh)
+            os.replace(tmp, self._path)
+        except OSError:  # only the bar's count: a full disk is the journal's to report
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def read_progress(folder: Path) -> Progress | None:
@@ -108,22 +112,29 @@ def run_part(job: PartJob) -> Summary:
         gc.set_threshold(50_000, 20, 100)
 
     async def main(stop: asyncio.Event) -> Summary:
-        async with asyncio.TaskGroup() as tg:
-            watcher = tg.create_task(_watch_stop_file(job.stop_file, stop))
-            try:
-                return await run_get(
-                    read_part_rows(Path(job.input)),
-                    job.out,
-                    limits=job.limits,
-                    policy=job.policy,
-                    retry_failed=job.retry_failed,
-                    stop=stop,
-                    on_progress=progress,
-                    pipeline=job.pipeline,
-                    io_threads=job.io_threads,
-                )
-            finally:
-                watcher.cancel()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                watcher = tg.create_task(_watch_stop_file(job.stop_file, stop))
+                try:
+                    return await run_get(
+                        read_part_rows(Path(job.input)),
+                        job.out,
+                        limits=job.limits,
+                        policy=job.policy,
+                        retry_failed=job.retry_failed,
+                        stop=stop,
+                        on_progress=progress,
+                        pipeline=job.pipeline,
+                        io_threads=job.io_threads,
+                    )
+                finally:
+                    watcher.cancel()
+        except BaseExceptionGroup as group:
+            # The watcher never fails: what failed is run_get. Raise it as itself (an
+            # OSError of a full disk is what the coordinator's summary looks for).
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
 
     summary = run_stoppable(main, use_uvloop=job.use_uvloop)
     with contextlib.suppress(OSError):

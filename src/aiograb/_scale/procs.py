@@ -49,7 +49,7 @@ from aiograb._scale.part import (
     warm_up,
 )
 from aiograb._scale.plan import PART_INPUT, PARTS_DIR, Part, Plan, load_plan, make_plan
-from aiograb._store.journal import JOURNAL_NAME
+from aiograb._store.journal import JOURNAL_NAME, is_storage_full
 
 __all__ = ["default_procs", "run_parted"]
 
@@ -259,8 +259,27 @@ def run_parted(
         for part, r in zip(plan.parts, results, strict=True)
         if isinstance(r, Summary) and r.storage_error is None
     ]
-    write_merged_manifest(plan, out / MANIFEST_NAME, fresh=fresh)
-    return _combine(plan, results, time.monotonic() - t0, interrupted, (io_threads, running))
+    unmerged = _merge(plan, fresh)
+    summary = _combine(plan, results, time.monotonic() - t0, interrupted, (io_threads, running))
+    if unmerged is not None:  # the parts' journals hold every row: nothing is lost
+        full = summary.storage_error
+        summary = replace(summary, storage_error=f"{full}. {unmerged}" if full else unmerged)
+    return summary
+
+
+def _merge(plan: Plan, fresh: list[int]) -> str | None:
+    """Write ``OUT/manifest.jsonl``; on a full disk, say how to rebuild it (else None)."""
+    target = plan.out / MANIFEST_NAME
+    try:
+        write_merged_manifest(plan, target, fresh=fresh)
+    except OSError as exc:
+        if not is_storage_full(exc):
+            raise
+        return (
+            f"{target}: no space left to write the merged manifest ({exc.strerror}): after "
+            f"freeing space, rebuild it with 'aiograb manifest {plan.out} --to {target}'"
+        )
+    return None
 
 
 def _job(
@@ -337,16 +356,24 @@ def _combine(
         input_read=not broken and all(s.input_read for s in done),
         io_threads=io_threads,
         processes=running,
-        part_errors=tuple(f"part {p.name}: {type(e).__name__}: {e}" for p, e in broken),
-        # A part whose disk filled up stopped cleanly: the run ends as that (exit 74).
-        storage_error=next(
-            (f"part {p.name}: {r.storage_error}" for p, r in _finished(plan, results)), None
+        part_errors=tuple(
+            f"part {p.name}: {type(e).__name__}: {e}" for p, e in broken if not is_storage_full(e)
         ),
+        # A part whose disk filled up stopped cleanly, or could not start: the run
+        # ends as that (exit 74), and the rerun resumes it.
+        storage_error=next(_storage_errors(plan, results), None),
     )
 
 
-def _finished(plan: Plan, results: list[Summary | BaseException]) -> Iterator[tuple[Part, Summary]]:
-    """The parts whose disk filled up, with their summaries."""
+def _storage_errors(plan: Plan, results: list[Summary | BaseException]) -> Iterator[str]:
+    """What each part whose disk filled up says: from its summary, or from the error
+    that stopped it before its journal could be written (it left nothing to refuse)."""
     for part, result in zip(plan.parts, results, strict=True):
-        if isinstance(result, Summary) and result.storage_error is not None:
-            yield part, result
+        if isinstance(result, Summary):
+            if result.storage_error is not None:
+                yield f"part {part.name}: {result.storage_error}"
+        elif is_storage_full(result):
+            yield (
+                f"part {part.name}: {plan.part_dir(part)}: no space left ({result}); the part "
+                "stopped: free some space and run the same command again to finish"
+            )

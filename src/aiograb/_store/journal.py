@@ -15,12 +15,13 @@ under a millisecond, far less than a thread hop would.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ __all__ = [
     "NewRow",
     "PendingRow",
     "SavedFile",
+    "is_storage_full",
     "manifest_line",
 ]
 
@@ -48,6 +50,15 @@ _MANIFEST_ENCODER = json.JSONEncoder(ensure_ascii=False)
 def manifest_line(record: Mapping[str, Any]) -> str:
     """One line of ``manifest.jsonl``: a record of ``Journal.rows()`` as JSON, and a newline."""
     return _MANIFEST_ENCODER.encode(record) + "\n"
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """Whether a write (a file's, or SQLite's) failed because the disk or quota is full."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    code = getattr(exc, "sqlite_errorcode", None)
+    full = (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
+    return (code is not None and (code & 0xFF) in full) or "disk is full" in str(exc)
 
 
 _SCHEMA = """
@@ -205,26 +216,39 @@ class Journal:
             self._db = sqlite3.connect(uri, uri=True, isolation_level=None)
             self._db.execute("PRAGMA busy_timeout=5000")
         else:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
-            try:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                self._db.execute("PRAGMA busy_timeout=5000")
-                self._db.executescript(_SCHEMA)
-                self._db.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-                if new:  # when the first run started: "resumed a run of ..."
-                    self._db.execute(
-                        "INSERT OR IGNORE INTO meta VALUES ('created', ?)", (str(time.time()),)
-                    )
-                migrate(self._db)  # an older journal is brought up to SCHEMA_VERSION
-            except sqlite3.DatabaseError as exc:
-                self._db.close()
-                raise journal_error(self.path, f"damaged: {exc}") from None
+            self._db = self._create_or_open(new)
         self._updates: list[tuple[Any, ...]] = []
         self.last_commit = time.monotonic()
+
+    def _create_or_open(self, new: bool) -> sqlite3.Connection:
+        """Open for writing: WAL, the schema, the meta rows, migrations. A journal this
+        call created and could not initialise is removed with its ``-wal``/``-shm``, so
+        a full disk never leaves an empty journal a rerun would refuse; a full disk is an
+        ``OSError`` (ENOSPC: the CLI's exit 74), not a damaged journal."""
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.executescript(_SCHEMA)
+            db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+            if new:  # when the first run started: "resumed a run of ..."
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (str(time.time()),))
+            migrate(db)  # an older journal is brought up to SCHEMA_VERSION
+        except (sqlite3.Error, OSError) as exc:
+            db.close()
+            if new:
+                for suffix in ("", "-wal", "-shm"):
+                    with suppress(FileNotFoundError):
+                        os.unlink(f"{self.path}{suffix}")
+            if is_storage_full(exc):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path)) from None
+            if not isinstance(exc, sqlite3.DatabaseError):
+                raise
+            raise journal_error(self.path, f"damaged: {exc}") from None
+        return db
 
     # -- input -------------------------------------------------------------
 

@@ -54,8 +54,12 @@ class OutputLock:
                 f"{self.path.parent} is in use by pid {holder} (another aiograb run); "
                 "wait for it to finish or pick another output folder"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:  # a full disk: never keep the descriptor (and the lock)
+            os.close(fd)
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
         self._fd = fd
 
     def release(self) -> None:
