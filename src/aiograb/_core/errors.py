@@ -12,7 +12,8 @@ the engine. Usage errors are separate: they end a whole run before it starts.
     │   ├── InvalidURL                invalid_url, unsupported_scheme, invalid_encoding
     │   ├── InvalidRequest            invalid_request (e.g. CR/LF in a header; never sent)
     │   ├── TransportError            retryable network failures
-    │   │   ├── ConnectError          connect_refused, dns_error, connect_error
+    │   │   ├── ConnectError          connect_refused, dns_error, connect_error,
+    │   │   │   │                     too_many_open_files (no descriptor for a new socket)
     │   │   │   ├── BlockedAddress    blocked_address (private/loopback/metadata; not retried)
     │   │   │   ├── ProxyError        proxy_error (proxy unreachable or refused the request)
     │   │   │   └── TLSError          tls_error: the TLS handshake failed (not retried)
@@ -75,6 +76,7 @@ __all__ = [
     "Truncated",
     "UsageError",
     "WriteError",
+    "socket_error",
     "write_error",
 ]
 
@@ -224,10 +226,26 @@ class DiskFull(WriteError):
     code = "disk_full"
 
 
+NO_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
+
+
+def socket_error(os_errno: int, reason: str, url: str) -> ConnectError:
+    """The ConnectError of a socket that could not be opened (the request never left):
+    ``too_many_open_files`` when the process or the system is out of descriptors, the
+    manifest's class for the same shortage while storing, retried as a connect error."""
+    if os_errno in NO_DESCRIPTORS:
+        return ConnectError(
+            f"cannot open a socket: {reason} (raise 'ulimit -n' or lower the concurrency)",
+            url=url,
+            code="too_many_open_files",
+        )
+    return ConnectError(f"cannot open a socket: {reason}", url=url)
+
+
 def write_error(message: str, exc: OSError) -> WriteError:
     """The WriteError for an OSError: TooManyOpenFiles (retryable) for EMFILE/ENFILE,
     DiskFull for ENOSPC/EDQUOT, else a plain WriteError."""
-    if exc.errno in (errno.EMFILE, errno.ENFILE):
+    if exc.errno in NO_DESCRIPTORS:
         return TooManyOpenFiles(message)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return DiskFull(message)

@@ -23,6 +23,7 @@ from yarl import URL
 
 from aiograb._core.config import Limits, Network, Timeouts
 from aiograb._core.errors import (
+    NO_DESCRIPTORS,
     BadEncoding,
     ConnectError,
     ConnectionReset,
@@ -34,6 +35,7 @@ from aiograb._core.errors import (
     TLSCertificateError,
     TLSError,
     Truncated,
+    socket_error,
 )
 from aiograb._http.base import AddressPolicy, Headers, ResponseStream, Transport, check_head
 from aiograb._http.cookies import cookie_jar, read_cookies
@@ -72,6 +74,8 @@ def translate(exc: BaseException, url: str) -> BaseException:
             return ConnectError("connection refused", url=url, code="connect_refused")
         if isinstance(exc.os_error, TimeoutError):
             return Timeout("connect timed out", url=url)
+        if exc.os_error.errno in NO_DESCRIPTORS:  # the socket was never opened
+            return socket_error(exc.os_error.errno, exc.os_error.strerror or "", url)
         return ConnectError(f"cannot connect: {exc.os_error}", url=url)
     if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.SocketTimeoutError):
         return Timeout(str(exc) or "timed out", url=url)

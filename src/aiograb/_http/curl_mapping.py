@@ -11,12 +11,14 @@ from __future__ import annotations
 import ipaddress
 import re
 from errno import ECONNREFUSED, ECONNRESET, EPIPE
+from os import strerror
 from typing import Any
 
 import pycurl
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from aiograb._core.errors import (
+    NO_DESCRIPTORS,
     BadEncoding,
     BlockedAddress,
     ConnectError,
@@ -29,6 +31,7 @@ from aiograb._core.errors import (
     TLSCertificateError,
     TLSError,
     Truncated,
+    socket_error,
 )
 from aiograb._http.network import TRANSIENT_SOCKS_REPLIES, Proxy, verify_reason
 
@@ -77,6 +80,8 @@ def translate_curl(
     if errno == pycurl.E_COULDNT_CONNECT and proxied:  # libcurl connects to the proxy first
         return ProxyError(f"cannot connect to the proxy: {message}", url=url)
     if errno == pycurl.E_COULDNT_CONNECT:
+        if os_errno in NO_DESCRIPTORS:  # libcurl's own socket() or its dup() of ours
+            return socket_error(os_errno, strerror(os_errno), url)
         if os_errno == ECONNREFUSED or "refused" in low:
             return ConnectError("connection refused", url=url, code="connect_refused")
         return ConnectError(f"cannot connect: {message}", url=url)
@@ -112,6 +117,9 @@ def curl_failure(
     blocked: BlockedAddress | None = handle.aiograb_blocked
     if blocked is not None:
         return blocked
+    unopened: OSError | None = handle.aiograb_unopened
+    if unopened is not None:  # our socket opener could not open one: the request never left
+        return socket_error(unopened.errno or 0, unopened.strerror or str(unopened), url)
     if errno == pycurl.E_PEER_FAILED_VERIFICATION:
         return _certificate(handle.getinfo(pycurl.SSL_VERIFYRESULT), message, url)
     if errno == _E_PROXY and proxy is not None and proxy.is_socks:

@@ -34,6 +34,7 @@ the ``RequestError`` tree, in the aiohttp transport's words.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import Mapping
 from typing import Any
@@ -214,8 +215,11 @@ class CurlTransport:
         handle.aiograb_method = "GET"
         handle.aiograb_timeouts = None
         handle.aiograb_blocked = None
+        handle.aiograb_unopened = None  # the OSError of a socket our opener could not open
         handle.aiograb_fresh = False  # sent again on a new connection (``_again``)
         handle.aiograb_dest, handle.aiograb_port = "", 0  # the target named to a SOCKS proxy
+        if self._address_policy is None:  # our opener all the same: it says why none opened
+            handle.setopt(pycurl.OPENSOCKETFUNCTION, self._opener(handle, None))
 
     def _method(self, handle: Any, method: str, body: bytes | None, fields: list[str]) -> None:
         if handle.aiograb_method != "GET":  # back to a plain GET handle
@@ -267,6 +271,7 @@ class CurlTransport:
         handle.setopt(pycurl.HEADERFUNCTION, exchange.raw_headers.append)
         handle.setopt(pycurl.WRITEFUNCTION, exchange.on_body)
         proxy = self._net.proxy(handle, url)
+        handle.aiograb_unopened = None
         if self._address_policy is not None:
             handle.aiograb_blocked = None
             # Through a proxy, sockets go to the proxy: the target is checked in _start.
@@ -406,19 +411,30 @@ class CurlTransport:
 
     def _opener(self, handle: Any, host: str | None) -> Any:
         """libcurl's socket opener: each address checked by the policy (``host``: the
-        target's name; None: the socket goes to a proxy, not checked)."""
+        target's name; None: the socket goes to a proxy, or there is no policy: not
+        checked). A socket the OS refuses (EMFILE) is kept for ``curl_failure``: libcurl's
+        own opener would say only "Could not connect to server"."""
         policy = self._address_policy
-        assert policy is not None
         loop = self.loop
 
         def open_socket(_purpose: int, address: Any) -> Any:
-            if host is not None:
+            if host is not None and policy is not None:
                 try:
                     policy(host, address.addr[0])
                 except BlockedAddress as exc:
                     handle.aiograb_blocked = exc
                     return pycurl.SOCKET_BAD
-            sock = socket.socket(address.family, address.socktype, address.protocol)
+            try:
+                sock = socket.socket(address.family, address.socktype, address.protocol)
+            except OSError as exc:  # out of descriptors (EMFILE): curl_failure says so
+                handle.aiograb_unopened = exc
+                return pycurl.SOCKET_BAD
+            try:  # room for pycurl's dup() (whose failure it does not say): the lowest
+                os.close(os.dup(sock.fileno()))  # free number, which its dup() takes next
+            except OSError as exc:
+                sock.close()
+                handle.aiograb_unopened = exc
+                return pycurl.SOCKET_BAD
             # pycurl connects a dup() of it: this copy goes once the callback is over.
             loop.call_soon(sock.close)
             return sock
