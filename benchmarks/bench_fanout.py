@@ -6,11 +6,12 @@ median, a 0.1 % tail of 400 ms, and a repeated request for the same key "lands o
 another replica" and takes the median. Each client runs in a fresh child process per
 W (``aiograb.bench._fanout_child``); within a W the clients take turns going first.
 
-Clients: ``aiograb`` (``open_client().gather``), ``aiograb-hedged``
-(``Hedge(after="p95")``, default 5 % budget), ``aiohttp`` (bare ``asyncio.gather``
-over one ``ClientSession``), ``httpx`` (``AsyncClient`` + ``asyncio.gather``), ``threads``
-(a ``ThreadPoolExecutor`` with one ``requests.Session`` per thread); on request
-``aiograb-curl`` and ``aiograb-curl-hedged`` (the same over the libcurl transport). All capped at
+Clients: ``aiograb`` (``open_client().gather``, the default transport: libcurl),
+``aiograb-hedged`` (``Hedge(after="p95")``, default 5 % budget), ``aiohttp`` (bare
+``asyncio.gather`` over one ``ClientSession``), ``pycurl`` (bare pycurl multi on the loop:
+the floor under aiograb's transport), ``httpx`` (``AsyncClient`` + ``asyncio.gather``),
+``threads`` (a ``ThreadPoolExecutor`` with one ``requests.Session`` per thread); on request
+``aiograb-aiohttp`` and ``aiograb-aiohttp-hedged`` (the aiohttp transport). All capped at
 min(W, --max-cap) connections. Reported per client and W: endpoint p50/p99, overhead
 over the slowest call, CPU µs per call, extra requests, peak OS threads, peak RSS.
 

@@ -51,7 +51,7 @@ def test_backend_sends_a_repeated_key_to_another_replica() -> None:
 
 @pytest.mark.slow
 def test_a_tiny_fanout_run_measures_every_client(tmp_path: Path) -> None:
-    clients = ("aiograb", "aiograb-hedged", "aiohttp", "threads")
+    clients = ("aiograb", "aiograb-hedged", "aiograb-aiohttp", "aiohttp", "pycurl", "threads")
     results = run_fanout(FanoutSpec(widths=(40,), rounds=(3,), clients=clients), log=lambda _: None)
     rows = {r["client"]: r for r in results["rows"]}
     assert set(rows) == set(clients)
@@ -62,7 +62,8 @@ def test_a_tiny_fanout_run_measures_every_client(tmp_path: Path) -> None:
         assert row["p50_ms"] >= MEDIAN_S * 1000
         assert row["cpu_us_per_call"] > 0
     assert rows["aiograb"]["extra_pct"] == 0  # no hedging, nothing failed: no extra request
-    assert rows["aiograb"]["peak_threads"] <= 2  # one loop thread, whatever the fan-out
+    for name in ("aiograb", "aiograb-aiohttp", "pycurl"):
+        assert rows[name]["peak_threads"] <= 2, name  # one loop thread, whatever the fan-out
     # One thread per call in flight: most of the 40 (the pool reuses a thread whose call
     # has ended before the last is submitted, more so on a busy machine).
     assert rows["threads"]["peak_threads"] >= 20
@@ -84,9 +85,15 @@ def test_acceptance_from_known_numbers() -> None:
                 "extra_pct": extra, "peak_threads": 1}  # fmt: skip
 
     figures = fanout_acceptance(
-        [row("aiograb", 105, 470), row("aiohttp", 100, 480), row("aiograb-hedged", 110, 90, 6)]
+        [
+            row("aiograb", 105, 470),
+            row("aiohttp", 100, 480),
+            row("pycurl", 50, 440),
+            row("aiograb-hedged", 110, 90, 6),
+        ]
     )
     by_name = {f["name"]: f for f in figures}
+    assert by_name["W=1000 aiograb CPU/call vs bare pycurl"]["measured"] == "2.10x"
     assert by_name["W=1000 aiograb CPU/call vs bare aiohttp"]["met"] is True
     assert by_name["W=1000 hedged p50 (ms)"]["met"] is True
     assert by_name["W=1000 hedged extra requests (%)"]["met"] is True

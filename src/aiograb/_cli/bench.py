@@ -24,7 +24,7 @@ examples:
   aiograb bench --latency-ms 0,50,200 --concurrency 1,10,100,1000,5000 --n 5000 --out report/
   aiograb bench --peers              # also run curl --parallel, aria2c, img2dataset on PATH
   aiograb bench --quick --fanout     # also the service fan-out: aiograb (plain, hedged),
-                                     # aiohttp, httpx, threads+requests at W=100 and 300
+                                     # aiohttp, pycurl, httpx, threads+requests, W=100/300
 
 Open OUT/report.html (self-contained) or OUT/report.md; every raw number is in
 OUT/results.json. Needs matplotlib: pip install 'aiograb[bench]'.

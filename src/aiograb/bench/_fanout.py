@@ -197,19 +197,22 @@ def fanout_acceptance(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     hedge_w = 1000 if 1000 in widths else max(widths, default=0)
     for w in widths:
         bare = _row(rows, "aiohttp", w)
-        for name in ("aiograb", "aiograb-curl"):
+        for name in ("aiograb", "aiograb-aiohttp"):
             plain = _row(rows, name, w)
             if plain and bare:
                 cpu = plain["cpu_us_per_call"] / bare["cpu_us_per_call"]
                 p50 = plain["p50_ms"] / bare["p50_ms"]
                 figures.append(_figure(f"W={w} {name} CPU/call vs bare aiohttp", cpu, "<= 1.10x"))
                 figures.append(_figure(f"W={w} {name} p50 vs bare aiohttp", p50, "<= 1.15x"))
-        plain = _row(rows, "aiograb", w)
+        plain, floor = _row(rows, "aiograb", w), _row(rows, "pycurl", w)
+        if plain and floor:  # no target: how far above bare libcurl its layers put it
+            cpu = plain["cpu_us_per_call"] / floor["cpu_us_per_call"]
+            figures.append(_figure(f"W={w} aiograb CPU/call vs bare pycurl", cpu, ""))
         if plain:
             figures.append(
                 _figure(f"W={w} aiograb OS threads", plain["peak_threads"], "<= 2", ratio=False)
             )
-    for suffix in ("", "-curl"):
+    for suffix in ("", "-aiohttp"):
         figures += _hedge_figures(rows, hedge_w, suffix)
     return figures
 

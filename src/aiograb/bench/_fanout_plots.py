@@ -14,7 +14,10 @@ __all__ = ["FANOUT_COLORS", "plot_fanout_cdf", "plot_fanout_resources"]
 FANOUT_COLORS = {
     "aiograb": "#1f77b4",
     "aiograb-hedged": "#17becf",
+    "aiograb-aiohttp": "#aec7e8",
+    "aiograb-aiohttp-hedged": "#9edae5",
     "aiohttp": "#2ca02c",
+    "pycurl": "#8c564b",
     "httpx": "#9467bd",
     "threads": "#ff7f0e",
 }
