@@ -124,17 +124,22 @@ def _wait_for(predicate: Any, timeout: float = 60.0) -> None:
 
 
 def _children(pid: int) -> list[int]:
-    """Child processes of ``pid`` started by multiprocessing (pool or Dask workers)."""
-    found = []
+    """The processes multiprocessing started for ``pid`` (pool or Dask workers): its
+    spawned children, or the children of the fork server it started."""
+    parents: dict[int, int] = {}
+    spawned, servers = [], []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError):
             stat = (entry / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid == pid and b"spawn_main" in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-    return found
+            ppid = parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+            if ppid == pid and b"spawn_main" in cmdline:
+                spawned.append(int(entry.name))
+            if ppid == pid and b"forkserver" in cmdline:
+                servers.append(int(entry.name))
+    return spawned + sorted(p for p, parent in parents.items() if parent in servers)
 
 
 @pytest.fixture

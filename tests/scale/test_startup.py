@@ -7,6 +7,9 @@ import concurrent.futures as cf
 import contextlib
 import gc
 import multiprocessing
+import subprocess
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,9 +17,10 @@ from typing import Any
 import pytest
 
 from aiograb import Limits, RequestPolicy
+from aiograb._core.config import DEFAULT_TRANSPORT
 from aiograb._core.models import InputRow
 from aiograb._scale.part import check_canary
-from aiograb._scale.procs import run_parted
+from aiograb._scale.procs import process_pool, run_parted
 from tests.helpers import manifest
 from tests.scale.servers import image_app, serve_hosts
 
@@ -27,9 +31,11 @@ class Recording(cf.Executor):
     def __init__(self, width: int) -> None:
         self.pool = cf.ProcessPoolExecutor(width, mp_context=multiprocessing.get_context("spawn"))
         self.submitted: list[str] = []
+        self.threads: dict[str, set[int]] = {}  # function name -> threads that submitted it
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
         self.submitted.append(fn.__name__)
+        self.threads.setdefault(fn.__name__, set()).add(threading.get_ident())
         return self.pool.submit(fn, *args, **kwargs)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -55,19 +61,24 @@ def test_our_own_pool_needs_no_canary_and_warms_up_while_planning(
     urls: list[str], tmp_path: Path
 ) -> None:
     executor = Recording(2)
-    at_planning: list[list[str]] = []
+    planning: list[int] = []
     out = tmp_path / "out"
     with executor:
         summary = run_parted(
-            _rows(urls, lambda: at_planning.append(list(executor.submitted))),
+            _rows(urls, lambda: planning.append(threading.get_ident())),
             out,
             executor,
             width=2,
             limits=Limits(concurrency=16, per_host=0),
             probe=False,
         )
-    assert at_planning == [["warm_up", "warm_up"]]  # no canary; the processes spawned
-    assert executor.submitted[2:] == ["run_part", "run_part"]
+    # No canary; the processes started (warm_up) before the parts were submitted...
+    assert executor.submitted == ["warm_up", "warm_up", "run_part", "run_part"]
+    # ... from another thread than the planning one: a pool starts its processes in
+    # submit(), and planning never waits for that.
+    (warming,) = executor.threads["warm_up"]
+    assert planning == [threading.get_ident()]
+    assert warming != planning[0]
     assert summary.counts == {"ok": len(urls)}
     assert [r["url"] for r in manifest(out)] == urls
 
@@ -132,6 +143,14 @@ def test_dask_local_starts_in_the_background_forked_without_the_profiler(
         assert run.executor().submit(check_canary, str(canary), "other").result() is not None
 
 
+def test_our_pool_forks_its_processes_from_a_server_that_imported_the_engine() -> None:
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork server on this platform: the pool spawns its processes")
+    with process_pool(2, DEFAULT_TRANSPORT) as pool:
+        # The first tasks of fresh processes: no part has run there, and it is there.
+        assert [pool.submit(_engine_imported).result() for _ in range(2)] == [True, True]
+
+
 def _engine_imported() -> bool:
     import sys
 
@@ -176,3 +195,16 @@ def test_the_cli_tunes_the_collector_of_a_local_clusters_workers(
     summary = run_scaled(args, rows, limits, RequestPolicy(), False, lambda _p: None, None)
     assert summary.counts == {"ok": len(urls)}
     assert thresholds == [(50_000, 20, 100)]  # as --procs' own processes: -8 % CPU
+
+
+def test_the_coordinator_does_not_import_the_engine() -> None:
+    # The parts import it (their fork server, once); the coordinator only plans and
+    # merges: ~0.13 s less before planning starts (BENCHMARKS.md, "#11 third pass").
+    code = (
+        "import sys, aiograb._scale.procs, aiograb._scale.merge, aiograb._scale.plan;"
+        "print(sorted(m for m in ('aiograb._get.engine', 'aiograb._fetch.fetcher',"
+        " 'aiograb._images.pipeline', 'aiohttp', 'pycurl') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -117,8 +117,10 @@ def run_scaled(
                 own_processes=dask.local,
                 **common,
             )
+    from aiograb._http.default import transport_name
+
     procs = default_procs() if args.procs == "auto" else args.procs
-    with process_pool(procs) as pool:
+    with process_pool(procs, transport_name(limits)) as pool:
         return run_parted(
             rows, args.out, pool, width=procs, own_processes=True, probe=False, **common
         )

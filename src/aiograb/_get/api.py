@@ -167,13 +167,14 @@ def _download_parted(
     executor: Executor | None,
     parts: int | None,
 ) -> Summary:
+    from aiograb._http.default import transport_name
     from aiograb._scale.procs import default_procs, process_pool, run_parted
 
     n = default_procs() if procs == "auto" else procs
     if not isinstance(n, int) or not 1 <= n <= 1024:
         raise UsageError("procs must be between 1 and 1024, or 'auto'")
     own = executor is None
-    pool = process_pool(n) if executor is None else executor
+    pool = process_pool(n, transport_name(limits or Limits())) if executor is None else executor
     try:
         return run_parted(
             lambda: _rows(urls, None),

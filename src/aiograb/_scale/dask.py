@@ -25,7 +25,7 @@ from typing import Any
 
 from aiograb._core.config import DEFAULT_TRANSPORT
 from aiograb._core.errors import UsageError
-from aiograb._scale.part import check_canary
+from aiograb._scale.part import PART_MODULES, check_canary
 
 __all__ = ["DaskTarget", "open_dask", "parse_dask"]
 
@@ -156,7 +156,7 @@ def open_dask(target: DaskTarget, *, transport: str = DEFAULT_TRANSPORT) -> Iter
 
 
 # Imported once, by the fork server, before it forks each worker (missing ones are skipped).
-FORKSERVER_PRELOAD = ("distributed", "aiograb._scale.part", "aiograb._get.download", "uvloop")
+FORKSERVER_PRELOAD = ("distributed", *PART_MODULES)
 
 
 def _preload_the_fork_server(distributed: Any, transport: str) -> None:

@@ -20,14 +20,18 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiograb._core.config import Limits, RequestPolicy
 from aiograb._core.errors import UsageError
 from aiograb._core.loop import run_stoppable
 from aiograb._core.stats import Progress, Summary
-from aiograb._images.pipeline import ImagePipeline
+
+if TYPE_CHECKING:  # the engine is the parts' to import, not the coordinator's
+    from aiograb._images.pipeline import ImagePipeline
 
 __all__ = [
+    "PART_MODULES",
     "PROGRESS_NAME",
     "STOP_NAME",
     "PartJob",
@@ -38,6 +42,9 @@ __all__ = [
 ]
 
 PROGRESS_NAME = "progress.json"
+# What a part runs, for a fork server to import once before it forks the processes
+# (the transport's module is added by name; a missing module is skipped).
+PART_MODULES = ("aiograb._scale.part", "aiograb._get.download", "uvloop")
 STOP_NAME = "STOP"  # in OUT/parts/: every part stops when it appears
 PROGRESS_SECONDS = 1.0
 STOP_POLL_SECONDS = 0.3

@@ -23,6 +23,7 @@ divides the per-host limit and rate by the number of parts sharing it.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import os
 import secrets
 import signal
@@ -32,15 +33,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from aiograb._core.config import Limits, RequestPolicy
+from aiograb._core.config import DEFAULT_TRANSPORT, Limits, RequestPolicy
 from aiograb._core.errors import UsageError
 from aiograb._core.stats import Progress, Summary, peak_rss_mb
 from aiograb._get.sources import InputRow
-from aiograb._images.pipeline import ImagePipeline
 from aiograb._scale.merge import MANIFEST_NAME, write_merged_manifest
 from aiograb._scale.part import (
+    PART_MODULES,
     STOP_NAME,
     PartJob,
     check_canary,
@@ -50,6 +51,9 @@ from aiograb._scale.part import (
 )
 from aiograb._scale.plan import PART_INPUT, PARTS_DIR, Part, Plan, load_plan, make_plan
 from aiograb._store.journal import JOURNAL_NAME, is_storage_full
+
+if TYPE_CHECKING:  # the engine is the parts' to import, not the coordinator's
+    from aiograb._images.pipeline import ImagePipeline
 
 __all__ = ["default_procs", "run_parted"]
 
@@ -67,11 +71,22 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def process_pool(procs: int) -> cf.ProcessPoolExecutor:
-    """The executor of ``--procs``: fresh interpreters (spawn: no inherited loop or threads)."""
+def process_pool(procs: int, transport: str = DEFAULT_TRANSPORT) -> cf.ProcessPoolExecutor:
+    """The executor of ``--procs``: processes forked from a fork server, a fresh
+    single-threaded interpreter that imported the engine (and ``transport``'s module)
+    once, so no inherited loop or threads and no import per process (``spawn`` where
+    there is no fork server: each process imports the engine itself)."""
     import multiprocessing
+    from multiprocessing.context import BaseContext
 
-    context = multiprocessing.get_context("spawn")
+    context: BaseContext
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("spawn")
+    else:
+        context = multiprocessing.get_context("forkserver")
+        # Ignored when the server already runs (an earlier pool): it has them imported.
+        modules = [__name__, *PART_MODULES, f"aiograb._http.{transport}_transport"]
+        context.set_forkserver_preload(modules)
     return cf.ProcessPoolExecutor(procs, mp_context=context, initializer=_ignore_sigint)
 
 
@@ -201,14 +216,27 @@ def _check_and_plan(
         executor = _ready(executor)
         width = width or executor_width(executor)
         check_visible(out, probe or _executor_probe(executor, width))
+    warming: threading.Thread | None = None
     if isinstance(executor, cf.Executor):
         width = width or executor_width(executor)
+        # In a thread: a pool starts its processes in submit(), and a fork server's
+        # first one only once the server has imported the engine (~0.3 s of planning).
+        warming = threading.Thread(target=_warm_up, args=(executor, width, limits))
+        warming.start()
+    try:
+        if width is None:
+            raise UsageError("a starting executor needs its width")
+        plan = _plan(rows, out, parts, width)
+    finally:
+        if warming is not None:
+            warming.join()
+    return _ready(executor), plan, width
+
+
+def _warm_up(executor: cf.Executor, width: int, limits: Limits) -> None:
+    with contextlib.suppress(RuntimeError, OSError):  # a broken pool says so at the parts' submit
         for _ in range(width):  # futures nobody waits for: a warm-up only imports
             executor.submit(warm_up, limits)
-    if width is None:
-        raise UsageError("a starting executor needs its width")
-    plan = _plan(rows, out, parts, width)
-    return _ready(executor), plan, width
 
 
 def run_parted(
