@@ -15,6 +15,7 @@ same rotation: before/after ratios from one run.
     python benchmarks/bench_scale.py --n 20000 --rounds 2
     git archive main | tar -x -C /tmp/before
     python benchmarks/bench_scale.py --n 20000 --rounds 3 --before /tmp/before
+    python benchmarks/bench_scale.py --n 64 --rounds 8 --configs "--procs 2"  # fixed costs
 """
 
 from __future__ import annotations
@@ -157,10 +158,15 @@ def _split_halves(work: Path, urls: Path) -> None:
 
 
 def _names(args: argparse.Namespace, urls: Path, work: Path) -> list[str]:
-    names = list(CONFIGS)
+    wanted = [c.strip() for c in args.configs.split(",")] if args.configs else None
+    ours = [n for n in CONFIGS if wanted is None or n in wanted or n == "one process"]
+    names = list(ours)
     if args.before is not None:
-        names += [BEFORE + n for n in CONFIGS]
-    names.append("2 halves by hand")
+        names += [BEFORE + n for n in ours]
+    if wanted is None or "halves" in wanted:
+        names.append("2 halves by hand")
+    if wanted is not None and "img2dataset" not in wanted:
+        return names
     if img2dataset_cmd(urls, work) is None:
         print("img2dataset is not installed: skipped", flush=True)
     else:
@@ -176,6 +182,11 @@ def main() -> None:
     p.add_argument("--tmpfs", type=Path, default=Path("/dev/shm"))
     p.add_argument("--before", type=Path, help="also run aiograb's configs from this source tree")
     p.add_argument("--json", type=Path)
+    p.add_argument(
+        "--configs",
+        help="only these, comma-separated: 'one process' (always kept: the ratios' base), "
+        "'--procs 2', '--dask local:2', 'halves', 'img2dataset' (default: all)",
+    )
     args = p.parse_args()
     walls: dict[str, list[float]] = {}
     cpus: dict[str, list[float]] = {}
@@ -221,7 +232,7 @@ def main() -> None:
         result["ratio_before_one_process"] = {
             k: v / rate[BEFORE + "one process"] for k, v in rate.items() if k.startswith(BEFORE)
         }
-        result["after_over_before"] = {n: rate[n] / rate[BEFORE + n] for n in CONFIGS}
+        result["after_over_before"] = {n: rate[n] / rate[BEFORE + n] for n in CONFIGS if n in rate}
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
