@@ -3,8 +3,10 @@ interface driven by the loop and nothing else — no checks, retries, budget, he
 kept or result objects — as a short script would drive it.
 
 ``pycurl`` is one ``gather`` of bare transfers; ``pycurl-hedged`` adds the simplest
-hedge (a second copy after a fixed delay, the first answer wins, no budget), which
-shows what hedging can reach on a machine before any client's layers are paid for.
+hedge (a second copy after a fixed delay, the first answer wins), capped like aiograb's
+default budget (extra copies ≤ 5 % of calls + 10, over the client's life: without a cap,
+a loop short of CPU makes every call late, hedges every one and doubles its own work),
+which shows what hedging can reach on a machine before any client's layers are paid for.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 __all__ = ["FLOOR_HEDGE_S", "BareCurl", "bare_curl"]
 
 FLOOR_HEDGE_S = 0.12  # pycurl-hedged's delay: the best of a sweep at W=1000 on 2 cores
+BUDGET, MIN_EXTRA = 0.05, 10  # extra copies at most BUDGET x calls + MIN_EXTRA
 
 
 class BareCurl:
@@ -36,6 +39,7 @@ class BareCurl:
         self._timer: asyncio.TimerHandle | None = None
         self._waiting: dict[Any, asyncio.Future[bool]] = {}
         self._idle: list[Any] = []
+        self.calls = 0
         self.extra = 0  # second copies sent
 
     def _collect(self) -> None:
@@ -94,17 +98,23 @@ class BareCurl:
         self._multi.add_handle(handle)
         return handle
 
-    def _drop(self, handle: Any) -> None:
-        if self._waiting.pop(handle, None) is not None:  # still running: cancelled
+    def _drop(self, handle: Any, future: asyncio.Future[bool] | None = None) -> None:
+        """Cancel ``handle``'s transfer if it still runs for ``future`` (None: for anyone).
+        A handle that finished went back to the idle list and may run another call's
+        transfer by now: that one is not ours to cancel."""
+        owner = self._waiting.get(handle)
+        if owner is not None and (future is None or owner is future):
+            del self._waiting[handle]
             self._multi.remove_handle(handle)
             self._idle.append(handle)
 
     async def get(self, url: str, hedge_after: float | None = None) -> bool:
         future: asyncio.Future[bool] = self._loop.create_future()
         handles = [self._start(url, future)]
+        self.calls += 1
 
         def second() -> None:
-            if not future.done():
+            if not future.done() and self.extra < BUDGET * self.calls + MIN_EXTRA:
                 self.extra += 1
                 handles.append(self._start(url, future))
 
@@ -115,7 +125,7 @@ class BareCurl:
             if timer is not None:
                 timer.cancel()
             for handle in handles:
-                self._drop(handle)
+                self._drop(handle, future)
 
     def close(self) -> None:
         pycurl, loop = self._pycurl, self._loop
