@@ -49,22 +49,26 @@ def _name(tree: str, where: str, io: int) -> str:
     return f"{tree + ': ' if tree else ''}{where} io={io}"
 
 
-def _one(args: argparse.Namespace, server: Any, config: tuple[str, str, int]) -> Any:
+def _one(
+    args: argparse.Namespace, server: Any, config: tuple[str, str, int], kept: list[Path]
+) -> Any:
+    """One run into a fresh folder, kept (in ``kept``) until every round is over: on an
+    ext4 without a journal, creating files right after thousands were deleted costs far
+    more kernel CPU (``bench_fs_create.py``), so deleting a round's output before the
+    next would measure that instead of the disk."""
     tree, where, io = config
     base = args.disk if where == "disk" else args.tmpfs
     work = Path(tempfile.mkdtemp(prefix="aiograb-bench-io-", dir=base))
+    kept.append(work)
     env = dict(os.environ, PYTHONPATH=str((args.before / "src").resolve())) if tree else None
-    try:
-        urls, out = work / "urls.txt", work / "out"
-        write_urls(urls, server.base_url, args.n)
-        cmd = aiograb_cmd(urls, out, work / "s.json", args.concurrency, ["--io-threads", str(io)])
-        m = measure(_name(*config), cmd, work / "log", timeout=300, server_pid=server.pid, env=env)
-        files, _ = count_files(out)
-        if m.exit_code != 0 or files != args.n:
-            raise SystemExit(f"{m.name}: exit {m.exit_code}, {files} files")
-        return m
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    urls, out = work / "urls.txt", work / "out"
+    write_urls(urls, server.base_url, args.n)
+    cmd = aiograb_cmd(urls, out, work / "s.json", args.concurrency, ["--io-threads", str(io)])
+    m = measure(_name(*config), cmd, work / "log", timeout=300, server_pid=server.pid, env=env)
+    files, _ = count_files(out)
+    if m.exit_code != 0 or files != args.n:
+        raise SystemExit(f"{m.name}: exit {m.exit_code}, {files} files")
+    return m
 
 
 def main() -> None:
@@ -83,16 +87,21 @@ def main() -> None:
     configs = _configs(args)
     walls: dict[str, list[float]] = {_name(*c): [] for c in configs}
     cpus: dict[str, list[float]] = {k: [] for k in walls}
-    with ServerProcess(ServerConfig(latency_ms=args.latency_ms), warm=True) as server:
-        for r in range(args.rounds):
-            k = r % len(configs)
-            for config in configs[k:] + configs[:k]:
-                m = _one(args, server, config)
-                walls[m.name].append(m.wall)
-                cpus[m.name].append(m.cpu)
-                print(f"round {r}: {m.name:<22} {m.wall:6.2f} s  {args.n / m.wall:7.0f} "
-                      f"files/s  {m.cpu:5.2f} s CPU  threads {m.peak_threads}",
-                      flush=True)  # fmt: skip
+    kept: list[Path] = []
+    try:
+        with ServerProcess(ServerConfig(latency_ms=args.latency_ms), warm=True) as server:
+            for r in range(args.rounds):
+                k = r % len(configs)
+                for config in configs[k:] + configs[:k]:
+                    m = _one(args, server, config, kept)
+                    walls[m.name].append(m.wall)
+                    cpus[m.name].append(m.cpu)
+                    print(f"round {r}: {m.name:<22} {m.wall:6.2f} s  {args.n / m.wall:7.0f} "
+                          f"files/s  {m.cpu:5.2f} s CPU  threads {m.peak_threads}",
+                          flush=True)  # fmt: skip
+    finally:
+        for work in kept:
+            shutil.rmtree(work, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in walls.items()}
     ratio = {
         _name(t, "disk", io).replace("disk ", ""): med[_name(t, "disk", io)]

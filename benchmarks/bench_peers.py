@@ -39,6 +39,7 @@ from aiograb.testing import EXTENSIONS, POOL_SIZE, ServerConfig, ServerProcess
 
 HERE = Path(__file__).resolve().parent
 BARE = HERE / "bare_aiohttp.py"
+BARE_PYCURL = HERE / "bare_pycurl.py"
 SIZE = "thumb"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bin"}
 MEDIA = {"disk": None, "tmpfs": Path("/dev/shm")}
@@ -101,6 +102,12 @@ def _bare(_urls: list[str], file: Path, out: Path, concurrency: int) -> list[str
     return [sys.executable, str(BARE), str(file), str(out), "--concurrency", str(concurrency)]
 
 
+def _bare_pycurl(_urls: list[str], file: Path, out: Path, concurrency: int) -> list[str]:
+    return [
+        sys.executable, str(BARE_PYCURL), str(file), str(out), "--concurrency", str(concurrency)
+    ]  # fmt: skip
+
+
 def _aiograb(*extra: str, tree: Path | None = None) -> Command:
     # Another source tree runs with its src first on the path (same interpreter and deps).
     prefix = ["env", f"PYTHONPATH={tree.resolve() / 'src'}"] if tree is not None else []
@@ -133,6 +140,8 @@ def available_tools(img2dataset: str = "img2dataset") -> dict[str, Command]:
     tools["aiograb"] = _aiograb("--transport", "aiohttp") if flag else _aiograb()
     if _has_pycurl() and flag:
         tools["aiograb-curl"] = _aiograb("--transport", "curl")
+    if _has_pycurl():
+        tools["bare-pycurl"] = _bare_pycurl
     if shutil.which("aria2c"):
         tools["aria2c"] = _peer("aria2c")
     if shutil.which(img2dataset):

@@ -5,6 +5,7 @@ runs hedging against real servers."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Awaitable, Callable
 
@@ -96,6 +97,46 @@ def test_a_timer_late_because_the_loop_was_busy_sends_no_hedge() -> None:
                 0.02,
                 lambda: asked.append(True) or True,
             )
+        assert isinstance(got, Outcome)
+        assert (got.url, hedged) == ("first", False)
+
+    run(main())
+    assert asked == []
+    assert log == ["first answered"]
+
+
+def test_an_answer_already_in_the_socket_when_the_timer_fires_sends_no_hedge() -> None:
+    """The timer fires on time, but the loop was held while the first copy's answer
+    arrived: it is in the socket, unread. The verdict waits for the loop's next look at
+    its sockets, which finishes the first copy; no hedge is sent."""
+    log: list[str] = []
+    asked: list[bool] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        ours, server = socket.socketpair()
+        ours.setblocking(False)
+
+        async def first() -> Copy:
+            await loop.sock_recv(ours, 1)
+            log.append("first answered")
+            return Outcome(url="first", ok=True, attempts=1)
+
+        async def hold_the_loop() -> None:
+            await asyncio.sleep(0.03)
+            time.sleep(0.008)  # noqa: ASYNC251 (the loop is busy: CPU work, on purpose)
+            server.send(b"x")  # the answer arrives while the loop is held...
+            time.sleep(0.02)  # noqa: ASYNC251 (... past the hedge's delay, by < delay/2)
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(hold_the_loop())
+                got, _, hedged, _ = await race(
+                    first, answer(0.0, "second", log), 0.05, lambda: asked.append(True) or True
+                )
+        finally:
+            ours.close()
+            server.close()
         assert isinstance(got, Outcome)
         assert (got.url, hedged) == ("first", False)
 

@@ -13,7 +13,9 @@ A timer that fires late means the loop itself was busy (a burst of calls going o
 of answers coming in): the answer may be waiting in a socket already, and a hedge sent
 then only adds work. So the verdict waits until the loop is on time again, looking
 every quarter of the delay; a loop that is always a little late (by less than half the
-delay) still hedges.
+delay) still hedges. And a timer on time decides only after the loop's next look at
+its sockets: an answer that arrived while the loop was busy is read first and finishes
+the first copy, rather than being raced by a hedge it has already beaten.
 """
 
 from __future__ import annotations
@@ -85,7 +87,13 @@ class _Race:
             self._due = now + step
             self._handle = self._loop.call_later(step, self._fire)
             return
-        if not self._may_hedge():
+        # The verdict comes after the loop's next look at its sockets (a 0 s timer runs
+        # after it on both loops): an answer already there finishes the first copy first.
+        self._handle = self._loop.call_later(0, self._decide)
+
+    def _decide(self) -> None:
+        self._handle = None
+        if self.first_done or not self._may_hedge():
             return
         self._backup = backup = asyncio.ensure_future(self._start_backup())
         backup.add_done_callback(self._backup_done)

@@ -83,88 +83,20 @@ async def aiohttp_gather(cap: int) -> AsyncIterator[AsyncFan]:
 
 @asynccontextmanager
 async def pycurl_multi(cap: int) -> AsyncIterator[AsyncFan]:
-    """A floor for the libcurl transport: pycurl's multi interface on the loop, nothing
-    else (no checks, retries, journal of attempts or headers kept), as a 60-line script
-    would drive it."""
-    import pycurl
+    """The floor under the libcurl transport (``_fanout_pycurl``)."""
+    from aiograb.bench._fanout_pycurl import bare_curl
 
-    loop = asyncio.get_running_loop()
-    multi = pycurl.CurlMulti()
-    multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, cap)
-    multi.setopt(pycurl.M_MAXCONNECTS, cap)
-    watched: dict[int, int] = {}
-    timer: list[asyncio.TimerHandle | None] = [None]
-    waiting: dict[Any, asyncio.Future[bool]] = {}
-    idle: list[Any] = []
-
-    def collect() -> None:
-        while True:
-            queued, ok, failed = multi.info_read()
-            for handle in ok:
-                multi.remove_handle(handle)
-                waiting.pop(handle).set_result(handle.getinfo(pycurl.RESPONSE_CODE) != 200)
-            for handle, _errno, _message in failed:
-                multi.remove_handle(handle)
-                waiting.pop(handle).set_result(True)
-            if not queued:
-                return
-
-    def act(fd: int, event: int) -> None:
-        _, running = multi.socket_action(fd, event)
-        if running < len(waiting):
-            collect()
-
-    def on_socket(what: int, fd: int, _multi: Any, _socketp: Any) -> None:
-        before = watched.pop(fd, 0)
-        if before & pycurl.POLL_IN:
-            loop.remove_reader(fd)
-        if before & pycurl.POLL_OUT:
-            loop.remove_writer(fd)
-        if what == pycurl.POLL_REMOVE:
-            return
-        if what & pycurl.POLL_IN:
-            loop.add_reader(fd, act, fd, pycurl.CSELECT_IN)
-        if what & pycurl.POLL_OUT:
-            loop.add_writer(fd, act, fd, pycurl.CSELECT_OUT)
-        watched[fd] = what
-
-    def on_timer(ms: int) -> None:
-        if timer[0] is not None:
-            timer[0].cancel()
-        timer[0] = None if ms < 0 else loop.call_later(ms / 1000, act, pycurl.SOCKET_TIMEOUT, 0)
-
-    multi.setopt(pycurl.M_SOCKETFUNCTION, on_socket)
-    multi.setopt(pycurl.M_TIMERFUNCTION, on_timer)
-
-    async def get(url: str) -> bool:
-        handle = idle.pop() if idle else pycurl.Curl()
-        chunks: list[bytes] = []
-        handle.setopt(pycurl.URL, url)
-        handle.setopt(pycurl.WRITEFUNCTION, chunks.append)
-        future: asyncio.Future[bool] = loop.create_future()
-        waiting[handle] = future
-        multi.add_handle(handle)
-        try:
-            return await future
-        finally:
-            idle.append(handle)
-
-    async def fan(urls: list[str]) -> int:
-        return sum(await asyncio.gather(*(get(u) for u in urls)))
-
-    try:
+    async with bare_curl(cap) as fan:
         yield fan
-    finally:
-        for fd, what in watched.items():
-            if what & pycurl.POLL_IN:
-                loop.remove_reader(fd)
-            if what & pycurl.POLL_OUT:
-                loop.remove_writer(fd)
-        if timer[0] is not None:
-            timer[0].cancel()
-        for handle in idle:
-            handle.close()
-        multi.close()
+
+
+@asynccontextmanager
+async def pycurl_hedged(cap: int) -> AsyncIterator[AsyncFan]:
+    """The floor with the simplest hedge: a second copy after ``FLOOR_HEDGE_S``."""
+    from aiograb.bench._fanout_pycurl import FLOOR_HEDGE_S, bare_curl
+
+    async with bare_curl(cap, FLOOR_HEDGE_S) as fan:
+        yield fan
 
 
 @asynccontextmanager
@@ -219,6 +151,7 @@ ASYNC_CLIENTS: dict[str, Callable[[int], Any]] = {
     "aiograb-aiohttp-hedged": aiograb_aiohttp_hedged,
     "aiohttp": aiohttp_gather,
     "pycurl": pycurl_multi,
+    "pycurl-hedged": pycurl_hedged,
     "httpx": httpx_async,
 }
 SYNC_CLIENTS: dict[str, Callable[[int], Any]] = {"threads": requests_threads}
@@ -230,6 +163,7 @@ _NEEDS = {
     "httpx": "httpx",
     "threads": "requests",
     "pycurl": "pycurl",
+    "pycurl-hedged": "pycurl",
 }
 
 
