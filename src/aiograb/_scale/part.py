@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import json
 import os
@@ -106,9 +107,6 @@ async def _watch_stop_file(path: str, stop: asyncio.Event) -> None:
 
 def run_part(job: PartJob) -> Summary:
     """Run (or resume) one part to its end; the executor's task."""
-    from aiograb._get.download import run_get
-    from aiograb._scale.plan import read_part_rows
-
     progress = _ProgressFile(job.out)
     if job.own_process:
         # As the CLI does for its own process (BENCHMARKS.md: -8% CPU): a bulk download
@@ -117,33 +115,7 @@ def run_part(job: PartJob) -> Summary:
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
-
-    async def main(stop: asyncio.Event) -> Summary:
-        try:
-            async with asyncio.TaskGroup() as tg:
-                watcher = tg.create_task(_watch_stop_file(job.stop_file, stop))
-                try:
-                    return await run_get(
-                        read_part_rows(Path(job.input)),
-                        job.out,
-                        limits=job.limits,
-                        policy=job.policy,
-                        retry_failed=job.retry_failed,
-                        stop=stop,
-                        on_progress=progress,
-                        pipeline=job.pipeline,
-                        io_threads=job.io_threads,
-                    )
-                finally:
-                    watcher.cancel()
-        except BaseExceptionGroup as group:
-            # The watcher never fails: what failed is run_get. Raise it as itself (an
-            # OSError of a full disk is what the coordinator's summary looks for).
-            if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None
-            raise
-
-    summary = run_stoppable(main, use_uvloop=job.use_uvloop)
+    summary = run_stoppable(functools.partial(_run, job, progress), use_uvloop=job.use_uvloop)
     with contextlib.suppress(OSError):
         state = Progress(ok=summary.ok, failed=summary.failed, bytes=summary.bytes)
         state.total = sum(summary.counts.values())
@@ -151,6 +123,35 @@ def run_part(job: PartJob) -> Summary:
         state.input_done = True
         progress(state, force=True)
     return summary
+
+
+async def _run(job: PartJob, progress: _ProgressFile, stop: asyncio.Event) -> Summary:
+    from aiograb._get.download import run_get
+    from aiograb._scale.plan import read_part_rows
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            watcher = tg.create_task(_watch_stop_file(job.stop_file, stop))
+            try:
+                return await run_get(
+                    read_part_rows(Path(job.input)),
+                    job.out,
+                    limits=job.limits,
+                    policy=job.policy,
+                    retry_failed=job.retry_failed,
+                    stop=stop,
+                    on_progress=progress,
+                    pipeline=job.pipeline,
+                    io_threads=job.io_threads,
+                )
+            finally:
+                watcher.cancel()
+    except BaseExceptionGroup as group:
+        # The watcher never fails: what failed is run_get. Raise it as itself (an
+        # OSError of a full disk is what the coordinator's summary looks for).
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
 
 
 def warm_up(limits: Limits) -> None:
