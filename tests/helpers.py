@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Coroutine
@@ -62,6 +63,15 @@ async def serve_app(app: web.Application) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
+
+
+def journal_integrity(journal: Path) -> str:
+    """SQLite's ``PRAGMA integrity_check`` of a journal, opened read-only ("ok" when whole)."""
+    db = sqlite3.connect(f"{journal.as_uri()}?mode=ro", uri=True)
+    try:
+        return str(db.execute("PRAGMA integrity_check").fetchone()[0])
+    finally:
+        db.close()
 
 
 def fill_disk(folder: Path, *, leave_pages: int = 0) -> Path:

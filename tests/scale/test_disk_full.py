@@ -8,7 +8,6 @@ A real 2 MB tmpfs (``small_disk`` in conftest.py: needs root, skipped otherwise)
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from aiograb._scale.part import _ProgressFile, read_progress
 from aiograb._scale.plan import make_plan
 from aiograb._store.journal import JOURNAL_NAME
 from aiograb.testing import RunningServer
-from tests.helpers import aiograb_cli, fill_disk, manifest
+from tests.helpers import aiograb_cli, fill_disk, journal_integrity, manifest
 
 URLS = 30
 
@@ -58,14 +57,6 @@ def test_a_disk_full_when_the_parts_start_exits_74_and_a_rerun_resumes(
         assert hashlib.sha256((out / r["path"]).read_bytes()).hexdigest() == r["sha256"]
 
 
-def _integrity(journal: Path) -> str:
-    db = sqlite3.connect(f"{journal.as_uri()}?mode=ro", uri=True)
-    try:
-        return str(db.execute("PRAGMA integrity_check").fetchone()[0])
-    finally:
-        db.close()
-
-
 @pytest.mark.slow
 def test_a_disk_that_fills_up_mid_run_keeps_the_summary_and_a_rerun_finishes(
     small_disk: Path, tmp_path: Path, server: RunningServer
@@ -87,7 +78,7 @@ def test_a_disk_that_fills_up_mid_run_keeps_the_summary_and_a_rerun_finishes(
         if "merged manifest" in line:
             assert f"aiograb manifest {out} --to {out / 'manifest.jsonl'}" in line
     for journal in out.glob(f"parts/*/{JOURNAL_NAME}"):
-        assert _integrity(journal) == "ok"
+        assert journal_integrity(journal) == "ok"
 
     subprocess.run(["mount", "-o", "remount,size=64m", "tmpfs", str(small_disk)], check=True)
     second = aiograb_cli(*cmd, timeout=110)

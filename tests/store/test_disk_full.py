@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -19,15 +18,7 @@ from aiograb._store.check import check_journal
 from aiograb._store.journal import JOURNAL_NAME, Journal
 from aiograb._store.lock import LOCK_NAME, OutputLock
 from aiograb.testing import RunningServer
-from tests.helpers import aiograb_cli, fill_disk, manifest
-
-
-def _integrity(journal: Path) -> str:
-    db = sqlite3.connect(f"{journal.as_uri()}?mode=ro", uri=True)
-    try:
-        return str(db.execute("PRAGMA integrity_check").fetchone()[0])
-    finally:
-        db.close()
+from tests.helpers import aiograb_cli, fill_disk, journal_integrity, manifest
 
 
 @pytest.mark.slow
@@ -48,7 +39,7 @@ def test_a_full_disk_stops_cleanly_and_a_rerun_finishes(
     assert list((out / ".aiograb-tmp").iterdir()) == []
     assert not (out / "manifest.jsonl.tmp").exists()
     check_journal(out / JOURNAL_NAME)
-    assert _integrity(out / JOURNAL_NAME) == "ok"
+    assert journal_integrity(out / JOURNAL_NAME) == "ok"
     if "rebuild it with 'aiograb manifest" not in line:
         rows = manifest(out)
         assert len(rows) == 1500
