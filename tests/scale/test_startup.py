@@ -143,6 +143,25 @@ def test_dask_local_starts_in_the_background_forked_without_the_profiler(
         assert run.executor().submit(check_canary, str(canary), "other").result() is not None
 
 
+def test_dask_local_starts_its_fork_server_before_this_process_imports_dask() -> None:
+    """In a fresh interpreter: the server is up, and its children have Dask, before the
+    coordinator has imported Dask itself (so both imports run at once)."""
+    pytest.importorskip("distributed")
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork server on this platform")
+    code = (
+        "import multiprocessing, sys\n"
+        "from aiograb._scale.dask import _start_the_fork_server\n"
+        "_start_the_fork_server('curl')\n"
+        "assert 'distributed' not in sys.modules, 'Dask imported by the coordinator first'\n"
+        "with multiprocessing.get_context('forkserver').Pool(1) as pool:\n"
+        "    print(pool.apply(eval, (\"'distributed' in __import__('sys').modules\",)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
+
+
 def test_our_pool_forks_its_processes_from_a_server_that_imported_the_engine() -> None:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         pytest.skip("no fork server on this platform: the pool spawns its processes")
