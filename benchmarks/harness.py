@@ -167,14 +167,22 @@ def measure(
     )
 
 
+_BOOKKEEPING = frozenset(
+    {"aiograb.lock", "manifest.jsonl", "plan.json", "input.jsonl", "progress.json"}
+)
+
+
 def count_files(root: Path) -> tuple[int, int]:
-    """(files, bytes) under ``root``, not counting aiograb's journal, manifest, lock and temp."""
+    """(files, bytes) under ``root``, not counting aiograb's own files: the journal,
+    manifest and lock, and with ``--procs``/``--dask`` the plan and each part's
+    (``parts/NNNNN/``) journal, manifest, lock, input and progress."""
     n = size = 0
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        top = Path(dirpath) == root
+        rel = Path(dirpath).relative_to(root).parts
+        ours = rel == () or (len(rel) == 2 and rel[0] == "parts" and rel[1].isdigit())
         for f in filenames:
-            if top and (f.startswith((JOURNAL, "manifest.jsonl")) or f == "aiograb.lock"):
+            if ours and (f.startswith(JOURNAL) or f in _BOOKKEEPING):
                 continue
             n += 1
             size += os.stat(os.path.join(dirpath, f)).st_size
