@@ -151,10 +151,8 @@ def open_dask(target: DaskTarget, *, transport: str = DEFAULT_TRANSPORT) -> Iter
     }
     if "forkserver" in multiprocessing.get_all_start_methods():
         local["distributed.worker.multiprocessing-method"] = "forkserver"
-    with dask.config.set(local):
-        _preload_the_fork_server(distributed, transport)
-        with _local(distributed, target.local_workers) as run:
-            yield run
+    with dask.config.set(local), _local(distributed, target.local_workers) as run:
+        yield run
 
 
 # Imported once, by the fork server, before it forks each worker (missing ones are skipped).
@@ -162,11 +160,16 @@ FORKSERVER_PRELOAD = ("distributed", *PART_MODULES)
 
 
 def _start_the_fork_server(transport: str) -> None:
-    """Start the fork server now, before this process imports Dask: the server's own
-    imports (Dask and the engine, ~0.8 s) then run beside ours on another core instead of
-    after them, when the cluster forks its first worker. Ignored where there is no fork
-    server, or when one already runs (it has its modules)."""
-    import multiprocessing
+    """The LocalCluster's workers start with ``forkserver`` (Dask's documented
+    ``multiprocessing-method``), not ``spawn``: a fresh single-threaded server process
+    imports Dask and aiograb's engine once and forks each worker from it, so a worker
+    starts with them imported (no import in its first part) and ends without an
+    interpreter's teardown (measured: the first part's imports, ~0.5 s, and the
+    cluster's close, ~0.4 s, are gone). The server is started here, before this process
+    imports Dask, so its imports (~0.8 s) run beside ours on another core rather than
+    after them; once it runs, the preload Dask's ``get_mp_context`` sets is moot.
+    Nothing happens where there is no fork server, or when one already runs (an earlier
+    pool's: its workers import Dask themselves)."""
     from multiprocessing import forkserver
 
     if "forkserver" not in multiprocessing.get_all_start_methods():
@@ -174,17 +177,3 @@ def _start_the_fork_server(transport: str) -> None:
     modules = [*FORKSERVER_PRELOAD, f"aiograb._http.{transport}_transport"]
     multiprocessing.get_context("forkserver").set_forkserver_preload(modules)
     forkserver.ensure_running()
-
-
-def _preload_the_fork_server(distributed: Any, transport: str) -> None:
-    """The LocalCluster's workers start with ``forkserver``, not ``spawn``: a fresh
-    single-threaded server process imports Dask and aiograb's engine once and forks
-    each worker from it, so a worker starts with them imported (no import in its first
-    part) and ends without an interpreter's teardown (measured: the first part's
-    imports, ~0.5 s, and the cluster's close, ~0.4 s, are gone). Dask's documented
-    ``multiprocessing-method`` setting; ``get_mp_context`` is where Dask sets the
-    server's preload, so ours is set after it."""
-    context = distributed.utils.get_mp_context()
-    if context.get_start_method() == "forkserver":
-        modules = [*FORKSERVER_PRELOAD, f"aiograb._http.{transport}_transport"]
-        context.set_forkserver_preload(modules)
