@@ -51,7 +51,8 @@ def test_backend_sends_a_repeated_key_to_another_replica() -> None:
 
 @pytest.mark.slow
 def test_a_tiny_fanout_run_measures_every_client(tmp_path: Path) -> None:
-    clients = ("aiograb", "aiograb-hedged", "aiograb-aiohttp", "aiohttp", "pycurl", "threads")
+    clients = ("aiograb", "aiograb-hedged", "aiograb-aiohttp", "aiohttp", "threads")
+    clients += ("pycurl", "pycurl-hedged")  # the floor under the libcurl transport
     results = run_fanout(FanoutSpec(widths=(40,), rounds=(3,), clients=clients), log=lambda _: None)
     rows = {r["client"]: r for r in results["rows"]}
     assert set(rows) == set(clients)
@@ -62,7 +63,7 @@ def test_a_tiny_fanout_run_measures_every_client(tmp_path: Path) -> None:
         assert row["p50_ms"] >= MEDIAN_S * 1000
         assert row["cpu_us_per_call"] > 0
     assert rows["aiograb"]["extra_pct"] == 0  # no hedging, nothing failed: no extra request
-    for name in ("aiograb", "aiograb-aiohttp", "pycurl"):
+    for name in ("aiograb", "aiograb-aiohttp", "pycurl", "pycurl-hedged"):
         assert rows[name]["peak_threads"] <= 2, name  # one loop thread, whatever the fan-out
     # One thread per call in flight: most of the 40 (the pool reuses a thread whose call
     # has ended before the last is submitted, more so on a busy machine).
