@@ -22,6 +22,9 @@ from aiograb._crawl.api import crawl_async
 from aiograb._crawl.run import CrawlSummary
 from tests.helpers import aiograb_cli, by_url, manifest, run, serve_app
 
+# About the input / the parser, not the HTTP transport: one pass is enough.
+pytestmark = pytest.mark.one_transport
+
 FAST = RequestPolicy(retry=RetryPolicy(retries=0), timeouts=Timeouts(total=20, connect=2))
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="

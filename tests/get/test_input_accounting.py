@@ -24,6 +24,9 @@ from aiograb._store.journal import Journal
 from aiograb.testing import RunningServer
 from tests.helpers import aiograb_cli, manifest
 
+# About the input / the parser, not the HTTP transport: one pass is enough.
+pytestmark = pytest.mark.one_transport
+
 LIMITS = Limits(concurrency=8, per_host=0)
 
 

@@ -64,6 +64,7 @@ def test_uncommitted_rows_with_their_file_in_place_are_adopted(
 
 
 @pytest.mark.slow
+@pytest.mark.one_transport  # the journal's adoption after kill -9, whatever fetched
 def test_refetch_after_kill_9_is_at_most_what_was_in_flight(tmp_path: Path) -> None:
     concurrency = 16
     with serve_in_thread(ServerConfig(latency_ms=30)) as server:

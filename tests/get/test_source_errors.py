@@ -28,6 +28,9 @@ from tests.get.sources_support import (
     write_parquet,
 )
 
+# The readers alone: no HTTP at all.
+pytestmark = pytest.mark.one_transport
+
 # -- whole-input errors, raised by open_source itself ------------------------------------
 
 

@@ -19,6 +19,9 @@ from tests.get.sources_support import (
     write_parquet,
 )
 
+# The readers alone: no HTTP at all.
+pytestmark = pytest.mark.one_transport
+
 # -- formats --------------------------------------------------------------------
 
 

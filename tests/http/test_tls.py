@@ -149,6 +149,7 @@ def test_another_cas_bundle_is_unknown_issuer(ca_file: Path) -> None:
     assert "unknown issuer" in str(result.error)
 
 
+@pytest.mark.one_transport  # runs both transports itself
 def test_both_transports_say_the_same_of_a_refused_certificate(
     ca: trustme.CA, ca_file: Path
 ) -> None:
