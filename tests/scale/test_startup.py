@@ -95,7 +95,12 @@ def test_an_executor_of_unknown_workers_sees_the_canary_before_the_plan(
             executor,
             limits=Limits(concurrency=16, per_host=0),
         )
-    assert at_planning == [["check_canary", "check_canary", "warm_up", "warm_up"]]
+    # Both canaries were answered before planning read a row. The warm-ups overlap
+    # planning (from their own thread), so planning may see none, some or all of them.
+    ((first, second, *warming),) = at_planning
+    assert (first, second) == ("check_canary", "check_canary")
+    assert set(warming) <= {"warm_up"}
+    assert executor.submitted == ["check_canary"] * 2 + ["warm_up"] * 2 + ["run_part"] * 2
 
 
 def test_a_starting_executor_is_asked_for_only_once_the_plan_is_written(
