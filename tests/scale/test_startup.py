@@ -95,7 +95,7 @@ def test_an_executor_of_unknown_workers_sees_the_canary_before_the_plan(
             executor,
             limits=Limits(concurrency=16, per_host=0),
         )
-    # Both canaries were answered before planning read a row. The warm-ups overlap
+    # Both canaries went out (and were waited for) before planning read a row. The warm-ups overlap
     # planning (from their own thread), so planning may see none, some or all of them.
     ((first, second, *warming),) = at_planning
     assert (first, second) == ("check_canary", "check_canary")
