@@ -12,7 +12,7 @@ import ipaddress
 import re
 from errno import ECONNREFUSED, ECONNRESET, EPIPE
 from os import strerror
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pycurl
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -20,7 +20,6 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from aiograb._core.errors import (
     NO_DESCRIPTORS,
     BadEncoding,
-    BlockedAddress,
     ConnectError,
     ConnectionReset,
     InvalidURL,
@@ -34,6 +33,9 @@ from aiograb._core.errors import (
     socket_error,
 )
 from aiograb._http.network import TRANSIENT_SOCKS_REPLIES, Proxy, verify_reason
+
+if TYPE_CHECKING:  # curl_exchange imports this module
+    from aiograb._http.curl_exchange import Easy
 
 __all__ = ["curl_failure", "is_ip", "parse_head", "translate_curl"]
 
@@ -111,19 +113,18 @@ def translate_curl(
 
 
 def curl_failure(
-    handle: Any, errno: int, message: str, url: str, proxy: Proxy | None, raw: list[bytes]
+    easy: Easy, errno: int, message: str, url: str, proxy: Proxy | None, raw: list[bytes]
 ) -> RequestError:
-    """The error of a transfer that failed (``handle``: its easy handle, finished)."""
-    blocked: BlockedAddress | None = handle.aiograb_blocked
-    if blocked is not None:
-        return blocked
-    unopened: OSError | None = handle.aiograb_unopened
+    """The error of a transfer that failed (``easy``: its easy handle, finished)."""
+    if easy.blocked is not None:
+        return easy.blocked
+    handle, unopened = easy.curl, easy.unopened
     if unopened is not None:  # our socket opener could not open one: the request never left
         return socket_error(unopened.errno or 0, unopened.strerror or str(unopened), url)
     if errno == pycurl.E_PEER_FAILED_VERIFICATION:
         return _certificate(handle.getinfo(pycurl.SSL_VERIFYRESULT), message, url)
     if errno == _E_PROXY and proxy is not None and proxy.is_socks:
-        refused = _socks_refusal(handle.getinfo(pycurl.PROXY_ERROR), proxy, url, handle)
+        refused = _socks_refusal(handle.getinfo(pycurl.PROXY_ERROR), proxy, url, easy)
         if refused is not None:
             return refused
     os_errno = handle.getinfo(pycurl.OS_ERRNO)
@@ -152,7 +153,7 @@ def _certificate(verify: int, message: str, url: str) -> TLSCertificateError:
     )
 
 
-def _socks_refusal(code: int, proxy: Proxy, url: str, handle: Any) -> ProxyError | None:
+def _socks_refusal(code: int, proxy: Proxy, url: str, easy: Easy) -> ProxyError | None:
     """A SOCKS proxy's refusal (login or reply), as ``socks.open_socks`` says it; None
     for other proxy failures (it closed, it spoke nonsense), left to ``translate_curl``."""
     reply = _PX_REPLIES.get(code)
@@ -164,7 +165,7 @@ def _socks_refusal(code: int, proxy: Proxy, url: str, handle: Any) -> ProxyError
         why, retryable = "No acceptable authentication methods were offered", False
     else:
         return None
-    target = f"{handle.aiograb_dest}:{handle.aiograb_port}"
+    target = f"{easy.dest}:{easy.port}"
     error = ProxyError(f"SOCKS proxy {proxy.host}:{proxy.port} refused {target}: {why}", url=url)
     error.retryable = retryable
     return error

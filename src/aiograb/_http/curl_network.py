@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import ssl
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pycurl
 from yarl import URL
@@ -24,6 +24,7 @@ from aiograb._http.network import Proxy, ProxyRoutes, ssl_context
 
 if TYPE_CHECKING:
     from aiograb._http.cookies import CookiePolicy
+    from aiograb._http.curl_exchange import Easy
 
 __all__ = ["CurlNetwork"]
 
@@ -44,8 +45,9 @@ class CurlNetwork:
 
             self.cookies = CookiePolicy(read_cookies(network.cookies))
 
-    def configure(self, handle: Any) -> None:
+    def configure(self, easy: Easy) -> None:
         """Options of every handle (again after a ``reset``)."""
+        handle = easy.curl
         handle.setopt(pycurl.PROXY, "")  # libcurl must not read *_proxy itself
         if not self._verify:
             handle.setopt(pycurl.SSL_VERIFYPEER, 0)
@@ -55,16 +57,16 @@ class CurlNetwork:
                 handle.setopt(pycurl.CAINFO, self._ca_file)
             if self._ca_dir:
                 handle.setopt(pycurl.CAPATH, self._ca_dir)
-        handle.aiograb_proxy = None
+        easy.proxy = None
 
-    def proxy(self, handle: Any, url: URL) -> Proxy | None:
+    def proxy(self, easy: Easy, url: URL) -> Proxy | None:
         """Point ``handle`` at the proxy for ``url``; return it (None: direct)."""
         if self._routes is None:
             return None
         chosen = self._routes.for_url(url)
-        if chosen is not handle.aiograb_proxy:  # a handle mostly serves the same route
-            handle.setopt(pycurl.PROXY, str(chosen.url) if chosen is not None else "")
-            handle.aiograb_proxy = chosen
+        if chosen is not easy.proxy:  # a handle mostly serves the same route
+            easy.curl.setopt(pycurl.PROXY, str(chosen.url) if chosen is not None else "")
+            easy.proxy = chosen
         return chosen
 
 

@@ -45,7 +45,7 @@ from yarl import URL
 from aiograb._core.config import Limits, Network, Timeouts
 from aiograb._core.errors import BlockedAddress, ConnectError, ConnectionReset, ProxyError
 from aiograb._http.base import AddressPolicy, check_head
-from aiograb._http.curl_exchange import HIGH_WATER, CurlExchange
+from aiograb._http.curl_exchange import HIGH_WATER, CurlExchange, Easy
 from aiograb._http.curl_mapping import curl_failure, is_ip
 from aiograb._http.curl_network import CurlNetwork
 from aiograb._http.network import Proxy
@@ -85,7 +85,7 @@ class CurlTransport:
         self._timer: asyncio.Handle | None = None  # uvloop's call_later(0) is a plain Handle
         self._deadline = 0.0  # loop time the timer fires at
         self._fds: dict[int, int] = {}
-        self._idle: list[Any] = []
+        self._idle: list[Easy] = []
         self._active: dict[Any, CurlExchange] = {}
         # host -> (expiry in loop time, its addresses, as CURLOPT_RESOLVE writes them)
         self._dns: dict[str, tuple[float, tuple[str, ...], str]] = {}
@@ -179,56 +179,56 @@ class CurlTransport:
         self._multi.remove_handle(handle)
         error = None
         if failure is not None:
-            if failure[1].startswith(_DIED) and not exchange.status and not handle.aiograb_fresh:
-                self._again(handle, exchange)
+            easy = exchange.easy
+            assert easy is not None
+            if failure[1].startswith(_DIED) and not exchange.status and not easy.fresh:
+                self._again(easy, exchange)
                 return
-            proxy = handle.aiograb_proxy
-            error = curl_failure(handle, *failure, exchange.url, proxy, exchange.raw_headers)
+            error = curl_failure(easy, *failure, exchange.url, easy.proxy, exchange.raw_headers)
         exchange.on_done(error)
 
-    def _again(self, handle: Any, exchange: CurlExchange) -> None:
+    def _again(self, easy: Easy, exchange: CurlExchange) -> None:
         """Send once more on a new connection. libcurl does not check a connection used
         within the last second before reusing it, and retries a dead one 5 times: after
         a burst through a proxy that closes each connection (tinyproxy), every cached
         one is dead. Nothing of the response had arrived."""
-        handle.aiograb_fresh = True
-        handle.setopt(pycurl.FRESH_CONNECT, 1)
+        easy.fresh = True
+        easy.curl.setopt(pycurl.FRESH_CONNECT, 1)
         exchange.raw_headers.clear()
-        self._active[handle] = exchange
-        self._multi.add_handle(handle)
+        self._active[easy.curl] = exchange
+        self._multi.add_handle(easy.curl)
 
     # -- requests ----------------------------------------------------------------------------
 
-    def _handle(self) -> Any:
+    def _handle(self) -> Easy:
         if self._idle:
             return self._idle.pop()
-        handle = pycurl.Curl()
-        self._base_options(handle)
-        return handle
+        easy = Easy(pycurl.Curl())
+        self._base_options(easy)
+        return easy
 
-    def _base_options(self, handle: Any) -> None:
+    def _base_options(self, easy: Easy) -> None:
+        handle = easy.curl
         handle.setopt(pycurl.NOSIGNAL, 1)
         handle.setopt(pycurl.FOLLOWLOCATION, 0)
         handle.setopt(pycurl.PATH_AS_IS, 1)  # the URL as our normal form wrote it
         handle.setopt(pycurl.ACCEPT_ENCODING, "")  # every coding libcurl decodes
-        self._net.configure(handle)
-        handle.aiograb_method = "GET"
-        handle.aiograb_timeouts = None
-        handle.aiograb_blocked = None
-        handle.aiograb_unopened = None  # the OSError of a socket our opener could not open
-        handle.aiograb_fresh = False  # sent again on a new connection (``_again``)
-        handle.aiograb_dest, handle.aiograb_port = "", 0  # the target named to a SOCKS proxy
+        self._net.configure(easy)
+        easy.method, easy.timeouts = "GET", None
+        easy.blocked = easy.unopened = None
+        easy.fresh = False
+        easy.dest, easy.port = "", 0
         if self._address_policy is None:  # our opener all the same: it says why none opened
-            handle.setopt(pycurl.OPENSOCKETFUNCTION, self._opener(handle, None))
+            handle.setopt(pycurl.OPENSOCKETFUNCTION, self._opener(easy, None))
 
-    def _method(self, handle: Any, method: str, body: bytes | None, fields: list[str]) -> None:
-        if handle.aiograb_method != "GET":  # back to a plain GET handle
+    def _method(self, easy: Easy, method: str, body: bytes | None, fields: list[str]) -> None:
+        handle = easy.curl
+        if easy.method != "GET":  # back to a plain GET handle
             handle.reset()
-            self._base_options(handle)
-            handle.aiograb_timeouts = None
+            self._base_options(easy)
         if method == "GET" and body is None:
             return
-        handle.aiograb_method = method
+        easy.method = method
         if method == "HEAD":
             handle.setopt(pycurl.NOBODY, 1)
             return
@@ -253,30 +253,31 @@ class CurlTransport:
         if (invalid := check_head(method, headers, url)) is not None:
             raise invalid  # libcurl would send it as it is
         self._open()
-        handle = self._handle()
+        easy = self._handle()
+        handle = easy.curl
         text = str(url)
-        exchange = CurlExchange(self, handle, text)
+        exchange = CurlExchange(self, easy, text)
         fields = [f"{k}: {v}" for k, v in headers.items()]
         if "User-Agent" not in headers and not any(k.lower() == "user-agent" for k in headers):
             fields.append("User-Agent:")  # not pycurl's own, as aiohttp sends none either
         if self._net.cookies is not None:
             self._cookie_field(exchange, url, fields)
-        self._method(handle, method, body, fields)
-        if handle.aiograb_timeouts is not timeouts:
+        self._method(easy, method, body, fields)
+        if easy.timeouts is not timeouts:
             handle.setopt(pycurl.TIMEOUT_MS, int(timeouts.total * 1000))
             handle.setopt(pycurl.CONNECTTIMEOUT_MS, int(timeouts.connect * 1000))
-            handle.aiograb_timeouts = timeouts
+            easy.timeouts = timeouts
         handle.setopt(pycurl.URL, text)
         handle.setopt(pycurl.HTTPHEADER, fields)
         handle.setopt(pycurl.HEADERFUNCTION, exchange.raw_headers.append)
         handle.setopt(pycurl.WRITEFUNCTION, exchange.on_body)
-        proxy = self._net.proxy(handle, url)
-        handle.aiograb_unopened = None
+        proxy = self._net.proxy(easy, url)
+        easy.unopened = None
         if self._address_policy is not None:
-            handle.aiograb_blocked = None
+            easy.blocked = None
             # Through a proxy, sockets go to the proxy: the target is checked in _start.
             host = url.host or "" if proxy is None else None
-            handle.setopt(pycurl.OPENSOCKETFUNCTION, self._opener(handle, host))
+            handle.setopt(pycurl.OPENSOCKETFUNCTION, self._opener(easy, host))
         absolute = proxy is not None and not proxy.is_socks and url.scheme == "http"
         # The target as the normal form wrote it: libcurl's URL parser upper-cases %7e.
         handle.setopt(pycurl.REQUEST_TARGET, text if absolute else url.raw_path_qs)
@@ -338,8 +339,9 @@ class CurlTransport:
         """Hand the transfer to libcurl with the target's addresses (None: the proxy
         resolves it; ``resolve``: them as CURLOPT_RESOLVE writes them, "" for an IP
         literal); through a proxy, the address policy checks them first."""
-        handle = exchange.handle
-        proxy: Proxy | None = handle.aiograb_proxy
+        easy = exchange.easy
+        assert easy is not None
+        handle, proxy = easy.curl, easy.proxy
         host, port = url.raw_host or "", url.port or 0
         if proxy is not None and addresses is not None and self._address_policy is not None:
             try:
@@ -359,7 +361,7 @@ class CurlTransport:
                     dest = min(addresses, key=lambda a: ":" in a)  # IPv4 first, as python-socks
                     if resolve:  # a name (an IP literal has no RESOLVE string)
                         lines.append(f"{host}:{port}:{_bracket(dest)}")
-                handle.aiograb_dest, handle.aiograb_port = dest, port
+                easy.dest, easy.port = dest, port
             at = self._dns.get(proxy.host)
             if at is not None and at[2]:  # the proxy by name: the addresses we found
                 lines.append(f"{proxy.host}:{proxy.port}:{at[2]}")
@@ -373,7 +375,8 @@ class CurlTransport:
         loop), as needed, hand libcurl the addresses (``CURLOPT_RESOLVE``), so its
         threaded resolver never runs, and start."""
         exchange.resolve = None
-        proxy: Proxy | None = exchange.handle.aiograb_proxy
+        assert exchange.easy is not None
+        proxy = exchange.easy.proxy
         if proxy is not None and self._known(proxy.host) is None:
             try:
                 await self._lookup(proxy.host, proxy.port)
@@ -409,7 +412,7 @@ class CurlTransport:
         entry = self._dns[host] = (self.loop.time() + DNS_TTL, addresses, joined)
         return entry
 
-    def _opener(self, handle: Any, host: str | None) -> Any:
+    def _opener(self, easy: Easy, host: str | None) -> Any:
         """libcurl's socket opener: each address checked by the policy (``host``: the
         target's name; None: the socket goes to a proxy, or there is no policy: not
         checked). A socket the OS refuses (EMFILE) is kept for ``curl_failure``: libcurl's
@@ -422,18 +425,18 @@ class CurlTransport:
                 try:
                     policy(host, address.addr[0])
                 except BlockedAddress as exc:
-                    handle.aiograb_blocked = exc
+                    easy.blocked = exc
                     return pycurl.SOCKET_BAD
             try:
                 sock = socket.socket(address.family, address.socktype, address.protocol)
             except OSError as exc:  # out of descriptors (EMFILE): curl_failure says so
-                handle.aiograb_unopened = exc
+                easy.unopened = exc
                 return pycurl.SOCKET_BAD
             try:  # room for pycurl's dup() (whose failure it does not say): the lowest
                 os.close(os.dup(sock.fileno()))  # free number, which its dup() takes next
             except OSError as exc:
                 sock.close()
-                handle.aiograb_unopened = exc
+                easy.unopened = exc
                 return pycurl.SOCKET_BAD
             # pycurl connects a dup() of it: this copy goes once the callback is over.
             loop.call_soon(sock.close)
@@ -444,21 +447,21 @@ class CurlTransport:
     def abort(self, exchange: CurlExchange) -> None:
         """Drop an unfinished transfer (its connection is closed) and free its handle."""
         handle = exchange.handle
-        if self._active.pop(handle, None) is not None and self._multi is not None:
+        if handle is not None and self._active.pop(handle, None) is not None and self._multi:
             self._multi.remove_handle(handle)
         self.release(exchange)
 
     def release(self, exchange: CurlExchange) -> None:
-        handle = exchange.forget()
-        if handle is None:
+        easy = exchange.forget()
+        if easy is None:
             return
-        if handle.aiograb_fresh:
-            handle.aiograb_fresh = False
-            handle.setopt(pycurl.FRESH_CONNECT, 0)
+        if easy.fresh:
+            easy.fresh = False
+            easy.curl.setopt(pycurl.FRESH_CONNECT, 0)
         if self._multi is None:
-            handle.close()
+            easy.curl.close()
         else:
-            self._idle.append(handle)
+            self._idle.append(easy)
 
     async def aclose(self) -> None:
         multi, self._multi = self._multi, None
@@ -477,8 +480,8 @@ class CurlTransport:
             if what & _POLL_OUT:
                 self.loop.remove_writer(fd)
         self._fds.clear()
-        for handle in self._idle:
-            handle.close()
+        for easy in self._idle:
+            easy.curl.close()
         self._idle.clear()
         multi.close()
         if self._resolver is not None:
