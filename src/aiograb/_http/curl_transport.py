@@ -1,10 +1,10 @@
 """The default transport behind the seam: libcurl's multi interface driven by the event loop.
 
 ``CurlTransport`` implements the same ``Transport`` protocol as ``AiohttpTransport``
-on pycurl. There is still one thread: libcurl
-tells the loop which sockets to watch (``CURLMOPT_SOCKETFUNCTION`` →
-``loop.add_reader``/``add_writer``) and when to wake it (``CURLMOPT_TIMERFUNCTION``
-→ ``loop.call_later``), and the loop calls ``socket_action`` back. HTTP parsing,
+on pycurl. There is still one thread: libcurl tells the loop which sockets to watch
+(``CURLMOPT_SOCKETFUNCTION`` → an epoll set of their own, which the loop watches as one
+descriptor: ``curl_sockets.py``) and when to wake it (``CURLMOPT_TIMERFUNCTION`` →
+``loop.call_later``), and the loop calls ``socket_action`` back. HTTP parsing,
 TLS, decompression and connection reuse (HTTP/1.1 keep-alive, HTTP/2 over TLS)
 happen in C; Python sees one call per body piece and one per finished transfer.
 
@@ -48,14 +48,13 @@ from aiograb._http.base import AddressPolicy, check_head
 from aiograb._http.curl_exchange import HIGH_WATER, CurlExchange, Easy
 from aiograb._http.curl_mapping import curl_failure, is_ip
 from aiograb._http.curl_network import CurlNetwork
+from aiograb._http.curl_sockets import SocketWatch, socket_watch
 from aiograb._http.network import Proxy
 
 __all__ = ["DNS_TTL", "HIGH_WATER", "CurlTransport"]
 
 DNS_TTL = 300.0  # seconds a looked-up host's addresses are reused, as aiohttp's connector
 
-_POLL_IN, _POLL_OUT, _POLL_REMOVE = pycurl.POLL_IN, pycurl.POLL_OUT, pycurl.POLL_REMOVE
-_CSELECT_IN, _CSELECT_OUT = pycurl.CSELECT_IN, pycurl.CSELECT_OUT
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE"})
 _DIED = "Connection died"  # libcurl: "Connection died, tried 5 times before giving up"
 
@@ -84,7 +83,7 @@ class CurlTransport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.Handle | None = None  # uvloop's call_later(0) is a plain Handle
         self._deadline = 0.0  # loop time the timer fires at
-        self._fds: dict[int, int] = {}
+        self._watch: SocketWatch | None = None  # the sockets libcurl asks to be watched
         self._idle: list[Easy] = []
         self._active: dict[Any, CurlExchange] = {}
         # host -> (expiry in loop time, its addresses, as CURLOPT_RESOLVE writes them)
@@ -104,30 +103,15 @@ class CurlTransport:
             multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
             multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, self._limits.concurrency)
             multi.setopt(pycurl.M_MAXCONNECTS, self._limits.concurrency)
+            self._watch = socket_watch(self._loop, self._on_ready)
             self._multi = multi
         return self._multi
 
     # -- libcurl → loop --------------------------------------------------------------------
 
     def _on_socket(self, what: int, fd: int, _multi: Any, _socketp: Any) -> None:
-        loop = self.loop
-        before = self._fds.get(fd, 0)
-        if what == _POLL_REMOVE:
-            if before & _POLL_IN:
-                loop.remove_reader(fd)
-            if before & _POLL_OUT:
-                loop.remove_writer(fd)
-            self._fds.pop(fd, None)
-            return
-        if what & _POLL_IN and not before & _POLL_IN:
-            loop.add_reader(fd, self._on_ready, fd, _CSELECT_IN)
-        elif before & _POLL_IN and not what & _POLL_IN:
-            loop.remove_reader(fd)
-        if what & _POLL_OUT and not before & _POLL_OUT:
-            loop.add_writer(fd, self._on_ready, fd, _CSELECT_OUT)
-        elif before & _POLL_OUT and not what & _POLL_OUT:
-            loop.remove_writer(fd)
-        self._fds[fd] = what
+        if self._watch is not None:
+            self._watch.update(fd, what)
 
     def _on_timer(self, ms: int) -> None:
         # libcurl moves its deadline many times per transfer: a timer that fires no later
@@ -151,8 +135,15 @@ class CurlTransport:
         self._timer = None
         self._act(pycurl.SOCKET_TIMEOUT, 0)
 
-    def _on_ready(self, fd: int, event: int) -> None:
-        self._act(fd, event)
+    def _on_ready(self, events: list[tuple[int, int]]) -> None:
+        multi = self._multi
+        if multi is None:
+            return
+        running = 0
+        for fd, bits in events:
+            _, running = multi.socket_action(fd, bits)
+        if running < len(self._active):
+            self._collect()
 
     def _act(self, fd: int, event: int) -> None:
         if self._multi is None:
@@ -474,12 +465,9 @@ class CurlTransport:
             multi.remove_handle(handle)
             exchange.on_done(ConnectionReset("transport closed", url=exchange.url))
         self._active.clear()
-        for fd, what in self._fds.items():
-            if what & _POLL_IN:
-                self.loop.remove_reader(fd)
-            if what & _POLL_OUT:
-                self.loop.remove_writer(fd)
-        self._fds.clear()
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         for easy in self._idle:
             easy.curl.close()
         self._idle.clear()
