@@ -26,7 +26,12 @@ T = TypeVar("T")
 # Measured with gc.callbacks over a 10k-file get (BENCHMARKS.md, "#13 peers"): at 700,
 # ~75 young and ~7 older collections took ~12 us of CPU per file; at 5000 with the
 # start-up heap frozen, 6 young collections and no older ones, under 1 us per file.
-GC_THRESHOLD0 = 5000
+# A fan-out keeps every call's objects alive while it is in flight (~20-40 per call):
+# at W = 1000 a round peaks above 20,000 net objects, so at 5000 each round paid ~7
+# young collections of ~1.3 ms and one older of ~11 ms, ~15 us a call, 10-20 % of its
+# CPU; at 50,000 two young ones in a whole run (BENCHMARKS.md, "#12 fan-out, fifth
+# pass"). Garbage without cycles is freed at once whatever this is.
+GC_THRESHOLD0 = 50_000
 
 
 @contextlib.contextmanager
