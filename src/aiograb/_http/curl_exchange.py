@@ -65,6 +65,10 @@ class Easy:
 
     def __init__(self, curl: Any) -> None:
         self.curl = curl
+        self.clear()
+
+    def clear(self) -> None:
+        """What a fresh (or ``reset``) handle has: a GET, no options kept beside it."""
         self.method = "GET"
         self.timeouts: Timeouts | None = None  # the ones its TIMEOUT options are set from
         self.blocked: BlockedAddress | None = None  # the address policy refused its socket
@@ -93,7 +97,6 @@ class CurlExchange:
         "buffered",
         "cookies",
         "easy",
-        "handle",
         "headers",
         "raw_headers",
         "resolve",
@@ -104,8 +107,7 @@ class CurlExchange:
 
     def __init__(self, transport: Owner, easy: Easy, url: str) -> None:
         self._transport = transport
-        self.easy: Easy | None = easy
-        self.handle: Any = easy.curl
+        self.easy: Easy | None = easy  # None once handed back (``forget``)
         self.raw_headers: list[bytes] = []
         self._chunks: list[bytes] = []
         self._error: RequestError | None = None
@@ -160,7 +162,8 @@ class CurlExchange:
     async def _wait(self) -> None:
         if self._paused:
             self._paused = False
-            self.handle.pause(pycurl.PAUSE_CONT)  # may deliver data right here
+            assert self.easy is not None
+            self.easy.curl.pause(pycurl.PAUSE_CONT)  # may deliver data right here
             if self._chunks or self._finished:
                 return
         self._waiter = self._transport.loop.create_future()
@@ -171,7 +174,7 @@ class CurlExchange:
 
     def forget(self) -> Easy | None:
         """Drop the buffers and hand back the easy handle (None if already given back)."""
-        easy, self.easy, self.handle = self.easy, None, None
+        easy, self.easy = self.easy, None
         self._chunks = []
         self.raw_headers = []
         return easy

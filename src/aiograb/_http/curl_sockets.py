@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import select
 from collections.abc import Callable
+from typing import Protocol
 
 import pycurl
 
@@ -35,15 +36,13 @@ _CSELECT_IN, _CSELECT_OUT = pycurl.CSELECT_IN, pycurl.CSELECT_OUT
 Act = Callable[[list[tuple[int, int]]], None]  # (socket, CSELECT_* bits) for each ready one
 
 
-class SocketWatch:
+class SocketWatch(Protocol):
     """What the transport asks of a watcher."""
 
     def update(self, fd: int, what: int) -> None:
         """libcurl's wish for ``fd`` (``POLL_IN``, ``POLL_OUT``, both, ``POLL_REMOVE``)."""
-        raise NotImplementedError
 
-    def close(self) -> None:
-        raise NotImplementedError
+    def close(self) -> None: ...
 
 
 if hasattr(select, "epoll"):
@@ -53,7 +52,7 @@ if hasattr(select, "epoll"):
     _MASKS = {_POLL_IN: _EPOLLIN, _POLL_OUT: _EPOLLOUT, _POLL_IN | _POLL_OUT: _EPOLLIN | _EPOLLOUT}
 
 
-class EpollWatch(SocketWatch):
+class EpollWatch:
     """libcurl's sockets in an epoll set of their own, watched by the loop as one."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, act: Act) -> None:
@@ -108,7 +107,7 @@ class EpollWatch(SocketWatch):
         self._masks.clear()
 
 
-class LoopWatch(SocketWatch):
+class LoopWatch:
     """libcurl's sockets as the loop's readers and writers."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, act: Act) -> None:

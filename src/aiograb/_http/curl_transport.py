@@ -133,22 +133,16 @@ class CurlTransport:
 
     def _on_timeout(self) -> None:
         self._timer = None
-        self._act(pycurl.SOCKET_TIMEOUT, 0)
+        self._on_ready([(pycurl.SOCKET_TIMEOUT, 0)])
 
     def _on_ready(self, events: list[tuple[int, int]]) -> None:
+        """Hand libcurl what is ready: (socket, CSELECT_* bits), or its timer's expiry."""
         multi = self._multi
         if multi is None:
             return
         running = 0
         for fd, bits in events:
             _, running = multi.socket_action(fd, bits)
-        if running < len(self._active):
-            self._collect()
-
-    def _act(self, fd: int, event: int) -> None:
-        if self._multi is None:
-            return
-        _, running = self._multi.socket_action(fd, event)
         if running < len(self._active):
             self._collect()
 
@@ -204,11 +198,8 @@ class CurlTransport:
         handle.setopt(pycurl.FOLLOWLOCATION, 0)
         handle.setopt(pycurl.PATH_AS_IS, 1)  # the URL as our normal form wrote it
         handle.setopt(pycurl.ACCEPT_ENCODING, "")  # every coding libcurl decodes
+        easy.clear()
         self._net.configure(easy)
-        easy.method, easy.timeouts = "GET", None
-        easy.blocked = easy.unopened = None
-        easy.fresh = False
-        easy.dest, easy.port = "", 0
         if self._address_policy is None:  # our opener all the same: it says why none opened
             handle.setopt(pycurl.OPENSOCKETFUNCTION, self._opener(easy, None))
 
@@ -437,9 +428,9 @@ class CurlTransport:
 
     def abort(self, exchange: CurlExchange) -> None:
         """Drop an unfinished transfer (its connection is closed) and free its handle."""
-        handle = exchange.handle
-        if handle is not None and self._active.pop(handle, None) is not None and self._multi:
-            self._multi.remove_handle(handle)
+        easy = exchange.easy
+        if easy is not None and self._active.pop(easy.curl, None) is not None and self._multi:
+            self._multi.remove_handle(easy.curl)
         self.release(exchange)
 
     def release(self, exchange: CurlExchange) -> None:
