@@ -70,13 +70,19 @@ def test_exit_0_when_all_ok_and_summary_reports_the_threads(
     assert report["ok"] == 200
     assert report["io_threads"] == io_threads
     # IP-only URLs: DNS is never needed, so the loop and the fixed IO pool are all.
+    # The pool's threads start only if the files were measured slow to store on the loop.
+    pooled = report["files_by_io_pool"]
     if io_threads == 0:
         assert report["peak_threads"] == 1
+        assert pooled == 0
+        assert "of at most loop + resolver helper)" in done.stdout
     else:
-        assert 1 < report["peak_threads"] <= 1 + io_threads
-    assert f"of at most loop + resolver helper{f' + {io_threads} IO' if io_threads else ''})" in (
-        done.stdout
-    )
+        assert 1 <= report["peak_threads"] <= 1 + io_threads
+        assert 0 <= pooled <= 200
+        assert (
+            f"of at most loop + resolver helper + {io_threads} IO; {pooled:,} files stored by"
+            " the IO pool, the rest on the loop)" in done.stdout
+        )
     assert report["peak_rss_mb"] > 0
 
 

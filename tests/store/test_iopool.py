@@ -1,4 +1,5 @@
-"""The IO pool of the files output: files stored from IO threads, every guarantee kept."""
+"""The IO pool of the files output: files stored from IO threads where the medium is
+measured to be slow (``Placement``), every guarantee kept."""
 
 from __future__ import annotations
 
@@ -16,15 +17,21 @@ from aiograb._core.stats import os_threads
 from aiograb._core.urls import parse_url, url_key
 from aiograb._get.download import run_get
 from aiograb._get.sources import InputRow
-from aiograb._store.sinks import BATCH_FILES, SPILL_BYTES, FileSink
+from aiograb._store.sinks import BATCH_FILES, PROBE_EVERY, SPILL_BYTES, FileSink, Placement
 from aiograb.testing import RunningServer, image_bytes
 from tests.helpers import by_url, run
 
 FAST = RequestPolicy(retry=RetryPolicy(retries=0), timeouts=Timeouts(total=30, connect=10))
 
 
+def slow_medium() -> Placement:
+    """Every store on the loop counts as slow: files go to the pool (but one in
+    ``PROBE_EVERY``, the probe, which these tests' few files never reach)."""
+    return Placement(limit=-1.0, inline=False)
+
+
 def test_commit_returns_at_once_and_settle_waits_for_the_rename(tmp_path: Path) -> None:
-    sink = FileSink(tmp_path, io_threads=1)
+    sink = FileSink(tmp_path, io_threads=1, placement=slow_medium())
     sink.prepare()
     body = b"\x89PNG" + bytes(range(256)) * 40
     gate = threading.Event()
@@ -118,28 +125,101 @@ def test_io_threads_is_validated(tmp_path: Path) -> None:
         FileSink(tmp_path, io_threads=-1)
 
 
-def test_the_loop_thread_does_no_file_io(server: RunningServer, tmp_path: Path) -> None:
-    """With a pool, every file of the output is renamed into place off the loop's thread."""
+def _store_many(sink: FileSink, n: int, body: bytes = b"GIF89a" + b"z" * 300) -> list[str]:
+    """Commit ``n`` bodies from as many writers in one turn of the loop, then settle
+    them; the keys."""
+    keys = [f"{i:032x}" for i in range(n)]
+
+    async def main() -> None:
+        writers = [sink.open(k) for k in keys]
+        for w in writers:
+            w.write(body)
+            w.commit("image/gif")
+        for w in writers:
+            await w.settle()
+
+    run(main())
+    for k in keys:
+        assert (tmp := sink.root / k[:2] / f"{k}.gif").read_bytes() == body, tmp
+    return keys
+
+
+def _renames(mp: pytest.MonkeyPatch) -> list[tuple[int, str]]:
+    """Record the thread of every ``os.replace`` (the real call still happens)."""
     import os
 
-    loop_thread = threading.get_ident()
     renames: list[tuple[int, str]] = []
     real_replace = os.replace
 
-    def replace(src: str, dst: str) -> None:  # observes the real call, which still happens
+    def replace(src: str, dst: str) -> None:
         renames.append((threading.get_ident(), str(dst)))
         real_replace(src, dst)
 
-    rows = [InputRow(line=i, url=server.url(f"/img/{i}.png")) for i in range(1, 21)]
+    mp.setattr(os, "replace", replace)
+    return renames
+
+
+def test_on_a_slow_medium_the_loop_thread_does_no_file_io(tmp_path: Path) -> None:
+    sink = FileSink(tmp_path, io_threads=2, placement=slow_medium())
+    sink.prepare()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(os, "replace", replace)
-        summary = asyncio.run(
-            run_get(rows, tmp_path, limits=Limits(concurrency=8, per_host=0), io_threads=2)
-        )
-    assert summary.counts == {"ok": 20}
-    files = [(t, dst) for t, dst in renames if dst.endswith(".png")]
-    assert len(files) == 20
-    assert all(t != loop_thread for t, _ in files)
+        renames = _renames(mp)
+        _store_many(sink, 20)
+    sink.close()
+    assert len(renames) == 20
+    assert all(t != threading.get_ident() for t, _ in renames)
+    assert sink.placement.pooled_files == 20
+
+
+def test_on_a_fast_medium_files_stay_on_the_loop_and_no_thread_starts(tmp_path: Path) -> None:
+    sink = FileSink(tmp_path, io_threads=2, placement=Placement(limit=10.0))
+    sink.prepare()
+    with pytest.MonkeyPatch.context() as mp:
+        renames = _renames(mp)
+        _store_many(sink, 100)
+    assert sink.pool is not None
+    assert not sink.pool._threads  # never asked for work: no thread was started
+    sink.close()
+    assert len(renames) == 100
+    assert all(t == threading.get_ident() for t, _ in renames)
+    assert sink.placement.pooled_files == 0
+
+
+def test_placement_moves_to_the_pool_when_the_medium_turns_slow_and_back(tmp_path: Path) -> None:
+    """Real stores, timed; the limit stands for the medium's speed changing."""
+    placement = Placement(limit=10.0)
+    sink = FileSink(tmp_path, io_threads=1, placement=placement)
+    sink.prepare()
+    _store_many(sink, Placement.WINDOW)
+    assert placement.inline
+    assert placement.pooled_files == 0
+    placement.limit = -1.0  # every store is now "slow"
+    _store_many(sink, Placement.WINDOW)  # a window of them on the loop, then the vote
+    assert not placement.inline
+    _store_many(sink, PROBE_EVERY - 1)
+    assert placement.pooled_files == PROBE_EVERY - 1
+    placement.limit = 10.0  # fast again: two probes in a row bring the files back
+    _store_many(sink, 2 * PROBE_EVERY)
+    assert placement.inline
+    sink.close()
+
+
+def test_one_slow_store_in_a_window_moves_nothing() -> None:
+    placement = Placement(limit=100e-6)
+    for i in range(Placement.WINDOW * 4):
+        assert placement.on_loop()
+        placement.observe(0.05 if i % 8 == 0 else 20e-6)  # a 50 ms stall now and then
+    assert placement.inline
+    assert placement.pooled_files == 0
+    for _ in range(Placement.WINDOW // 2 + 1):  # most of a window slow: the pool
+        placement.on_loop()
+        placement.observe(0.05)
+    for _ in range(Placement.WINDOW // 2 - 1):
+        placement.on_loop()
+        placement.observe(20e-6)
+    assert not placement.inline
+    assert not placement.on_loop()
+    assert placement.pooled_files == 1
 
 
 class _Counting:
@@ -158,7 +238,7 @@ class _Counting:
 
 
 def test_the_files_of_one_loop_turn_are_one_hand_off(tmp_path: Path) -> None:
-    sink = FileSink(tmp_path, io_threads=2)
+    sink = FileSink(tmp_path, io_threads=2, placement=slow_medium())
     sink.prepare()
     counting = _Counting(sink)
     n = BATCH_FILES + 8  # a full batch, then the rest of the turn
@@ -191,7 +271,7 @@ def test_the_files_of_one_loop_turn_are_one_hand_off(tmp_path: Path) -> None:
 
 
 def test_a_cancelled_writer_leaves_its_batch_settling(tmp_path: Path) -> None:
-    sink = FileSink(tmp_path, io_threads=1)
+    sink = FileSink(tmp_path, io_threads=1, placement=slow_medium())
     sink.prepare()
     gate = threading.Event()
     assert sink.pool is not None

@@ -191,7 +191,10 @@ def _threads_line(s: Summary) -> str:
     text = f"{s.peak_threads} OS thread{'s' if s.peak_threads != 1 else ''}"
     bound = "loop + resolver helper" + (f" + {s.io_threads} IO" if s.io_threads else "")
     where = f" per process, {s.processes} processes" if s.processes > 1 else ""
-    return f"{text}{where} (of at most {bound})"
+    pooled = ""
+    if s.io_threads and s.fetched:  # where the files went: measured, per file (Placement)
+        pooled = f"; {s.files_by_io_pool:,} files stored by the IO pool, the rest on the loop"
+    return f"{text}{where} (of at most {bound}{pooled})"
 
 
 def format_crawl_summary(result: CrawlSummary) -> str:

@@ -266,6 +266,7 @@ def summary_dict(summary: Summary) -> dict[str, Any]:
         "input_read": summary.input_read,
         "processes": summary.processes,
         "io_threads": summary.io_threads,
+        "files_by_io_pool": summary.files_by_io_pool,
         "part_errors": list(summary.part_errors),
         "exit_code": summary.exit_code,
         "input": dataclasses.asdict(summary.input) if summary.input else None,

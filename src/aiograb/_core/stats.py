@@ -129,6 +129,7 @@ class Summary:
     # (per-host limit, share of the run it held requests back), when it was sampled
     per_host_held: tuple[int, float] | None = None
     io_threads: int = 0  # the fixed IO pool's size (counted in peak_threads)
+    files_by_io_pool: int = 0  # files the IO pool stored in this run (the rest: the loop)
     processes: int = 1  # event-loop processes (--procs, --dask): peak_threads is
     # the largest of theirs, peak_rss_mb their sum
     part_errors: tuple[str, ...] = ()  # parts whose task failed for good (rerun resumes them)

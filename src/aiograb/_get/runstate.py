@@ -374,6 +374,7 @@ class RunState:
             retries=retries,
             peak_threads=self.peaks.threads,
             io_threads=self.sink.io_threads,
+            files_by_io_pool=self.sink.placement.pooled_files,
             peak_rss_mb=peak_rss_mb(),
             interrupted=interrupted,
             input=self._input_counts(),

@@ -383,6 +383,7 @@ def _combine(
         interrupted=interrupted or any(s.interrupted for s in done) or bool(broken),
         input_read=not broken and all(s.input_read for s in done),
         io_threads=io_threads,
+        files_by_io_pool=sum(s.files_by_io_pool for s in done),
         processes=running,
         part_errors=tuple(
             f"part {p.name}: {type(e).__name__}: {e}" for p, e in broken if not is_storage_full(e)

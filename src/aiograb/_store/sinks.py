@@ -22,6 +22,15 @@ at most ``concurrency`` bodies wait for the pool. A body that spilled to disk
 while streaming (over ``SPILL_BYTES``) is written on the loop as it arrives
 (large, so the per-byte cost dominates, not the file creation); its close and
 rename go to the pool. ``io_threads=0`` does everything inline, as before.
+
+Where a file is stored is measured, not fixed (``Placement``). A store that costs
+the loop less than the hand-off does (tmpfs, an ordinary journaled ext4: 20–50 µs)
+runs on the loop: the pool's threads then contend for the GIL for work that is
+cheaper than the contention (BENCHMARKS.md, "#13 the IO pool only where the disk is
+slow"). Each store on the loop is timed; when most of them take longer than
+``INLINE_MAX_S`` (a disk that has become slow, a network file system), files go to
+the pool, and one in ``PROBE_EVERY`` is then stored on the loop, timed, to find out
+whether the medium has become cheap again.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import hashlib
 import itertools
 import os
 import stat
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,11 +52,13 @@ from aiograb._core.content import STORED_EXTENSIONS, extension_for
 from aiograb._core.errors import UsageError, WriteError, write_error
 from aiograb._core.models import Stored
 
-__all__ = ["BodyWriter", "FileSink", "MemorySink", "SpoolWriter", "Stored"]
+__all__ = ["BodyWriter", "FileSink", "MemorySink", "Placement", "SpoolWriter", "Stored"]
 
 SPILL_BYTES = 1 << 20
 MAX_IO_THREADS = 64
 BATCH_FILES = 32  # files per hand-off to an IO thread, at most
+INLINE_MAX_S = 100e-6  # most stores on the loop slower than this: files go to the IO pool
+PROBE_EVERY = 256  # with the pool in use, one store in this many runs on the loop, timed
 TMP_DIR = ".aiograb-tmp"
 
 
@@ -232,6 +244,62 @@ class _Batches:
         done.add_done_callback(functools.partial(_settle_all, waiters))
 
 
+class Placement:
+    """Whether the next file is stored on the loop (while that is measured to be cheap)
+    or by the IO pool.
+
+    ``on_loop()`` is asked at each commit; a store on the loop reports its wall time
+    to ``observe``. Files start on the loop. A majority vote, so that one slow store (a
+    preempted thread, a page allocation) decides nothing: when most of a window of
+    ``WINDOW`` stores took longer than ``limit``, files go to the pool; there, one in
+    ``PROBE_EVERY`` is stored on the loop as a probe, and two fast probes in a row
+    bring the files back.
+    """
+
+    WINDOW = 32
+
+    __slots__ = (
+        "_fast_probes",
+        "_since_probe",
+        "_slow",
+        "_stores",
+        "inline",
+        "limit",
+        "pooled_files",
+    )
+
+    def __init__(self, limit: float = INLINE_MAX_S, *, inline: bool = True) -> None:
+        self.limit = limit  # seconds; below 0: every store counts as slow
+        self.inline = inline  # where files go now (the start: the loop)
+        self._stores = self._slow = 0  # in the current window (on the loop)
+        self._since_probe = self._fast_probes = 0  # with the pool in use
+        self.pooled_files = 0
+
+    def on_loop(self) -> bool:
+        if self.inline:
+            return True
+        self._since_probe += 1
+        if self._since_probe >= PROBE_EVERY:
+            self._since_probe = 0
+            return True
+        self.pooled_files += 1
+        return False
+
+    def observe(self, seconds: float) -> None:
+        slow = seconds > self.limit
+        if not self.inline:  # a probe
+            self._fast_probes = 0 if slow else self._fast_probes + 1
+            if self._fast_probes >= 2:
+                self.inline, self._fast_probes = True, 0
+            return
+        self._stores += 1
+        self._slow += slow
+        if self._stores >= self.WINDOW:
+            if 2 * self._slow > self._stores:
+                self.inline = False
+            self._stores = self._slow = 0
+
+
 class _FileWriter(SpoolWriter):
     __slots__ = ("_key", "_pending", "_sink")
 
@@ -244,9 +312,16 @@ class _FileWriter(SpoolWriter):
     def commit(self, mime: str) -> Stored:
         rel = self._sink.relative_path(self._key, extension_for(mime))
         stored = Stored(size=self._size, sha256=self._hash.hexdigest(), path=rel)
-        batches = self._sink.batches
+        sink = self._sink
+        batches = sink.batches
         if batches is None:
             self._store(rel)
+        elif sink.placement.on_loop():
+            t0 = time.perf_counter()
+            try:
+                self._store(rel)
+            finally:
+                sink.placement.observe(time.perf_counter() - t0)
         else:  # the loop goes on; settle() waits for the file to be in place
             self._pending = batches.put(functools.partial(self._store, rel))
         return stored
@@ -272,17 +347,25 @@ class _FileWriter(SpoolWriter):
 class FileSink:
     """Store bodies as ``<out>/<k[:2]>/<k>.<ext>`` where ``k`` is the URL's key.
 
-    ``io_threads`` > 0 stores them from that many IO threads (see the module
-    docstring); ``close()`` waits for those threads and ends them.
+    ``io_threads`` > 0 stores them from that many IO threads where storing them on
+    the loop is measured to cost more (``placement``; see the module docstring);
+    ``close()`` waits for those threads and ends them.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, io_threads: int = 0) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        io_threads: int = 0,
+        placement: Placement | None = None,
+    ) -> None:
         if not 0 <= io_threads <= MAX_IO_THREADS:
             raise UsageError(f"io_threads must be between 0 and {MAX_IO_THREADS}")
         self.pool = (
             ThreadPoolExecutor(io_threads, thread_name_prefix="aiograb-io") if io_threads else None
         )
         self.batches = _Batches(self.pool) if self.pool is not None else None
+        self.placement = placement or Placement()
         self.io_threads = io_threads
         self.root = Path(root)
         self.root_str = str(self.root)  # str paths on the hot path: pathlib costs per file
