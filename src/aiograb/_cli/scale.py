@@ -60,10 +60,11 @@ def add_scale_options(p: argparse.ArgumentParser) -> None:
         "--io-threads",
         type=int,
         default=DEFAULT_IO_THREADS,
-        help="threads that create, write and rename the files, so the event loop never "
-        "waits for the disk; bodies are handed over in batches. 0 = on the loop "
-        "(default %(default)s: measured as cheap as more on local disks; raise it on a "
-        "network file system, where each file is a round trip), e.g. --io-threads 8",
+        help="threads that create, write and rename the files when storing them on the "
+        "event loop is measured slow, so the loop never waits for the disk (on a fast one "
+        "it stores them itself: cheaper); bodies are handed over in batches. 0 = always "
+        "on the loop (default %(default)s; raise it on a network file system, where each "
+        "file is a round trip), e.g. --io-threads 8",
     )
 
 
