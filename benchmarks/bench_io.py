@@ -68,6 +68,9 @@ def _one(
     files, _ = count_files(out)
     if m.exit_code != 0 or files != args.n:
         raise SystemExit(f"{m.name}: exit {m.exit_code}, {files} files")
+    pooled = json.loads((work / "s.json").read_text()).get("files_by_io_pool")
+    if pooled is not None:  # a tree that measures where files go (Placement)
+        print(f"  {m.name}: {pooled:,} of {files:,} files stored by the IO pool", flush=True)
     return m
 
 

@@ -27,7 +27,12 @@ FAST = RequestPolicy(retry=RetryPolicy(retries=0), timeouts=Timeouts(total=30, c
 def slow_medium() -> Placement:
     """Every store on the loop counts as slow: files go to the pool (but one in
     ``PROBE_EVERY``, the probe, which these tests' few files never reach)."""
-    return Placement(limit=-1.0, inline=False)
+    return Placement(limit=-1.0, inline=False, preempted=never)
+
+
+def never() -> int:
+    """A machine where nothing preempts the loop's thread: every slow store votes."""
+    return 0
 
 
 def test_commit_returns_at_once_and_settle_waits_for_the_rename(tmp_path: Path) -> None:
@@ -187,7 +192,7 @@ def test_on_a_fast_medium_files_stay_on_the_loop_and_no_thread_starts(tmp_path: 
 
 def test_placement_moves_to_the_pool_when_the_medium_turns_slow_and_back(tmp_path: Path) -> None:
     """Real stores, timed; the limit stands for the medium's speed changing."""
-    placement = Placement(limit=10.0)
+    placement = Placement(limit=10.0, preempted=never)
     sink = FileSink(tmp_path, io_threads=1, placement=placement)
     sink.prepare()
     _store_many(sink, Placement.WINDOW)
@@ -205,7 +210,7 @@ def test_placement_moves_to_the_pool_when_the_medium_turns_slow_and_back(tmp_pat
 
 
 def test_one_slow_store_in_a_window_moves_nothing() -> None:
-    placement = Placement(limit=100e-6)
+    placement = Placement(limit=100e-6, preempted=never)
     for i in range(Placement.WINDOW * 4):
         assert placement.on_loop()
         placement.observe(0.05 if i % 8 == 0 else 20e-6)  # a 50 ms stall now and then
@@ -297,3 +302,45 @@ def test_a_cancelled_writer_leaves_its_batch_settling(tmp_path: Path) -> None:
     sink.close()
     for k in keys:  # the file of the cancelled writer was stored all the same
         assert (tmp_path / k[:2] / f"{k}.gif").read_bytes() == body
+
+
+def test_a_slow_store_while_the_thread_was_preempted_does_not_vote() -> None:
+    """A busy machine, not a slow disk: the OS took the core away during the stores."""
+    switches = iter(range(1, 1000))
+    placement = Placement(limit=100e-6, preempted=lambda: next(switches))
+    for _ in range(Placement.WINDOW * 3):  # every slow store saw a new preemption
+        placement.on_loop()
+        placement.observe(0.01)
+    assert placement.inline
+    calm = Placement(limit=100e-6, preempted=never)
+    for _ in range(Placement.WINDOW):
+        calm.on_loop()
+        calm.observe(0.01)
+    assert not calm.inline
+
+
+def test_involuntary_switches_counts_this_threads_preemptions() -> None:
+    """A spinning process on this thread's core: the OS preempts us, and it shows."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from aiograb._store.sinks import involuntary_switches
+
+    old = os.sched_getaffinity(0)
+    cpu = min(old)
+    hog = subprocess.Popen(
+        [sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"]
+    )
+    try:
+        os.sched_setaffinity(0, {cpu})  # this thread only
+        first = involuntary_switches()
+        ends = time.monotonic() + 5.0
+        while involuntary_switches() == first and time.monotonic() < ends:
+            sum(range(10_000))  # on the CPU, until the OS takes it away
+        assert involuntary_switches() > first
+    finally:
+        hog.kill()
+        hog.wait()
+        os.sched_setaffinity(0, old)

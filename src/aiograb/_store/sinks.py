@@ -41,6 +41,7 @@ import functools
 import hashlib
 import itertools
 import os
+import resource
 import stat
 import time
 from collections.abc import Callable
@@ -244,33 +245,54 @@ class _Batches:
         done.add_done_callback(functools.partial(_settle_all, waiters))
 
 
+def involuntary_switches() -> int:
+    """How often the OS has preempted this thread (0 where it does not say)."""
+    return resource.getrusage(_RUSAGE_THREAD).ru_nivcsw if _RUSAGE_THREAD is not None else 0
+
+
+_RUSAGE_THREAD: int | None = getattr(resource, "RUSAGE_THREAD", None)
+
+
 class Placement:
     """Whether the next file is stored on the loop (while that is measured to be cheap)
     or by the IO pool.
 
     ``on_loop()`` is asked at each commit; a store on the loop reports its wall time
     to ``observe``. Files start on the loop. A majority vote, so that one slow store (a
-    preempted thread, a page allocation) decides nothing: when most of a window of
-    ``WINDOW`` stores took longer than ``limit``, files go to the pool; there, one in
+    page allocation, a collection) decides nothing: when most of a window of ``WINDOW``
+    stores took longer than ``limit``, files go to the pool; there, one in
     ``PROBE_EVERY`` is stored on the loop as a probe, and two fast probes in a row
-    bring the files back.
+    bring the files back. A slow store during which the OS preempted the loop's thread
+    (a busy machine, not a slow disk: the pool would only add work) does not vote;
+    ``preempted`` counts those preemptions (``involuntary_switches``), asked only
+    after a slow store.
     """
 
     WINDOW = 32
 
     __slots__ = (
         "_fast_probes",
+        "_preempted",
         "_since_probe",
         "_slow",
         "_stores",
+        "_switches",
         "inline",
         "limit",
         "pooled_files",
     )
 
-    def __init__(self, limit: float = INLINE_MAX_S, *, inline: bool = True) -> None:
+    def __init__(
+        self,
+        limit: float = INLINE_MAX_S,
+        *,
+        inline: bool = True,
+        preempted: Callable[[], int] = involuntary_switches,
+    ) -> None:
         self.limit = limit  # seconds; below 0: every store counts as slow
         self.inline = inline  # where files go now (the start: the loop)
+        self._preempted = preempted
+        self._switches = preempted()
         self._stores = self._slow = 0  # in the current window (on the loop)
         self._since_probe = self._fast_probes = 0  # with the pool in use
         self.pooled_files = 0
@@ -287,6 +309,11 @@ class Placement:
 
     def observe(self, seconds: float) -> None:
         slow = seconds > self.limit
+        if slow:  # preempted since the last look? (A fast store was not held up: no look.)
+            switches = self._preempted()
+            before, self._switches = self._switches, switches
+            if switches != before:
+                return  # no vote
         if not self.inline:  # a probe
             self._fast_probes = 0 if slow else self._fast_probes + 1
             if self._fast_probes >= 2:
