@@ -24,7 +24,7 @@ while streaming (over ``SPILL_BYTES``) is written on the loop as it arrives
 rename go to the pool. ``io_threads=0`` does everything inline, as before.
 
 Where a file is stored is measured, not fixed (``Placement``). A store that costs
-the loop less than the hand-off does (tmpfs, an ordinary journaled ext4: 20–50 µs)
+the loop less than the hand-off does (tmpfs, an ordinary journaled ext4: 25–100 µs)
 runs on the loop: the pool's threads then contend for the GIL for work that is
 cheaper than the contention (BENCHMARKS.md, "#13 the IO pool only where the disk is
 slow"). Each store on the loop is timed; when most of them take longer than
@@ -58,7 +58,7 @@ __all__ = ["BodyWriter", "FileSink", "MemorySink", "Placement", "SpoolWriter", "
 SPILL_BYTES = 1 << 20
 MAX_IO_THREADS = 64
 BATCH_FILES = 32  # files per hand-off to an IO thread, at most
-INLINE_MAX_S = 100e-6  # most stores on the loop slower than this: files go to the IO pool
+INLINE_MAX_S = 250e-6  # most stores on the loop slower than this: files go to the IO pool
 PROBE_EVERY = 256  # with the pool in use, one store in this many runs on the loop, timed
 TMP_DIR = ".aiograb-tmp"
 
