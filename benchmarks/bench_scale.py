@@ -10,7 +10,10 @@ one-process runs at once, each on the URLs of 8 of the 16 hosts.
 img2dataset is run at 2 processes too when it is installed (it is not a
 dependency: skipped otherwise). ``--before TREE`` also runs aiograb's three
 configurations from another source tree (``PYTHONPATH=TREE/src``), in the
-same rotation: before/after ratios from one run.
+same rotation: before/after ratios from one run. nginx shares the machine's
+cores, so each run also reports nginx's CPU and ``cpu_ceiling_ratio``: one
+process's wall over (the run's CPU + nginx's) / cores, the ratio the run would
+reach if every core were busy all along — what a 2-core machine allows.
 
     python benchmarks/bench_scale.py --n 20000 --rounds 2
     git archive main | tar -x -C /tmp/before
@@ -21,6 +24,7 @@ same rotation: before/after ratios from one run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -96,6 +100,18 @@ def nginx(root: Path, files: int) -> Iterator[tuple[int, int]]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def nginx_cpu(master: int) -> float:
+    """CPU seconds of nginx's worker processes so far (the master's own is ~0)."""
+    from proctree import _parents, _proc_cpu
+
+    total = 0.0
+    for pid, ppid in _parents().items():
+        if pid == master or ppid == master:
+            with contextlib.suppress(OSError):
+                total += _proc_cpu(pid)
+    return total
 
 
 def write_urls(path: Path, port: int, n: int, files: int) -> None:
@@ -191,6 +207,7 @@ def main() -> None:
     walls: dict[str, list[float]] = {}
     cpus: dict[str, list[float]] = {}
     tree_rss: dict[str, list[float]] = {}
+    server: dict[str, list[float]] = {}  # nginx's CPU during each run
     with tempfile.TemporaryDirectory(prefix="aiograb-bench-scale-", dir=args.tmpfs) as tmp:
         work = Path(tmp)
         with nginx(work / "nginx", files=max(1, args.n // len(HOSTS))) as (pid, port):
@@ -204,7 +221,9 @@ def main() -> None:
                     shutil.rmtree(out, ignore_errors=True)
                     cmd = _command(name, work, out, urls, args.concurrency)
                     env = _env(args.before if name.startswith(BEFORE) else None)
+                    served0 = nginx_cpu(pid)
                     m = measure(name, cmd, work / "log", timeout=600, server_pid=pid, env=env)
+                    served = nginx_cpu(pid) - served0
                     files, _ = count_files(out)
                     if m.exit_code != 0:
                         tail = (work / "log").read_text()[-2000:]
@@ -212,8 +231,9 @@ def main() -> None:
                     walls.setdefault(name, []).append(m.wall)
                     cpus.setdefault(name, []).append(m.tree_cpu)
                     tree_rss.setdefault(name, []).append(m.peak_tree_rss_mb)
+                    server.setdefault(name, []).append(served)
                     print(f"round {r}: {name:<24} {m.wall:6.2f} s {args.n / m.wall:7.0f} files/s "
-                          f"({files} files, {m.tree_cpu:5.1f} s CPU, "
+                          f"({files} files, {m.tree_cpu:5.1f} s CPU, nginx {served:4.1f} s, "
                           f"{m.peak_tree_rss_mb:4.0f} MB RSS of the tree)", flush=True)  # fmt: skip
     med = {k: statistics.median(v) for k, v in walls.items()}
     rate = {k: args.n / v for k, v in med.items()}
@@ -226,6 +246,14 @@ def main() -> None:
         "best_files_per_s": {k: args.n / min(v) for k, v in walls.items()},
         "median_cpu_s": {k: statistics.median(v) for k, v in cpus.items()},
         "median_tree_rss_mb": {k: statistics.median(v) for k, v in tree_rss.items()},
+        "median_nginx_cpu_s": {k: statistics.median(v) for k, v in server.items()},
+        # The most a run could do with every core busy: its CPU and nginx's over the cores
+        # the machine has, as a ratio to one process's median wall.
+        "cpu_ceiling_ratio": {
+            k: med["one process"]
+            / ((statistics.median(cpus[k]) + statistics.median(server[k])) / (os.cpu_count() or 1))
+            for k in walls
+        },
         "walls": walls,
     }
     if args.before is not None:
