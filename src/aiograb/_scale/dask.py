@@ -148,12 +148,27 @@ def open_dask(target: DaskTarget, *, transport: str = DEFAULT_TRANSPORT) -> Iter
     local: dict[str, Any] = {
         "distributed.worker.daemon": False,
         "distributed.worker.profile.enabled": False,
+        **QUIET_LOCAL_CLUSTER,
     }
     if "forkserver" in multiprocessing.get_all_start_methods():
         local["distributed.worker.multiprocessing-method"] = "forkserver"
     with dask.config.set(local), _local(distributed, target.local_workers) as run:
         yield run
 
+
+# A LocalCluster of ours runs a few parts, each a CPU-bound event loop in a worker's
+# thread: what Dask's own loops do beside them on a timer takes the GIL from the part
+# (and a core from the machine) for a dashboard nobody reads. Documented settings
+# (distributed.yaml), only for local:N; a cluster given by address is configured by
+# its owner.
+QUIET_LOCAL_CLUSTER: dict[str, Any] = {
+    "distributed.admin.system-monitor.interval": "5s",  # psutil's CPU, memory, fds: 500ms
+    "distributed.admin.system-monitor.disk": False,  # host-wide disk counters
+    "distributed.admin.system-monitor.gil.enabled": False,  # gilknocker, when installed: 1 ms
+    "distributed.admin.tick.interval": "1s",  # the event-loop health check: 20ms
+    "distributed.worker.memory.monitor-interval": "1s",  # 100ms
+    "distributed.scheduler.work-stealing": False,  # a part is one long task: nothing to steal
+}
 
 # Imported once, by the fork server, before it forks each worker (missing ones are skipped).
 FORKSERVER_PRELOAD = ("distributed", *PART_MODULES)
