@@ -51,7 +51,8 @@ async def download_async(
     resized and deduplicated in worker processes and stored as files or shards.
     ``transport`` replaces the HTTP client (``aiograb.testing.MockTransport`` in
     tests); ``clock`` replaces time for backoff and rate limits (``FakeClock``).
-    Files are created and renamed by ``io_threads`` IO threads (0: on the loop).
+    Files are created and renamed on the loop while that is measured cheap, else by
+    ``io_threads`` IO threads (0: always on the loop; ``Summary.files_by_io_pool``).
     """
     return await run_get(
         _rows(urls, verify_hash),
