@@ -35,3 +35,15 @@ def test_a_part_whose_disk_filled_up_makes_the_run_exit_74(tmp_path: Path) -> No
     fine = _combine(plan, [results[0], results[0]], 2.0, False, (2, 2))
     assert fine.storage_error is None
     assert fine.exit_code == 0
+
+
+def test_the_files_the_io_pools_stored_add_up_over_the_parts(tmp_path: Path) -> None:
+    rows = [InputRow(line=i + 1, url=f"http://h{i % 2}.example.com/{i}.jpg") for i in range(10)]
+    plan = make_plan(iter(rows), tmp_path, 2)
+    results: list[Summary | BaseException] = [
+        _summary(plan.part_dir(plan.parts[0]), files_by_io_pool=0),  # a fast medium
+        _summary(plan.part_dir(plan.parts[1]), files_by_io_pool=4),  # measured slow there
+    ]
+    summary = _combine(plan, results, 2.0, False, (2, 2))
+    assert summary.files_by_io_pool == 4
+    assert summary.io_threads == 2
