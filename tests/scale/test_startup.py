@@ -142,6 +142,8 @@ def test_dask_local_starts_in_the_background_forked_without_the_profiler(
         assert run.up()
         profiled = client.run(_profiler_enabled)
         assert list(profiled.values()) == [False, False]
+        # Dask's own timers quieted on our workers (QUIET_LOCAL_CLUSTER).
+        assert list(client.run(_quiet_settings).values()) == [("1s", False, False)] * 2
         # Forked from a server that imported the engine: no part has run, it is there.
         assert list(client.run(_engine_imported).values()) == [True, True]
         assert run.probe(str(canary), "t0ken") == [None, None]
@@ -167,6 +169,30 @@ def test_dask_local_starts_its_fork_server_before_this_process_imports_dask() ->
     assert done.stdout.strip() == "True"
 
 
+@pytest.mark.parametrize(("spec", "started"), [("local:2", True), ("tcp://127.0.0.1:1", False)])
+def test_get_starts_a_local_clusters_fork_server_as_soon_as_its_flags_are_read(
+    spec: str, started: bool
+) -> None:
+    """``prepare_workers``, called by ``aiograb get --dask`` before anything else: for
+    local:N the fork server is a child of this process at once; for a scheduler given by
+    address there is none to start."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork server on this platform")
+    code = (
+        "import os, sys\n"
+        "from aiograb._scale.dask import prepare_workers\n"
+        f"prepare_workers({spec!r}, 'curl')\n"
+        "me = str(os.getpid())\n"
+        "kids = [p for p in os.listdir('/proc') if p.isdigit()\n"
+        "        and open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[1] == me]\n"
+        "lines = [open(f'/proc/{p}/cmdline').read() for p in kids]\n"
+        "print(any('multiprocessing.forkserver' in c for c in lines))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(started)
+
+
 def test_our_pool_forks_its_processes_from_a_server_that_imported_the_engine() -> None:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         pytest.skip("no fork server on this platform: the pool spawns its processes")
@@ -182,6 +208,17 @@ def _engine_imported() -> bool:
 
     modules = ("aiograb._get.download", f"aiograb._http.{DEFAULT_TRANSPORT}_transport")
     return all(name in sys.modules for name in modules)
+
+
+def _quiet_settings() -> tuple[object, ...]:
+    import dask
+
+    get = dask.config.get
+    return (
+        get("distributed.admin.tick.interval"),
+        get("distributed.admin.system-monitor.disk"),
+        get("distributed.scheduler.work-stealing"),
+    )
 
 
 def _profiler_enabled() -> bool:

@@ -27,7 +27,7 @@ from aiograb._core.config import DEFAULT_TRANSPORT
 from aiograb._core.errors import UsageError
 from aiograb._scale.part import PART_MODULES, check_canary
 
-__all__ = ["DaskTarget", "open_dask", "parse_dask"]
+__all__ = ["DaskTarget", "open_dask", "parse_dask", "prepare_workers"]
 
 PART_RETRIES = 3  # a part that raised (not one whose worker died: the scheduler retries those)
 CONNECT_TIMEOUT = 30.0
@@ -172,6 +172,15 @@ QUIET_LOCAL_CLUSTER: dict[str, Any] = {
 
 # Imported once, by the fork server, before it forks each worker (missing ones are skipped).
 FORKSERVER_PRELOAD = ("distributed", *PART_MODULES)
+
+
+def prepare_workers(spec: str, transport: str) -> None:
+    """For ``--dask local:N``, start the fork server now, as early as the command line is
+    parsed: its imports (~0.5 s) are on the way to the first part, and they run beside
+    the coordinator's own (engine, plan, Dask) on another core. Anything else: nothing
+    (``open_dask`` checks the spec and says what is wrong with it)."""
+    if _LOCAL.match(spec):
+        _start_the_fork_server(transport)
 
 
 def _start_the_fork_server(transport: str) -> None:
