@@ -20,12 +20,11 @@ from aiograb._core.errors import InvalidRequest, InvalidURL, RequestError
 from aiograb._core.models import Outcome, Request
 from aiograb._core.urls import parse_url
 from aiograb._fetch.fetcher import Fetcher
-from aiograb._http.base import check_head
+from aiograb._http.base import COMMON_METHODS, check_head
 from aiograb._store.sinks import MemorySink
 
 __all__ = ["Call", "Calls"]
 
-_COMMON_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _NO_HEADERS: dict[str, str] = {}
 
 
@@ -43,7 +42,7 @@ class Call:
 def check_request(request: Request) -> RequestError | None:
     """Refuse, before admission, what no transport would send (``check_head``, the
     transports' own check, so the error is the same as theirs)."""
-    if request.headers is None and request.method in _COMMON_METHODS:
+    if request.headers is None and request.method in COMMON_METHODS:
         return None  # the hot path of a fan-out
     return check_head(request.method, request.headers or _NO_HEADERS, request.url)
 

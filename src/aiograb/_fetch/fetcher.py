@@ -11,6 +11,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Protocol
 
 from yarl import URL
@@ -141,7 +142,11 @@ class FetchRules:
         self.policy = policy
         self.accept = AcceptPolicy(policy.accept)
         self._rng = rng or random.Random()
-        self.headers = {"User-Agent": policy.user_agent, **policy.headers}
+        # Read-only: shared by every plain request, and a transport may keep what it
+        # derived from it (``CurlTransport``'s fields) for as long as it is this object.
+        self.headers: Mapping[str, str] = MappingProxyType(
+            {"User-Agent": policy.user_agent, **policy.headers}
+        )
 
     def request_headers(self, request: Request) -> tuple[bytes | None, Mapping[str, str]]:
         """The body and headers to send; the shared defaults (never to be mutated) when

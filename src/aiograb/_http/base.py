@@ -26,6 +26,7 @@ from aiograb._core.config import Timeouts
 from aiograb._core.errors import InvalidRequest
 
 __all__ = [
+    "COMMON_METHODS",
     "AddressPolicy",
     "BlockingResponse",
     "BlockingTransport",
@@ -53,7 +54,7 @@ def make_headers(items: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> H
     return CIMultiDictProxy(CIMultiDict(pairs))
 
 
-_COMMON_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+COMMON_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an HTTP method (RFC 9110 token)
 _BAD_CHARS = re.compile(r"[\r\n\0]")
 
@@ -74,7 +75,7 @@ def check_head(method: str, headers: Mapping[str, str], url: URL | str) -> Inval
             continue
         if _BAD_CHARS.search(name) or _BAD_CHARS.search(str(value)):
             return InvalidRequest(f"header {name!r} contains CR, LF or NUL", url=str(url))
-    if method not in _COMMON_METHODS and not _TOKEN.fullmatch(method):
+    if method not in COMMON_METHODS and not _TOKEN.fullmatch(method):
         return InvalidRequest(f"invalid method {method!r}", url=str(url))
     return None
 

@@ -37,6 +37,7 @@ import asyncio
 import os
 import socket
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import pycurl
@@ -44,7 +45,7 @@ from yarl import URL
 
 from aiograb._core.config import Limits, Network, Timeouts
 from aiograb._core.errors import BlockedAddress, ConnectError, ConnectionReset, ProxyError
-from aiograb._http.base import AddressPolicy, check_head
+from aiograb._http.base import COMMON_METHODS, AddressPolicy, check_head
 from aiograb._http.curl_exchange import HIGH_WATER, CurlExchange, Easy
 from aiograb._http.curl_mapping import curl_failure, is_ip
 from aiograb._http.curl_network import CurlNetwork
@@ -89,6 +90,11 @@ class CurlTransport:
         # host -> (expiry in loop time, its addresses, as CURLOPT_RESOLVE writes them)
         self._dns: dict[str, tuple[float, tuple[str, ...], str]] = {}
         self._resolver: Any = None
+        # The last read-only headers mapping checked and formatted (a fetcher's shared
+        # defaults, the same object on every plain request: checked once, not per
+        # request), and its fields.
+        self._fields_of: Mapping[str, str] | None = None
+        self._fields: tuple[str, ...] = ()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -232,16 +238,19 @@ class CurlTransport:
         body: bytes | None,
         timeouts: Timeouts,
     ) -> CurlExchange:
-        if (invalid := check_head(method, headers, url)) is not None:
-            raise invalid  # libcurl would send it as it is
+        if headers is self._fields_of:  # read-only and checked already (see __init__)
+            if method not in COMMON_METHODS and (bad := check_head(method, {}, url)):
+                raise bad
+            fields = list(self._fields)
+        else:
+            if (invalid := check_head(method, headers, url)) is not None:
+                raise invalid  # libcurl would send it as it is
+            fields = self._header_fields(headers)
         self._open()
         easy = self._handle()
         handle = easy.curl
         text = str(url)
         exchange = CurlExchange(self, easy, text)
-        fields = [f"{k}: {v}" for k, v in headers.items()]
-        if "User-Agent" not in headers and not any(k.lower() == "user-agent" for k in headers):
-            fields.append("User-Agent:")  # not pycurl's own, as aiohttp sends none either
         if self._net.cookies is not None:
             self._cookie_field(exchange, url, fields)
         self._method(easy, method, body, fields)
@@ -265,6 +274,16 @@ class CurlTransport:
         handle.setopt(pycurl.REQUEST_TARGET, text if absolute else url.raw_path_qs)
         self._route(exchange, url, proxy)
         return exchange
+
+    def _header_fields(self, headers: Mapping[str, str]) -> list[str]:
+        """``headers`` as libcurl's fields (checked by the caller); kept for the next
+        request when it sends the same mapping."""
+        fields = [f"{k}: {v}" for k, v in headers.items()]
+        if "User-Agent" not in headers and not any(k.lower() == "user-agent" for k in headers):
+            fields.append("User-Agent:")  # not pycurl's own, as aiohttp sends none either
+        if type(headers) is MappingProxyType:  # nobody can change it under us: keep them
+            self._fields_of, self._fields = headers, tuple(fields)
+        return fields
 
     def _cookie_field(self, exchange: CurlExchange, url: URL, fields: list[str]) -> None:
         """The jar's ``Cookie`` field for ``url`` (merged with the request's own, as the
