@@ -89,6 +89,47 @@ def test_request_methods_headers_and_bodies(server: RunningServer) -> None:
     assert run(echo("GET", None, **{"User-Agent": "me/1"}))["headers"]["User-Agent"] == "me/1"
 
 
+def test_shared_read_only_headers_are_sent_alike_each_time_and_others_checked_each_time(
+    server: RunningServer,
+) -> None:
+    """A fetcher's defaults (one read-only mapping) are checked and formatted once and kept;
+    a mutable mapping is never kept: changed between requests, it is sent as it is now, and
+    an injected line in it is refused."""
+    from types import MappingProxyType
+
+    from aiograb._core.errors import InvalidRequest
+
+    shared = MappingProxyType({"X-Shared": "1", "User-Agent": "me/2"})
+    mutable = {"X-Mine": "a"}
+
+    async def echo(t: CurlTransport, headers: Any, method: str = "GET") -> dict[str, str]:
+        async with t.send(
+            method, URL(server.url("/echo")), headers=headers, body=None, timeouts=TIMEOUTS
+        ) as resp:
+            return dict(json.loads(await resp.read_all())["headers"])
+
+    async def main() -> None:
+        t = CurlTransport(Limits())
+        try:
+            for _ in range(3):
+                got = await echo(t, shared)
+                assert (got["X-Shared"], got["User-Agent"]) == ("1", "me/2")
+            assert (await echo(t, shared, "OPTIONS"))["X-Shared"] == "1"
+            with pytest.raises(InvalidRequest, match="invalid method"):
+                await echo(t, shared, "BAD METHOD")  # the method is still checked
+            assert (await echo(t, mutable))["X-Mine"] == "a"
+            mutable["X-Mine"] = "b"
+            assert (await echo(t, mutable))["X-Mine"] == "b"
+            mutable["X-Mine"] = "b\r\nInjected: yes"
+            with pytest.raises(InvalidRequest, match="CR, LF or NUL"):
+                await echo(t, mutable)
+            assert (await echo(t, shared))["X-Shared"] == "1"  # and back to the kept one
+        finally:
+            await t.aclose()
+
+    run(main())
+
+
 def test_a_handle_goes_back_to_get_after_another_method(server: RunningServer) -> None:
     async def main() -> list[str]:
         t = CurlTransport(Limits(concurrency=1))
