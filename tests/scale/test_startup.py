@@ -150,6 +150,13 @@ def test_dask_local_starts_in_the_background_forked_without_the_profiler(
         assert run.executor().submit(check_canary, str(canary), "other").result() is not None
 
 
+def _in_a_fresh_interpreter(code: str) -> str:
+    """What ``code`` prints, run by a new Python (it must succeed)."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 def test_dask_local_starts_its_fork_server_before_this_process_imports_dask() -> None:
     """In a fresh interpreter: the server is up, and its children have Dask, before the
     coordinator has imported Dask itself (so both imports run at once)."""
@@ -164,9 +171,7 @@ def test_dask_local_starts_its_fork_server_before_this_process_imports_dask() ->
         "with multiprocessing.get_context('forkserver').Pool(1) as pool:\n"
         "    print(pool.apply(eval, (\"'distributed' in __import__('sys').modules\",)))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "True"
+    assert _in_a_fresh_interpreter(code) == "True"
 
 
 @pytest.mark.parametrize(("spec", "started"), [("local:2", True), ("tcp://127.0.0.1:1", False)])
@@ -188,9 +193,7 @@ def test_get_starts_a_local_clusters_fork_server_as_soon_as_its_flags_are_read(
         "lines = [open(f'/proc/{p}/cmdline').read() for p in kids]\n"
         "print(any('multiprocessing.forkserver' in c for c in lines))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == str(started)
+    assert _in_a_fresh_interpreter(code) == str(started)
 
 
 def test_our_pool_forks_its_processes_from_a_server_that_imported_the_engine() -> None:
@@ -266,6 +269,4 @@ def test_the_coordinator_does_not_import_the_engine() -> None:
         "print(sorted(m for m in ('aiograb._get.engine', 'aiograb._fetch.fetcher',"
         " 'aiograb._images.pipeline', 'aiohttp', 'pycurl') if m in sys.modules))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert _in_a_fresh_interpreter(code) == "[]"
