@@ -17,6 +17,7 @@ from yarl import URL
 from aiograb._core.config import Timeouts
 from aiograb._core.errors import BlockedAddress, RequestError
 from aiograb._http.base import Headers, make_headers
+from aiograb._http.curl_lanes import Lane
 from aiograb._http.curl_mapping import parse_head
 from aiograb._http.network import Proxy
 
@@ -56,6 +57,9 @@ class Easy:
         "curl",
         "dest",
         "fresh",
+        "key",
+        "lane",
+        "load",
         "method",
         "port",
         "proxy",
@@ -65,6 +69,9 @@ class Easy:
 
     def __init__(self, curl: Any) -> None:
         self.curl = curl
+        self.lane: Lane | None = None  # the multi handle it is in, while it is in one
+        self.key: object = None  # its destination, and that destination's load by lane
+        self.load: list[int] = []
         self.clear()
 
     def clear(self) -> None:

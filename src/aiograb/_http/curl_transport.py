@@ -47,6 +47,7 @@ from aiograb._core.config import Limits, Network, Timeouts
 from aiograb._core.errors import BlockedAddress, ConnectError, ConnectionReset, ProxyError
 from aiograb._http.base import COMMON_METHODS, AddressPolicy, check_head
 from aiograb._http.curl_exchange import HIGH_WATER, CurlExchange, Easy
+from aiograb._http.curl_lanes import LANE_WIDTH, Lane, Lanes
 from aiograb._http.curl_mapping import curl_failure, is_ip
 from aiograb._http.curl_network import CurlNetwork
 from aiograb._http.curl_sockets import SocketWatch, socket_watch
@@ -58,13 +59,16 @@ DNS_TTL = 300.0  # seconds a looked-up host's addresses are reused, as aiohttp's
 
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE"})
 _DIED = "Connection died"  # libcurl: "Connection died, tried 5 times before giving up"
+_POLL_REMOVE, _SOCKET_TIMEOUT = pycurl.POLL_REMOVE, pycurl.SOCKET_TIMEOUT
 
 
 class CurlTransport:
-    """libcurl's multi handle on the running loop: one thread, connections reused in C.
+    """libcurl's multi handles on the running loop: one thread, connections reused in C.
 
-    ``limits.concurrency`` caps the open connections; per-host limits are enforced
-    by ``Politeness``, as with the aiohttp transport. With an ``address_policy``,
+    ``limits.concurrency`` caps the open connections of each multi handle (a lane:
+    ``curl_lanes.py``; a destination with more than ``LANE_WIDTH`` transfers at once
+    is spread over several); per-host limits are enforced by ``Politeness``, as with
+    the aiohttp transport. With an ``address_policy``,
     every address is checked right before a socket is opened for it (through a
     proxy: the target's addresses, before the transfer starts).
     """
@@ -80,10 +84,9 @@ class CurlTransport:
         self._limits = limits
         self._net = CurlNetwork(network or Network(), environ)
         self._address_policy = address_policy
-        self._multi: Any = None
+        self._lanes: Lanes | None = None  # the multi handles, once the first request opens one
+        self._fd_lane: dict[int, Lane] = {}  # each watched socket's lane
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.Handle | None = None  # uvloop's call_later(0) is a plain Handle
-        self._deadline = 0.0  # loop time the timer fires at
         self._watch: SocketWatch | None = None  # the sockets libcurl asks to be watched
         self._idle: list[Easy] = []
         self._active: dict[Any, CurlExchange] = {}
@@ -101,59 +104,76 @@ class CurlTransport:
         assert self._loop is not None
         return self._loop
 
-    def _open(self) -> Any:
-        if self._multi is None:
+    def _open(self) -> None:
+        if self._lanes is None:
             self._loop = asyncio.get_running_loop()
-            multi = pycurl.CurlMulti()
-            multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
-            multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
-            multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, self._limits.concurrency)
-            multi.setopt(pycurl.M_MAXCONNECTS, self._limits.concurrency)
             self._watch = socket_watch(self._loop, self._on_ready)
-            self._multi = multi
-        return self._multi
+            most = -(-self._limits.concurrency // LANE_WIDTH) + 1  # room for a hedge's copies
+            self._lanes = Lanes(self._new_lane, most)
+            self._lanes.first()
+
+    def _new_lane(self, index: int) -> Lane:
+        multi = pycurl.CurlMulti()
+        lane = Lane(index, multi)
+        fd_lane = self._fd_lane
+
+        def on_socket(what: int, fd: int, _multi: Any, _socketp: Any) -> None:
+            if what == _POLL_REMOVE:
+                fd_lane.pop(fd, None)
+            else:
+                fd_lane[fd] = lane
+            if self._watch is not None:
+                self._watch.update(fd, what)
+
+        multi.setopt(pycurl.M_SOCKETFUNCTION, on_socket)
+        multi.setopt(pycurl.M_TIMERFUNCTION, lambda ms: self._on_timer(lane, ms))
+        multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, self._limits.concurrency)
+        multi.setopt(pycurl.M_MAXCONNECTS, self._limits.concurrency)
+        return lane
 
     # -- libcurl → loop --------------------------------------------------------------------
 
-    def _on_socket(self, what: int, fd: int, _multi: Any, _socketp: Any) -> None:
-        if self._watch is not None:
-            self._watch.update(fd, what)
-
-    def _on_timer(self, ms: int) -> None:
+    def _on_timer(self, lane: Lane, ms: int) -> None:
         # libcurl moves its deadline many times per transfer: a timer that fires no later
         # than the new one is kept (firing early is harmless; it saves a TimerHandle a call).
-        timer = self._timer
+        timer = lane.timer
         if ms < 0:
             if timer is not None:
                 timer.cancel()
-                self._timer = None
+                lane.timer = None
             return
         loop = self.loop
         deadline = loop.time() + ms / 1000
         if timer is not None:
-            if self._deadline <= deadline:
+            if lane.deadline <= deadline:
                 return
             timer.cancel()
-        self._deadline = deadline
-        self._timer = loop.call_later(ms / 1000, self._on_timeout)
+        lane.deadline = deadline
+        lane.timer = loop.call_later(ms / 1000, self._on_timeout, lane)
 
-    def _on_timeout(self) -> None:
-        self._timer = None
-        self._on_ready([(pycurl.SOCKET_TIMEOUT, 0)])
+    def _on_timeout(self, lane: Lane) -> None:
+        lane.timer = None
+        if self._lanes is None:
+            return
+        _, running = lane.multi.socket_action(_SOCKET_TIMEOUT, 0)
+        if running < lane.added:
+            self._collect(lane)
 
     def _on_ready(self, events: list[tuple[int, int]]) -> None:
-        """Hand libcurl what is ready: (socket, CSELECT_* bits), or its timer's expiry."""
-        multi = self._multi
-        if multi is None:
+        """Hand libcurl what is ready: (socket, CSELECT_* bits), each to its lane."""
+        if self._lanes is None:
             return
-        running = 0
+        fd_lane = self._fd_lane
         for fd, bits in events:
-            _, running = multi.socket_action(fd, bits)
-        if running < len(self._active):
-            self._collect()
+            lane = fd_lane.get(fd)
+            if lane is None:  # removed by an earlier socket's action in this batch
+                continue
+            _, running = lane.multi.socket_action(fd, bits)
+            if running < lane.added:
+                self._collect(lane)
 
-    def _collect(self) -> None:
-        multi = self._multi
+    def _collect(self, lane: Lane) -> None:
+        multi = lane.multi
         while True:
             queued, ok, failed = multi.info_read()
             for handle in ok:
@@ -163,22 +183,41 @@ class CurlTransport:
             if not queued:
                 return
 
+    def _add(self, easy: Easy, key: object) -> None:
+        """Hand ``easy``'s transfer to libcurl, in a lane with room for ``key``."""
+        assert self._lanes is not None
+        lane, easy.load = self._lanes.take(key)
+        easy.lane, easy.key = lane, key
+        lane.added += 1
+        lane.multi.add_handle(easy.curl)
+
+    def _remove(self, easy: Easy) -> None:
+        lane = easy.lane
+        if lane is None:
+            return
+        easy.lane = None
+        lane.multi.remove_handle(easy.curl)
+        lane.added -= 1
+        if self._lanes is not None:
+            self._lanes.give_back(easy.key, easy.load, lane)
+
     def _finish(self, handle: Any, failure: tuple[int, str] | None) -> None:
         exchange = self._active.pop(handle, None)
         if exchange is None:  # aborted meanwhile: already removed
             return
-        self._multi.remove_handle(handle)
+        easy = exchange.easy
+        assert easy is not None
+        key = easy.key
+        self._remove(easy)
         error = None
         if failure is not None:
-            easy = exchange.easy
-            assert easy is not None
             if failure[1].startswith(_DIED) and not exchange.status and not easy.fresh:
-                self._again(easy, exchange)
+                self._again(easy, exchange, key)
                 return
             error = curl_failure(easy, *failure, exchange.url, easy.proxy, exchange.raw_headers)
         exchange.on_done(error)
 
-    def _again(self, easy: Easy, exchange: CurlExchange) -> None:
+    def _again(self, easy: Easy, exchange: CurlExchange, key: object) -> None:
         """Send once more on a new connection. libcurl does not check a connection used
         within the last second before reusing it, and retries a dead one 5 times: after
         a burst through a proxy that closes each connection (tinyproxy), every cached
@@ -187,7 +226,7 @@ class CurlTransport:
         easy.curl.setopt(pycurl.FRESH_CONNECT, 1)
         exchange.raw_headers.clear()
         self._active[easy.curl] = exchange
-        self._multi.add_handle(easy.curl)
+        self._add(easy, key)
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -369,7 +408,7 @@ class CurlTransport:
         if lines:
             handle.setopt(pycurl.RESOLVE, lines)
         self._active[handle] = exchange
-        self._multi.add_handle(handle)
+        self._add(easy, (host, port) if proxy is None else (proxy.host, proxy.port))
 
     async def resolve_then_start(self, exchange: CurlExchange, url: URL) -> None:
         """Look the proxy's name and the target's up without a thread (c-ares on the
@@ -448,8 +487,8 @@ class CurlTransport:
     def abort(self, exchange: CurlExchange) -> None:
         """Drop an unfinished transfer (its connection is closed) and free its handle."""
         easy = exchange.easy
-        if easy is not None and self._active.pop(easy.curl, None) is not None and self._multi:
-            self._multi.remove_handle(easy.curl)
+        if easy is not None and self._active.pop(easy.curl, None) is not None:
+            self._remove(easy)
         self.release(exchange)
 
     def release(self, exchange: CurlExchange) -> None:
@@ -459,29 +498,34 @@ class CurlTransport:
         if easy.fresh:
             easy.fresh = False
             easy.curl.setopt(pycurl.FRESH_CONNECT, 0)
-        if self._multi is None:
+        if self._lanes is None:
             easy.curl.close()
         else:
             self._idle.append(easy)
 
     async def aclose(self) -> None:
-        multi, self._multi = self._multi, None
-        if multi is None:
+        lanes = self._lanes
+        if lanes is None:
             return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        for handle, exchange in list(self._active.items()):
-            multi.remove_handle(handle)
+        for exchange in list(self._active.values()):
+            if exchange.easy is not None:
+                self._remove(exchange.easy)
             exchange.on_done(ConnectionReset("transport closed", url=exchange.url))
         self._active.clear()
+        self._lanes = None
+        for lane in lanes.all:
+            if lane.timer is not None:
+                lane.timer.cancel()
+                lane.timer = None
         if self._watch is not None:
             self._watch.close()
             self._watch = None
+        self._fd_lane.clear()
         for easy in self._idle:
             easy.curl.close()
         self._idle.clear()
-        multi.close()
+        for lane in lanes.all:
+            lane.multi.close()
         if self._resolver is not None:
             await self._resolver.close()
             self._resolver = None
