@@ -381,3 +381,78 @@ def test_a_proxy_that_answered_is_not_retried(message: str, retryable: bool) -> 
     error = translate_curl(pycurl.E_COULDNT_CONNECT, message, "http://a.test/", proxied=True)
     assert error.code == "proxy_error"
     assert error.retryable is retryable
+
+
+def test_a_busy_destination_is_spread_over_lanes_and_its_connections_reused() -> None:
+    """150 transfers at once to one server: three multi handles of at most 64 each; a
+    wave after it reuses the same connections, and the lanes forget the server when
+    its transfers are over."""
+    ports: list[int] = []
+    gate, arrived, wave_ends = asyncio.Event(), asyncio.Event(), [150]
+
+    async def peer(request: web.Request) -> web.Response:
+        assert request.transport is not None
+        ports.append(request.transport.get_extra_info("peername")[1])
+        if len(ports) >= wave_ends[0]:
+            arrived.set()
+        await gate.wait()
+        return web.Response(body=b"y" * 500, content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/{n}", peer)
+
+    async def main() -> tuple[list[int], int]:
+        async with serve_app(app) as base:
+            t = CurlTransport(Limits(concurrency=200))
+            try:
+                seen: list[int] = []
+                for n in (150, 300):
+                    gate.clear()
+                    arrived.clear()
+                    wave_ends[0] = n
+                    wave = asyncio.gather(*(_get(t, f"{base}/{i}") for i in range(150)))
+                    async with asyncio.timeout(10):  # every request of the wave is at the server
+                        await arrived.wait()
+                    assert t._lanes is not None
+                    seen.append(len(t._lanes.all))
+                    assert sorted(lane.added for lane in t._lanes.all) == [22, 64, 64]
+                    gate.set()
+                    got = await wave
+                    assert all(g[0] == 200 and len(g[2]) == 500 for g in got)
+                assert t._lanes is not None
+                return seen, t._lanes.destinations()
+            finally:
+                await t.aclose()
+
+    lanes, left = run(main())
+    assert lanes == [3, 3]
+    assert left == 0
+    assert len(ports) == 300
+    assert len(set(ports)) <= 150  # the second wave on the first wave's connections
+
+
+def test_a_destination_under_the_lane_width_stays_in_one_lane() -> None:
+    async def main() -> tuple[int, int]:
+        async with serve_app(_counting_app()) as base:
+            t = CurlTransport(Limits(concurrency=500))
+            other = base.replace("127.0.0.1", "localhost")  # another destination, same server
+            try:
+                urls = [f"{b}/{i}" for i in range(60) for b in (base, other)]
+                got = await asyncio.gather(*(_get(t, u) for u in urls))
+                assert all(g[0] == 200 for g in got)
+                assert t._lanes is not None
+                return len(t._lanes.all), t._lanes.destinations()
+            finally:
+                await t.aclose()
+
+    assert run(main()) == (1, 0)
+
+
+def _counting_app() -> web.Application:
+    async def peer(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.02)
+        return web.Response(body=b"z" * 100)
+
+    app = web.Application()
+    app.router.add_get("/{n}", peer)
+    return app
