@@ -18,6 +18,8 @@ from typing import Any
 
 from proctree import ProcessTree
 
+from aiograb.bench._measure import compile_bytecode
+
 HERE = Path(__file__).resolve().parent
 JOURNAL = "aiograb-journal.sqlite"
 POLL_SECONDS = 0.02
@@ -123,7 +125,9 @@ def measure(
     env: dict[str, str] | None = None,
 ) -> Measurement:
     """Run ``cmd`` to its end; poll threads and RSS every 20 ms; SIGINT it after
-    ``interrupt_after`` seconds, SIGKILL it after ``timeout`` seconds."""
+    ``interrupt_after`` seconds, SIGKILL it after ``timeout`` seconds. The aiograb
+    sources it imports are byte-compiled first, as an installed aiograb's are."""
+    compile_bytecode(env, cmd)
     server0 = _proc_cpu(server_pid)
     with log.open("wb") as out:
         t0 = time.perf_counter()
