@@ -115,23 +115,26 @@ class CurlTransport:
     def _new_lane(self, index: int) -> Lane:
         multi = pycurl.CurlMulti()
         lane = Lane(index, multi)
-        fd_lane = self._fd_lane
-
-        def on_socket(what: int, fd: int, _multi: Any, _socketp: Any) -> None:
-            if what == _POLL_REMOVE:
-                fd_lane.pop(fd, None)
-            else:
-                fd_lane[fd] = lane
-            if self._watch is not None:
-                self._watch.update(fd, what)
-
-        multi.setopt(pycurl.M_SOCKETFUNCTION, on_socket)
+        multi.setopt(
+            pycurl.M_SOCKETFUNCTION, lambda what, fd, _m, _s: self._on_socket(lane, what, fd)
+        )
         multi.setopt(pycurl.M_TIMERFUNCTION, lambda ms: self._on_timer(lane, ms))
         multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, self._limits.concurrency)
         multi.setopt(pycurl.M_MAXCONNECTS, self._limits.concurrency)
         return lane
 
     # -- libcurl → loop --------------------------------------------------------------------
+
+    def _on_socket(self, lane: Lane, what: int, fd: int) -> None:
+        fd_lane = self._fd_lane
+        if what == _POLL_REMOVE:
+            if fd_lane.get(fd) is not lane:  # not this lane's (any more): leave it watched
+                return
+            del fd_lane[fd]
+        else:
+            fd_lane[fd] = lane
+        if self._watch is not None:
+            self._watch.update(fd, what)
 
     def _on_timer(self, lane: Lane, ms: int) -> None:
         # libcurl moves its deadline many times per transfer: a timer that fires no later
