@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pycurl
 import pytest
 from aiohttp import web
 from yarl import URL
@@ -18,8 +16,6 @@ from yarl import URL
 from aiograb._core.config import Limits, Timeouts
 from aiograb._core.errors import BlockedAddress, RequestError, UsageError
 from aiograb._http.aiohttp_transport import AiohttpTransport
-from aiograb._http.curl_lanes import LANE_WIDTH
-from aiograb._http.curl_sockets import socket_watch
 from aiograb._http.curl_transport import HIGH_WATER, CurlTransport
 from aiograb._http.default import ENV_VAR, make_transport, transport_name
 from aiograb.testing import RunningServer, image_bytes
@@ -417,14 +413,14 @@ def test_a_busy_destination_is_spread_over_lanes_and_its_connections_reused() ->
                     wave = asyncio.gather(*(_get(t, f"{base}/{i}") for i in range(150)))
                     async with asyncio.timeout(10):  # every request of the wave is at the server
                         await arrived.wait()
-                    assert t._lanes is not None
-                    seen.append(len(t._lanes.all))
-                    assert sorted(lane.added for lane in t._lanes.all) == [22, 64, 64]
+                    assert t._multis is not None
+                    seen.append(len(t._multis.lanes.all))
+                    assert sorted(lane.added for lane in t._multis.lanes.all) == [22, 64, 64]
                     gate.set()
                     got = await wave
                     assert all(g[0] == 200 and len(g[2]) == 500 for g in got)
-                assert t._lanes is not None
-                return seen, t._lanes.destinations()
+                assert t._multis is not None
+                return seen, t._multis.lanes.destinations()
             finally:
                 await t.aclose()
 
@@ -444,8 +440,8 @@ def test_a_destination_under_the_lane_width_stays_in_one_lane() -> None:
                 urls = [f"{b}/{i}" for i in range(60) for b in (base, other)]
                 got = await asyncio.gather(*(_get(t, u) for u in urls))
                 assert all(g[0] == 200 for g in got)
-                assert t._lanes is not None
-                return len(t._lanes.all), t._lanes.destinations()
+                assert t._multis is not None
+                return len(t._multis.lanes.all), t._multis.lanes.destinations()
             finally:
                 await t.aclose()
 
@@ -460,43 +456,3 @@ def _counting_app() -> web.Application:
     app = web.Application()
     app.router.add_get("/{n}", peer)
     return app
-
-
-def test_a_lanes_late_remove_leaves_a_socket_another_lane_watches() -> None:
-    """A descriptor one lane let go of and another took: the first one's late "remove"
-    must not stop the loop watching it for the second."""
-
-    async def main() -> tuple[bool, bool, list[tuple[int, int]]]:
-        t = CurlTransport(Limits(concurrency=200))
-        t._open()
-        assert t._lanes is not None
-        first, second = t._lanes.all[0], t._lanes.take("x")[0]
-        for _ in range(LANE_WIDTH):
-            second = t._lanes.take("x")[0]
-        assert second is not first
-        seen: list[tuple[int, int]] = []
-        assert t._watch is not None
-        t._watch.close()
-        t._watch = socket_watch(asyncio.get_running_loop(), seen.extend)
-        ours, theirs = socket.socketpair()
-        try:
-            fd = ours.fileno()
-            t._on_socket(first, pycurl.POLL_IN, fd)
-            t._on_socket(second, pycurl.POLL_IN, fd)  # the same number, now the second's
-            t._on_socket(first, pycurl.POLL_REMOVE, fd)  # the first's, late
-            theirs.send(b"x")
-            for _ in range(5):
-                await asyncio.sleep(0.01)
-            kept = t._fd_lane.get(fd) is second
-            t._on_socket(second, pycurl.POLL_REMOVE, fd)
-            gone = fd not in t._fd_lane
-            return kept, gone, seen
-        finally:
-            ours.close()
-            theirs.close()
-            await t.aclose()
-
-    kept, gone, seen = run(main())
-    assert kept
-    assert gone
-    assert seen  # still reported readable after the first lane's "remove"

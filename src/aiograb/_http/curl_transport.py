@@ -1,10 +1,11 @@
 """The default transport behind the seam: libcurl's multi interface driven by the event loop.
 
 ``CurlTransport`` implements the same ``Transport`` protocol as ``AiohttpTransport``
-on pycurl. There is still one thread: libcurl tells the loop which sockets to watch
-(``CURLMOPT_SOCKETFUNCTION`` → an epoll set of their own, which the loop watches as one
-descriptor: ``curl_sockets.py``) and when to wake it (``CURLMOPT_TIMERFUNCTION`` →
-``loop.call_later``), and the loop calls ``socket_action`` back. HTTP parsing,
+on pycurl. There is still one thread: libcurl's multi handles are driven by the loop
+(``curl_multi.py``: the sockets libcurl asks for in one epoll set, a timer per handle,
+``socket_action`` called back; a busy host spread over several handles,
+``curl_lanes.py``). This module makes each request of options, headers, routes and
+addresses, and turns a finished transfer into a response or an error. HTTP parsing,
 TLS, decompression and connection reuse (HTTP/1.1 keep-alive, HTTP/2 over TLS)
 happen in C; Python sees one call per body piece and one per finished transfer.
 
@@ -47,10 +48,9 @@ from aiograb._core.config import Limits, Network, Timeouts
 from aiograb._core.errors import BlockedAddress, ConnectError, ConnectionReset, ProxyError
 from aiograb._http.base import COMMON_METHODS, AddressPolicy, check_head
 from aiograb._http.curl_exchange import HIGH_WATER, CurlExchange, Easy
-from aiograb._http.curl_lanes import LANE_WIDTH, Lane, Lanes
 from aiograb._http.curl_mapping import curl_failure, is_ip
+from aiograb._http.curl_multi import Multis
 from aiograb._http.curl_network import CurlNetwork
-from aiograb._http.curl_sockets import SocketWatch, socket_watch
 from aiograb._http.network import Proxy
 
 __all__ = ["DNS_TTL", "HIGH_WATER", "CurlTransport"]
@@ -59,14 +59,13 @@ DNS_TTL = 300.0  # seconds a looked-up host's addresses are reused, as aiohttp's
 
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE"})
 _DIED = "Connection died"  # libcurl: "Connection died, tried 5 times before giving up"
-_POLL_REMOVE, _SOCKET_TIMEOUT = pycurl.POLL_REMOVE, pycurl.SOCKET_TIMEOUT
 
 
 class CurlTransport:
     """libcurl's multi handles on the running loop: one thread, connections reused in C.
 
     ``limits.concurrency`` caps the open connections of each multi handle (a lane:
-    ``curl_lanes.py``; a destination with more than ``LANE_WIDTH`` transfers at once
+    ``curl_lanes.py``; a destination with more than 64 transfers at once
     is spread over several); per-host limits are enforced by ``Politeness``, as with
     the aiohttp transport. With an ``address_policy``,
     every address is checked right before a socket is opened for it (through a
@@ -84,10 +83,8 @@ class CurlTransport:
         self._limits = limits
         self._net = CurlNetwork(network or Network(), environ)
         self._address_policy = address_policy
-        self._lanes: Lanes | None = None  # the multi handles, once the first request opens one
-        self._fd_lane: dict[int, Lane] = {}  # each watched socket's lane
+        self._multis: Multis | None = None  # libcurl's multi handles, once a request opens them
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._watch: SocketWatch | None = None  # the sockets libcurl asks to be watched
         self._idle: list[Easy] = []
         self._active: dict[Any, CurlExchange] = {}
         # host -> (expiry in loop time, its addresses, as CURLOPT_RESOLVE writes them)
@@ -104,105 +101,13 @@ class CurlTransport:
         assert self._loop is not None
         return self._loop
 
-    def _open(self) -> None:
-        if self._lanes is None:
+    def _open(self) -> Multis:
+        if self._multis is None:
             self._loop = asyncio.get_running_loop()
-            self._watch = socket_watch(self._loop, self._on_ready)
-            most = -(-self._limits.concurrency // LANE_WIDTH) + 1  # room for a hedge's copies
-            self._lanes = Lanes(self._new_lane, most)
-            self._lanes.first()
+            self._multis = Multis(self._loop, self._limits.concurrency, self._finish)
+        return self._multis
 
-    def _new_lane(self, index: int) -> Lane:
-        multi = pycurl.CurlMulti()
-        lane = Lane(index, multi)
-        multi.setopt(
-            pycurl.M_SOCKETFUNCTION, lambda what, fd, _m, _s: self._on_socket(lane, what, fd)
-        )
-        multi.setopt(pycurl.M_TIMERFUNCTION, lambda ms: self._on_timer(lane, ms))
-        multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, self._limits.concurrency)
-        multi.setopt(pycurl.M_MAXCONNECTS, self._limits.concurrency)
-        return lane
-
-    # -- libcurl → loop --------------------------------------------------------------------
-
-    def _on_socket(self, lane: Lane, what: int, fd: int) -> None:
-        fd_lane = self._fd_lane
-        if what == _POLL_REMOVE:
-            if fd_lane.get(fd) is not lane:  # not this lane's (any more): leave it watched
-                return
-            del fd_lane[fd]
-        else:
-            fd_lane[fd] = lane
-        if self._watch is not None:
-            self._watch.update(fd, what)
-
-    def _on_timer(self, lane: Lane, ms: int) -> None:
-        # libcurl moves its deadline many times per transfer: a timer that fires no later
-        # than the new one is kept (firing early is harmless; it saves a TimerHandle a call).
-        timer = lane.timer
-        if ms < 0:
-            if timer is not None:
-                timer.cancel()
-                lane.timer = None
-            return
-        loop = self.loop
-        deadline = loop.time() + ms / 1000
-        if timer is not None:
-            if lane.deadline <= deadline:
-                return
-            timer.cancel()
-        lane.deadline = deadline
-        lane.timer = loop.call_later(ms / 1000, self._on_timeout, lane)
-
-    def _on_timeout(self, lane: Lane) -> None:
-        lane.timer = None
-        if self._lanes is None:
-            return
-        _, running = lane.multi.socket_action(_SOCKET_TIMEOUT, 0)
-        if running < lane.added:
-            self._collect(lane)
-
-    def _on_ready(self, events: list[tuple[int, int]]) -> None:
-        """Hand libcurl what is ready: (socket, CSELECT_* bits), each to its lane."""
-        if self._lanes is None:
-            return
-        fd_lane = self._fd_lane
-        for fd, bits in events:
-            lane = fd_lane.get(fd)
-            if lane is None:  # removed by an earlier socket's action in this batch
-                continue
-            _, running = lane.multi.socket_action(fd, bits)
-            if running < lane.added:
-                self._collect(lane)
-
-    def _collect(self, lane: Lane) -> None:
-        multi = lane.multi
-        while True:
-            queued, ok, failed = multi.info_read()
-            for handle in ok:
-                self._finish(handle, None)
-            for handle, errno, message in failed:
-                self._finish(handle, (errno, message))
-            if not queued:
-                return
-
-    def _add(self, easy: Easy, key: object) -> None:
-        """Hand ``easy``'s transfer to libcurl, in a lane with room for ``key``."""
-        assert self._lanes is not None
-        lane, easy.load = self._lanes.take(key)
-        easy.lane, easy.key = lane, key
-        lane.added += 1
-        lane.multi.add_handle(easy.curl)
-
-    def _remove(self, easy: Easy) -> None:
-        lane = easy.lane
-        if lane is None:
-            return
-        easy.lane = None
-        lane.multi.remove_handle(easy.curl)
-        lane.added -= 1
-        if self._lanes is not None:
-            self._lanes.give_back(easy.key, easy.load, lane)
+    # -- libcurl → the request ---------------------------------------------------------------
 
     def _finish(self, handle: Any, failure: tuple[int, str] | None) -> None:
         exchange = self._active.pop(handle, None)
@@ -211,7 +116,8 @@ class CurlTransport:
         easy = exchange.easy
         assert easy is not None
         key = easy.key
-        self._remove(easy)
+        assert self._multis is not None  # only they finish a transfer
+        self._multis.remove(easy)
         error = None
         if failure is not None:
             if failure[1].startswith(_DIED) and not exchange.status and not easy.fresh:
@@ -229,7 +135,8 @@ class CurlTransport:
         easy.curl.setopt(pycurl.FRESH_CONNECT, 1)
         exchange.raw_headers.clear()
         self._active[easy.curl] = exchange
-        self._add(easy, key)
+        assert self._multis is not None
+        self._multis.add(easy, key)
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -411,7 +318,7 @@ class CurlTransport:
         if lines:
             handle.setopt(pycurl.RESOLVE, lines)
         self._active[handle] = exchange
-        self._add(easy, (host, port) if proxy is None else (proxy.host, proxy.port))
+        self._open().add(easy, (host, port) if proxy is None else (proxy.host, proxy.port))
 
     async def resolve_then_start(self, exchange: CurlExchange, url: URL) -> None:
         """Look the proxy's name and the target's up without a thread (c-ares on the
@@ -490,8 +397,8 @@ class CurlTransport:
     def abort(self, exchange: CurlExchange) -> None:
         """Drop an unfinished transfer (its connection is closed) and free its handle."""
         easy = exchange.easy
-        if easy is not None and self._active.pop(easy.curl, None) is not None:
-            self._remove(easy)
+        if easy is not None and self._active.pop(easy.curl, None) is not None and self._multis:
+            self._multis.remove(easy)
         self.release(exchange)
 
     def release(self, exchange: CurlExchange) -> None:
@@ -501,34 +408,24 @@ class CurlTransport:
         if easy.fresh:
             easy.fresh = False
             easy.curl.setopt(pycurl.FRESH_CONNECT, 0)
-        if self._lanes is None:
+        if self._multis is None:
             easy.curl.close()
         else:
             self._idle.append(easy)
 
     async def aclose(self) -> None:
-        lanes = self._lanes
-        if lanes is None:
+        multis, self._multis = self._multis, None
+        if multis is None:
             return
         for exchange in list(self._active.values()):
             if exchange.easy is not None:
-                self._remove(exchange.easy)
+                multis.remove(exchange.easy)
             exchange.on_done(ConnectionReset("transport closed", url=exchange.url))
         self._active.clear()
-        self._lanes = None
-        for lane in lanes.all:
-            if lane.timer is not None:
-                lane.timer.cancel()
-                lane.timer = None
-        if self._watch is not None:
-            self._watch.close()
-            self._watch = None
-        self._fd_lane.clear()
         for easy in self._idle:
             easy.curl.close()
         self._idle.clear()
-        for lane in lanes.all:
-            lane.multi.close()
+        multis.close()
         if self._resolver is not None:
             await self._resolver.close()
             self._resolver = None
