@@ -115,18 +115,17 @@ class CurlTransport:
             return
         easy = exchange.easy
         assert easy is not None
-        key = easy.key
         assert self._multis is not None  # only they finish a transfer
         self._multis.remove(easy)
         error = None
         if failure is not None:
             if failure[1].startswith(_DIED) and not exchange.status and not easy.fresh:
-                self._again(easy, exchange, key)
+                self._again(easy, exchange)
                 return
             error = curl_failure(easy, *failure, exchange.url, easy.proxy, exchange.raw_headers)
         exchange.on_done(error)
 
-    def _again(self, easy: Easy, exchange: CurlExchange, key: object) -> None:
+    def _again(self, easy: Easy, exchange: CurlExchange) -> None:
         """Send once more on a new connection. libcurl does not check a connection used
         within the last second before reusing it, and retries a dead one 5 times: after
         a burst through a proxy that closes each connection (tinyproxy), every cached
@@ -136,7 +135,7 @@ class CurlTransport:
         exchange.raw_headers.clear()
         self._active[easy.curl] = exchange
         assert self._multis is not None
-        self._multis.add(easy, key)
+        self._multis.add(easy, easy.key)  # the same destination: the lane it fits in now
 
     # -- requests ----------------------------------------------------------------------------
 
