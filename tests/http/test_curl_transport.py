@@ -456,3 +456,62 @@ def _counting_app() -> web.Application:
     app = web.Application()
     app.router.add_get("/{n}", peer)
     return app
+
+
+def _client_connections(ports: set[int]) -> int:
+    """This machine's established TCP connections to one of ``ports`` (the client ends)."""
+    established = 0
+    with open("/proc/net/tcp") as table:
+        for line in list(table)[1:]:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[2].rpartition(":")[2], 16) in ports:
+                established += 1
+    return established
+
+
+def test_the_lanes_never_hold_more_connections_than_the_concurrency() -> None:
+    """128 idle connections to 128 servers, then 128 transfers at once to another one:
+    a second lane takes half of them, and the first closes idle connections to make
+    room, so 128 are open, not 192."""
+    gate, all_held, held = asyncio.Event(), asyncio.Event(), [0]
+
+    async def peer(request: web.Request) -> web.Response:
+        if request.match_info["n"] == "hold":
+            held[0] += 1
+            if held[0] == 128:
+                all_held.set()
+            await gate.wait()
+        return web.Response(body=b"x" * 100)
+
+    app = web.Application()
+    app.router.add_get("/{n}", peer)
+
+    async def main() -> tuple[int, int, int, int]:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        t = CurlTransport(Limits(concurrency=128))
+        try:
+            for _ in range(129):
+                await web.TCPSite(runner, "127.0.0.1", 0).start()
+            ports = sorted(address[1] for address in runner.addresses)
+            got = await asyncio.gather(*(_get(t, f"http://127.0.0.1:{p}/a") for p in ports[:128]))
+            assert all(g[0] == 200 for g in got)
+            idle = _client_connections(set(ports))
+            busy = f"http://127.0.0.1:{ports[128]}/hold"
+            wave = asyncio.gather(*(_get(t, busy) for _ in range(128)))
+            async with asyncio.timeout(10):
+                await all_held.wait()
+            during = _client_connections(set(ports))
+            assert t._multis is not None
+            lanes = len(t._multis.lanes.all)
+            gate.set()
+            assert all(g[0] == 200 for g in await wave)
+            return idle, during, lanes, _client_connections(set(ports))
+        finally:
+            await t.aclose()
+            await runner.cleanup()
+
+    idle, during, lanes, after = run(main())
+    assert (idle, lanes) == (128, 2)
+    assert during == 128  # all of them the busy server's
+    assert after <= 128

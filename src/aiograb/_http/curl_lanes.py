@@ -31,56 +31,93 @@ LANE_WIDTH = 64  # transfers to one destination in one multi handle at once
 
 
 class Lane:
-    """One multi handle, its timer, and how many transfers are in it."""
+    """One multi handle, its timer, how many transfers are in it, and how many
+    connections it may have open (``room``)."""
 
-    __slots__ = ("added", "deadline", "index", "multi", "timer")
+    __slots__ = ("added", "deadline", "index", "multi", "room", "timer")
 
-    def __init__(self, index: int, multi: Any) -> None:
+    def __init__(self, index: int, multi: Any, room: int = 0) -> None:
         self.index = index
         self.multi = multi
+        self.room = room
         self.added = 0  # transfers added and not yet removed
         self.timer: asyncio.Handle | None = None
         self.deadline = 0.0  # loop time the timer fires at
 
 
 class Lanes:
-    """Which lane a transfer to a destination goes to; lanes made as needed, at most
-    ``most`` (past that, the one where the destination has the fewest)."""
+    """Which lane a transfer to a destination goes to; lanes made as needed.
 
-    __slots__ = ("_load", "_make", "_most", "all")
+    The lanes share ``capacity`` connections (the transport's concurrency), as one
+    multi handle had them: a lane above the first has room for ``LANE_WIDTH``, the
+    first for the rest (never less than ``LANE_WIDTH``), so there are at most
+    ``capacity // LANE_WIDTH`` lanes. Each lane's libcurl limits are set to its room
+    (``limit``, called whenever a lane's room is set or changes), so libcurl closes a
+    lane's idle connections before it opens more than that, and the connections open
+    across lanes stay within ``capacity``. A transfer goes to the lowest lane with room
+    for it and for one more of its destination; when every lane is full of its
+    destination, to the lane with room where it has the fewest.
+    """
 
-    def __init__(self, make: Callable[[int], Lane], most: int) -> None:
+    __slots__ = ("_capacity", "_limit", "_load", "_make", "_most", "all")
+
+    def __init__(
+        self, make: Callable[[int], Lane], capacity: int, limit: Callable[[Lane], None]
+    ) -> None:
         self._make = make
-        self._most = max(1, most)
+        self._limit = limit
+        self._capacity = max(1, capacity)
+        self._most = max(1, self._capacity // LANE_WIDTH)
         self.all: list[Lane] = []
         # destination -> its transfers in each lane (index = the lane's), while it has any
         self._load: dict[object, list[int]] = {}
-
-    def first(self) -> Lane:
-        if not self.all:
-            self.all.append(self._make(0))
-        return self.all[0]
+        self._add_lane()
 
     def take(self, key: object) -> tuple[Lane, list[int]]:
         """A lane for one more transfer to ``key``, and the counts to give it back to."""
+        lanes = self.all
         counts = self._load.get(key)
         if counts is None:
             counts = self._load[key] = [0]
-        i, end = 0, len(counts)
-        while i < end and counts[i] >= LANE_WIDTH:
-            i += 1
-        if i == end:  # every lane it is in is full: the next one, or the least full
-            if end < self._most:
-                counts.append(0)
-            else:
-                i = min(range(end), key=counts.__getitem__)
+        lane = lanes[0]
+        if counts[0] < LANE_WIDTH and lane.added < lane.room:  # nearly always
+            i = 0
+        else:
+            i = self._place(counts)
+            lane = lanes[i]
         counts[i] += 1
+        lane.added += 1
+        return lane, counts
+
+    def _place(self, counts: list[int]) -> int:
         lanes = self.all
-        while len(lanes) <= i:
-            lanes.append(self._make(len(lanes)))
-        return lanes[i], counts
+        for i, lane in enumerate(lanes):
+            if i == len(counts):
+                counts.append(0)
+            if counts[i] < LANE_WIDTH and lane.added < lane.room:
+                return i
+        if len(lanes) < self._most:
+            self._add_lane()
+            counts.append(0)
+            return len(lanes) - 1
+        roomy = [i for i, lane in enumerate(lanes) if lane.added < lane.room]
+        if roomy:  # every lane with room has its fill of this destination
+            return min(roomy, key=counts.__getitem__)
+        return min(range(len(lanes)), key=lambda i: lanes[i].added)  # more than capacity
+
+    def _add_lane(self) -> None:
+        lanes = self.all
+        lane = self._make(len(lanes))
+        lanes.append(lane)
+        if lane.index:
+            lane.room = LANE_WIDTH
+            self._limit(lane)
+        first = lanes[0]
+        first.room = self._capacity - LANE_WIDTH * (len(lanes) - 1)
+        self._limit(first)
 
     def give_back(self, key: object, counts: list[int], lane: Lane) -> None:
+        lane.added -= 1
         counts[lane.index] -= 1
         if not counts[lane.index] and not any(counts):
             self._load.pop(key, None)

@@ -18,7 +18,7 @@ from typing import Any
 import pycurl
 
 from aiograb._http.curl_exchange import Easy
-from aiograb._http.curl_lanes import LANE_WIDTH, Lane, Lanes
+from aiograb._http.curl_lanes import Lane, Lanes
 from aiograb._http.curl_sockets import SocketWatch, socket_watch
 
 __all__ = ["Finish", "Multis"]
@@ -29,18 +29,15 @@ Finish = Callable[[Any, "tuple[int, str] | None"], None]  # (easy handle, (errno
 
 
 class Multis:
-    """The multi handles of one transport, on ``loop``: ``concurrency`` caps the open
-    connections of each; a destination's transfers go to a lane with room for it."""
+    """The multi handles of one transport, on ``loop``: they share ``concurrency``
+    connections; a destination's transfers go to a lane with room for them."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, concurrency: int, finish: Finish) -> None:
         self._loop = loop
-        self._concurrency = concurrency
         self._finish = finish
         self._fd_lane: dict[int, Lane] = {}  # each watched socket's lane
         self._watch: SocketWatch | None = socket_watch(loop, self._on_ready)
-        most = -(-concurrency // LANE_WIDTH) + 1  # room for a hedge's copies
-        self.lanes = Lanes(self._new_lane, most)
-        self.lanes.first()
+        self.lanes = Lanes(self._new_lane, concurrency, self._limit)
         self._closed = False
 
     def _new_lane(self, index: int) -> Lane:
@@ -50,9 +47,14 @@ class Multis:
             pycurl.M_SOCKETFUNCTION, lambda what, fd, _m, _s: self._on_socket(lane, what, fd)
         )
         multi.setopt(pycurl.M_TIMERFUNCTION, lambda ms: self._on_timer(lane, ms))
-        multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, self._concurrency)
-        multi.setopt(pycurl.M_MAXCONNECTS, self._concurrency)
         return lane
+
+    @staticmethod
+    def _limit(lane: Lane) -> None:
+        """libcurl's limits of ``lane``: its room, open and kept (at a new connection
+        over it, libcurl first closes the lane's oldest idle ones)."""
+        lane.multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, lane.room)
+        lane.multi.setopt(pycurl.M_MAXCONNECTS, lane.room)
 
     # -- transfers ---------------------------------------------------------------------------
 
@@ -60,7 +62,6 @@ class Multis:
         """Hand ``easy``'s transfer to libcurl, in a lane with room for ``key``."""
         lane, easy.load = self.lanes.take(key)
         easy.lane, easy.key = lane, key
-        lane.added += 1
         lane.multi.add_handle(easy.curl)
 
     def remove(self, easy: Easy) -> None:
@@ -70,7 +71,6 @@ class Multis:
             return
         easy.lane = None
         lane.multi.remove_handle(easy.curl)
-        lane.added -= 1
         self.lanes.give_back(easy.key, easy.load, lane)
 
     def close(self) -> None:
