@@ -15,6 +15,10 @@ made when a destination overflows the ones there are. A destination's transfers
 fill the lowest lane with room first, so the lanes above are used only at its peaks
 and their connections are the ones a peak needs again.
 
+The lanes share the transport's connections, as one multi handle had them: each lane's
+libcurl limits are its share (``Lanes``), so a busy destination's extra lanes never
+take the open connections past the concurrency.
+
 One thread still: every lane's sockets are in the transport's one epoll set, and
 each lane has its own timer.
 """
