@@ -9,8 +9,11 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 
+import pytest
+
 from aiograb._client.hedging import Copy, race
 from aiograb._core.models import Outcome
+from aiograb._http.answers import ANSWERING, SILENT, UNKNOWN, WAITING, WATCH
 from tests.helpers import run
 
 
@@ -160,3 +163,125 @@ def test_cancelling_the_caller_cancels_both_copies() -> None:
 
     run(main())
     assert sorted(log) == ["first cancelled", "second cancelled"]
+
+
+class Reported:
+    """A transport's word on the first copy's answer (``_http/answers.py``), as given."""
+
+    def __init__(self, state: int) -> None:
+        self.state = state
+
+    def answer_state(self) -> int:
+        return self.state
+
+
+def reporting(state: Reported, after: float, log: list[str]) -> Callable[[], Awaitable[Copy]]:
+    """A first copy whose transport tells the watch ``state`` (as the curl transport
+    hands it its exchange), answering after ``after`` seconds."""
+    copy = answer(after, "first", log)
+
+    async def first() -> Copy:
+        watch = WATCH.get()
+        assert watch is not None  # the race watches its first copy
+        watch.exchange = state
+        return await copy()
+
+    return first
+
+
+async def busy_loop(seconds: float) -> None:
+    """The loop held in 50 ms slices (a burst of other answers being read)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(0.05)  # noqa: ASYNC251 (CPU work on the loop thread, on purpose)
+        await asyncio.sleep(0)
+
+
+def test_a_silent_first_copy_is_hedged_while_the_loop_is_busy() -> None:
+    """Sent, nothing to read: the hedge goes at once, not after the burst (which the
+    guess of a transport that cannot say waits for: see the next test)."""
+    log: list[str] = []
+    seen: list[object] = []
+
+    async def second() -> Copy:
+        seen.append(WATCH.get())  # the second copy is not watched
+        return await answer(0.0, "second", log)()
+
+    async def main() -> float:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(busy_loop(1.0))
+            start = time.monotonic()
+            got, _, hedged, won = await race(
+                reporting(Reported(SILENT), 5.0, log), second, 0.02, lambda: True
+            )
+            took = time.monotonic() - start
+        assert isinstance(got, Outcome)
+        assert (got.url, hedged, won) == ("second", True, True)
+        return took
+
+    assert run(main()) < 0.5  # the burst lasts 1 s
+    assert seen == [None]
+    assert log == ["second answered", "first cancelled"]
+
+
+def test_a_transport_that_cannot_say_leaves_the_hedge_until_the_burst_is_read() -> None:
+    log: list[str] = []
+
+    async def main() -> float:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(busy_loop(0.5))
+            start = time.monotonic()
+            got, _, hedged, won = await race(
+                reporting(Reported(UNKNOWN), 5.0, log),
+                answer(0.0, "second", log),
+                0.02,
+                lambda: True,
+            )
+            took = time.monotonic() - start
+        assert isinstance(got, Outcome)
+        assert (got.url, hedged, won) == ("second", True, True)
+        return took
+
+    assert run(main()) >= 0.45
+
+
+@pytest.mark.parametrize("state", [WAITING, ANSWERING])
+def test_an_answer_begun_or_waiting_unread_is_not_hedged(state: int) -> None:
+    log: list[str] = []
+    asked: list[bool] = []
+
+    async def main() -> None:
+        got, _, hedged, _ = await race(
+            reporting(Reported(state), 0.2, log),
+            answer(0.0, "second", log),
+            0.02,
+            lambda: asked.append(True) or True,
+        )
+        assert isinstance(got, Outcome)
+        assert (got.url, hedged) == ("first", False)
+
+    run(main())
+    assert asked == []
+    assert log == ["first answered"]
+
+
+def test_an_answer_waiting_unread_is_looked_at_again() -> None:
+    """Its bytes in the socket, then gone without an answer (the connection reset):
+    the next look finds it silent and hedges."""
+    log: list[str] = []
+    reported = Reported(WAITING)
+
+    async def main() -> None:
+        async def change() -> None:
+            await asyncio.sleep(0.05)
+            reported.state = SILENT
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(change())
+            got, _, hedged, won = await race(
+                reporting(reported, 5.0, log), answer(0.0, "second", log), 0.02, lambda: True
+            )
+        assert isinstance(got, Outcome)
+        assert (got.url, hedged, won) == ("second", True, True)
+
+    run(main())

@@ -9,22 +9,33 @@ cancelling the caller's task and taking that cancellation back (``uncancel``), a
 ``asyncio.timeout`` does. Nothing outlives the call: the second copy is always
 cancelled or awaited before ``race`` returns.
 
-A timer that fires late means the loop itself was busy (a burst of calls going out or
-of answers coming in): the answer may be waiting in a socket already, and a hedge sent
-then only adds work. So the verdict waits until the loop is on time again, looking
-every quarter of the delay; a loop that is always a little late (by less than half the
-delay) still hedges. And a timer on time decides only after the loop's next look at
-its sockets: an answer that arrived while the loop was busy is read first and finishes
-the first copy, rather than being raced by a hedge it has already beaten.
+When the timer fires, the transport is asked where the first copy's answer stands
+(``_http/answers.py``; the curl transport looks at the transfer and its socket). Sent
+with nothing to read: the hedge goes now, even while the loop is busy with a burst of
+other answers, so a slow call is raced while the burst is read rather than after it.
+Its answer waiting in the socket, unread: look again a quarter of the delay later. Its
+head read: no hedge.
+
+A transport that cannot say (aiohttp's, or a request not sent yet) leaves the old
+guess: a timer that fires late means the loop itself was busy (a burst of calls going
+out or of answers coming in), the answer may be waiting in a socket already, and a
+hedge sent then only adds work. So the verdict waits until the loop is on time again,
+looking every quarter of the delay; a loop that is always a little late (by less than
+half the delay) still hedges. And a timer on time decides only after the loop's next
+look at its sockets: an answer that arrived while the loop was busy is read first and
+finishes the first copy, rather than being raced by a hedge it has already beaten.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextvars
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from aiograb._core.errors import RequestError
 from aiograb._core.models import Outcome
+from aiograb._http.answers import ANSWERING, SILENT, UNKNOWN, WATCH, AnswerWatch
 
 __all__ = ["Copy", "race"]
 
@@ -50,6 +61,7 @@ class _Race:
         "_may_hedge",
         "_owner",
         "_start_backup",
+        "_watch",
         "backup_won",
         "first_done",
     )
@@ -58,7 +70,8 @@ class _Race:
         self,
         delay: float,
         may_hedge: Callable[[], bool],
-        start_backup: Callable[[], Awaitable[Copy]],
+        start_backup: Callable[[], Coroutine[Any, Any, Copy]],
+        watch: AnswerWatch,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         owner = asyncio.current_task()
@@ -67,6 +80,7 @@ class _Race:
         self._delay = delay
         self._may_hedge = may_hedge
         self._start_backup = start_backup
+        self._watch = watch
         self._backup: asyncio.Task[Copy] | None = None
         self._due = self._loop.time() + delay
         self._handle: asyncio.TimerHandle | None = self._loop.call_later(delay, self._fire)
@@ -81,8 +95,15 @@ class _Race:
         self._handle = None
         if self.first_done:
             return
+        state = self._watch.state()
+        if state == SILENT:  # its socket looked at just now: no answer to race
+            self._decide()
+            return
+        if state == ANSWERING:
+            return
         now = self._loop.time()
-        if now - self._due > max(0.005, self._delay / 2):  # the loop was busy: look again
+        if state != UNKNOWN or now - self._due > max(0.005, self._delay / 2):
+            # Its answer is waiting, unread, or the loop was busy: look again.
             step = max(_RECHECK_S, self._delay / 4)
             self._due = now + step
             self._handle = self._loop.call_later(step, self._fire)
@@ -95,7 +116,10 @@ class _Race:
         self._handle = None
         if self.first_done or not self._may_hedge():
             return
-        self._backup = backup = asyncio.ensure_future(self._start_backup())
+        # The second copy runs without the watch: the transport reports the first's.
+        context = contextvars.copy_context()
+        context.run(WATCH.set, None)
+        self._backup = backup = self._loop.create_task(self._start_backup(), context=context)
         backup.add_done_callback(self._backup_done)
 
     def _backup_done(self, backup: asyncio.Task[Copy]) -> None:
@@ -132,14 +156,16 @@ class _Race:
 
 async def race(
     first: Callable[[], Awaitable[Copy]],
-    second: Callable[[], Awaitable[Copy]],
+    second: Callable[[], Coroutine[Any, Any, Copy]],
     delay: float,
     may_hedge: Callable[[], bool],
 ) -> tuple[Copy, int, bool, bool]:
     """Run ``first``; after ``delay`` seconds without an answer, and if ``may_hedge()``,
     ``second`` beside it. Returns the winning copy's result, the attempts of every copy
     sent (a cancelled one counts as one), whether a hedge was sent and whether it won."""
-    state = _Race(delay, may_hedge, second)
+    watch = AnswerWatch()
+    state = _Race(delay, may_hedge, second, watch)
+    token = WATCH.set(watch)
     try:
         try:
             got: Copy | None = await first()
@@ -166,6 +192,7 @@ async def race(
         extra = max(1, attempts_of(other)) if other is not None else 1
         return got, max(1, attempts_of(got)) + extra, True, False
     finally:
+        WATCH.reset(token)
         state.first_finished()
         backup = state.backup
         if backup is not None and not backup.done():

@@ -8,6 +8,7 @@ The transport (``curl_transport.py``) owns the multi handle and calls ``on_body`
 from __future__ import annotations
 
 import asyncio
+import select
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -16,6 +17,7 @@ from yarl import URL
 
 from aiograb._core.config import Timeouts
 from aiograb._core.errors import BlockedAddress, RequestError
+from aiograb._http.answers import ANSWERING, SILENT, UNKNOWN, WAITING
 from aiograb._http.base import Headers, make_headers
 from aiograb._http.curl_lanes import Lane
 from aiograb._http.curl_mapping import parse_head
@@ -29,6 +31,8 @@ __all__ = ["HIGH_WATER", "CurlExchange", "Easy", "Owner"]
 HIGH_WATER = 1024 * 1024  # body bytes buffered before libcurl is paused
 
 _PAUSE: int = pycurl.WRITEFUNC_PAUSE
+_PRETRANSFER, _ACTIVESOCKET = pycurl.PRETRANSFER_TIME_T, pycurl.ACTIVESOCKET
+_POLLIN = select.POLLIN
 _NO_HEADERS = make_headers()
 
 
@@ -185,6 +189,27 @@ class CurlExchange:
         self._chunks = []
         self.raw_headers = []
         return easy
+
+    def answer_state(self) -> int:
+        """Where the answer stands (``answers.py``): begun (a head read), bytes waiting in
+        its socket, sent with nothing to read, or unknown (not sent yet)."""
+        if self._finished:  # failed: a retry (or nothing) follows, and no answer came
+            return SILENT if self._error is not None else ANSWERING
+        if self.status or self.raw_headers:
+            return ANSWERING
+        easy = self.easy
+        if easy is None or easy.lane is None:
+            return UNKNOWN  # a name being looked up
+        curl = easy.curl
+        if not curl.getinfo(_PRETRANSFER):
+            return UNKNOWN  # connecting, or not yet driven by the loop
+        fd = curl.getinfo(_ACTIVESOCKET)
+        if fd < 0:
+            return UNKNOWN
+        poller = select.poll()
+        poller.register(fd, _POLLIN)
+        # Readable also when the bytes are another stream's (HTTP/2): the hedge waits.
+        return WAITING if poller.poll(0) else SILENT
 
     # -- the async context manager --------------------------------------------------------
 

@@ -46,6 +46,7 @@ from yarl import URL
 
 from aiograb._core.config import Limits, Network, Timeouts
 from aiograb._core.errors import BlockedAddress, ConnectError, ConnectionReset, ProxyError
+from aiograb._http.answers import WATCH
 from aiograb._http.base import COMMON_METHODS, AddressPolicy, check_head
 from aiograb._http.curl_exchange import HIGH_WATER, CurlExchange, Easy
 from aiograb._http.curl_mapping import curl_failure, is_ip
@@ -199,6 +200,8 @@ class CurlTransport:
         handle = easy.curl
         text = str(url)
         exchange = CurlExchange(self, easy, text)
+        if (watch := WATCH.get()) is not None:  # a hedged first copy (answers.py)
+            watch.exchange = exchange
         if self._net.cookies is not None:
             self._cookie_field(exchange, url, fields)
         self._method(easy, method, body, fields)
