@@ -27,11 +27,15 @@ from typing import Any
 HERE = Path(__file__).resolve()
 
 
-async def _rounds(base_url: str, width: int, rounds: int, hedge: str) -> list[dict[str, Any]]:
+async def _rounds(
+    base_url: str, width: int, rounds: int, hedge: str, ns: str
+) -> list[dict[str, Any]]:
     from aiograb import Hedge, Limits, open_client
     from aiograb.bench._fanout_child import round_urls
 
-    spec = {"client": "hedge-rounds", "base_url": base_url, "width": width}
+    # Every turn its own namespace: the same latencies per round (they follow the key),
+    # none of them answered at the median as a repeat of an earlier turn's.
+    spec = {"client": ns, "base_url": base_url, "width": width}
     after: float | str = float(hedge) if hedge[0].isdigit() else hedge
     out: list[dict[str, Any]] = []
     async with open_client(limits=Limits(concurrency=width), hedge=Hedge(after=after)) as client:
@@ -57,18 +61,20 @@ async def _rounds(base_url: str, width: int, rounds: int, hedge: str) -> list[di
 def child(args: argparse.Namespace) -> None:
     from aiograb._core.loop import run_loop
 
-    rows = run_loop(_rounds(args.base_url, args.width, args.rounds, args.hedge))
+    rows = run_loop(_rounds(args.base_url, args.width, args.rounds, args.hedge, args.ns))
     print(json.dumps(rows))
 
 
-def _run(tree: Path | None, base_url: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+def _run(
+    tree: Path | None, base_url: str, args: argparse.Namespace, ns: str
+) -> list[dict[str, Any]]:
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     if tree is not None:
         env["PYTHONPATH"] = str(tree.resolve() / "src")
     cmd = [
         sys.executable, str(HERE), "--child", "--base-url", base_url,
-        "--width", str(args.width), "--rounds", str(args.rounds), "--hedge", args.hedge,
+        "--width", str(args.width), "--rounds", str(args.rounds), "--hedge", args.hedge, "--ns", ns,
     ]  # fmt: skip
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=True)
     rows: list[dict[str, Any]] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -97,6 +103,7 @@ def main() -> None:
     p.add_argument("--before", type=Path, help="also run this source tree")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--base-url", default="", help=argparse.SUPPRESS)
+    p.add_argument("--ns", default="hedge-rounds", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         child(args)
@@ -113,7 +120,7 @@ def main() -> None:
         base_url = f"http://127.0.0.1:{int(backend.stdout.readline().split()[1])}"
         for turn in range(args.turns):
             for name, tree in trees.items():
-                rows = _run(tree, base_url, args)
+                rows = _run(tree, base_url, args, f"{turn}-{name.replace(' ', '-')}")
                 every[name] += rows
                 print(f"turn {turn + 1} {name:>9}: {_summary(rows)}", flush=True)
     finally:
