@@ -61,6 +61,37 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 # scheme ':' slashes authority — for explaining a URL the parser refused (not the hot path).
 _AUTHORITY = re.compile(r"[\x00-\x20]*[A-Za-z][A-Za-z0-9+.-]*:[/\\\t\n\r]*([^/\\?#]*)")
 
+# A URL already in normal form, as the parser would write it (its href), in the plainest
+# spelling: lower-case http(s); a lower-case ASCII host whose last label starts with a
+# letter (a host ending in a number is IPv4 to the standard), no punycode, or dotted-
+# decimal IPv4; a port without leading zeros; a path without dot segments (nor %2e) and a
+# query of characters neither encode set names. Such a URL is its own normal form
+# (tests/core/test_urls.py checks the claim against ada); anything else goes to ada.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_LAST = r"[a-z](?:[a-z0-9-]*[a-z0-9])?"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_PATH = r"[A-Za-z0-9._~!$&'()*+,;=:@-]"  # a path keeps these as they are
+_IN_QUERY = r"[A-Za-z0-9._~!$&()*+,;=:@/?-]"  # a special URL's query encodes "'"
+_SEGMENT = rf"(?!\.\.?(?:[/?]|\Z)){_PATH}*(?:%(?!2[eE])[0-9A-Fa-f]{{2}}{_PATH}*)*"
+_QUERY = rf"{_IN_QUERY}*(?:%[0-9A-Fa-f]{{2}}{_IN_QUERY}*)*"
+_NORMAL = re.compile(
+    rf"https?://(?:{_OCTET}(?:\.{_OCTET}){{3}}|(?:{_LABEL}\.)*{_LAST})"
+    rf"(?::([1-9][0-9]{{0,4}}))?(?:/{_SEGMENT})+(?:\?{_QUERY})?\Z",
+    re.ASCII,
+)
+
+
+def _is_normal(text: str) -> bool:
+    """``text`` is a URL in normal form (see ``_NORMAL``), its port valid and not the
+    scheme's default."""
+    found = _NORMAL.match(text)
+    if found is None or "xn--" in text:  # punycode: ada checks it
+        return False
+    port = found.group(1)
+    if port is None:
+        return True
+    return int(port) <= 65535 and port != ("443" if text[4] == "s" else "80")
+
 
 def normalize(text: str, base: str | None = None) -> str:
     """The normal form of ``text``, resolved against ``base`` (a normal form) when given.
@@ -72,6 +103,8 @@ def normalize(text: str, base: str | None = None) -> str:
     """
     if len(text) > MAX_URL_LENGTH:
         raise InvalidURL(f"URL longer than {MAX_URL_LENGTH} characters", url=text[:200])
+    if _is_normal(text):  # absolute: the base does not matter
+        return text
     try:
         href = normalize_url(text) if base is None else join_url(base, text)
     except ValueError:
