@@ -10,8 +10,9 @@ import pytest
 from ada_url import normalize_url
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from yarl import URL
 
-from aiograb._core.urls import _is_normal, normalize
+from aiograb._core.urls import _is_normal, normalize, parse_url
 
 NORMAL = [
     "http://127.0.0.1:40123/call?key=123456&ns=aiograb-hedged",
@@ -55,6 +56,23 @@ NOT_NORMAL = [
 def test_urls_in_normal_form_take_the_fast_path(url: str) -> None:
     assert _is_normal(url)
     assert normalize(url) == url == normalize_url(url)
+    _same_url(url)
+
+
+def _same_url(url: str) -> None:
+    """``parse_url`` of a URL on the fast path: built from its parts, the same URL as
+    yarl's from the string, and written back byte for byte (it is the request target)."""
+    parsed, split = parse_url(url), URL(url, encoded=True)
+    assert str(parsed) == str(split)
+    if not url.endswith("?"):  # yarl drops an empty query's "?", from a string as well
+        assert str(parsed) == url
+    assert parsed == split
+    assert (parsed.scheme, parsed.host, parsed.port, parsed.raw_path_qs) == (
+        split.scheme,
+        split.host,
+        split.port,
+        split.raw_path_qs,
+    )
 
 
 @pytest.mark.parametrize("url", NOT_NORMAL)
@@ -106,3 +124,4 @@ def _urls(draw: st.DrawFn) -> str:
 def test_a_url_on_the_fast_path_is_what_ada_writes(url: str) -> None:
     if _is_normal(url):
         assert normalize_url(url) == url
+        _same_url(url)
