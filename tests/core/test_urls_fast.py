@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from aiograb._core.urls import _is_normal, normalize, parse_url
+from aiograb._core.urls import _is_normal, normalize, parse_url, url_of
 
 NORMAL = [
     "http://127.0.0.1:40123/call?key=123456&ns=aiograb-hedged",
@@ -63,10 +63,10 @@ def _same_url(url: str) -> None:
     """``parse_url`` of a URL on the fast path: built from its parts, the same URL as
     yarl's from the string, and written back byte for byte (it is the request target)."""
     parsed, split = parse_url(url), URL(url, encoded=True)
-    assert str(parsed) == str(split)
+    assert str(parsed) == str(split) == str(url_of(url))
     if not url.endswith("?"):  # yarl drops an empty query's "?", from a string as well
         assert str(parsed) == url
-    assert parsed == split
+    assert parsed == split == url_of(url)
     assert (parsed.scheme, parsed.host, parsed.port, parsed.raw_path_qs) == (
         split.scheme,
         split.host,
@@ -78,6 +78,11 @@ def _same_url(url: str) -> None:
 @pytest.mark.parametrize("url", NOT_NORMAL)
 def test_anything_else_goes_to_ada(url: str) -> None:
     assert not _is_normal(url)
+
+
+@pytest.mark.parametrize("href", ["http://[::1]:8080/x", "http://a.org/x?", "http://a.1/%2e"])
+def test_a_journal_key_off_the_fast_path_is_split_by_yarl(href: str) -> None:
+    assert url_of(href) == URL(href, encoded=True)
 
 
 def _mostly(plain: str, breakers: list[str], size: int, least: int = 0) -> st.SearchStrategy[str]:

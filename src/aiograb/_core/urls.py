@@ -51,6 +51,7 @@ __all__ = [
     "normalize",
     "parse_url",
     "url_key",
+    "url_of",
 ]
 
 SUPPORTED_SCHEMES = frozenset({"http", "https"})
@@ -146,18 +147,34 @@ def parse_url(text: str, base: str | None = None) -> URL:
     'https://example.org/a%20b.jpg'
     """
     if len(text) <= MAX_URL_LENGTH and (found := _normal(text)) is not None:
-        scheme, host, port, path, query = found.groups()
-        if query != "":  # (URL.build drops an empty query's "?")
-            # From its parts: yarl splits a string again, at twice the cost.
-            return URL.build(
-                scheme=scheme,
-                host=host,
-                port=None if port is None else int(port),
-                path=path,
-                query_string=query or "",
-                encoded=True,
-            )
+        built = _built(found)
+        if built is not None:
+            return built
     return URL(normalize(text, base), encoded=True)
+
+
+def url_of(href: str) -> URL:
+    """The yarl URL of ``href``, a URL already in normal form (a journal key)."""
+    found = _normal(href)
+    built = None if found is None else _built(found)
+    return URL(href, encoded=True) if built is None else built
+
+
+def _built(found: re.Match[str]) -> URL | None:
+    """The yarl URL of a URL on the fast path, from its parts (yarl would split the
+    string again, at twice the cost); None for an empty query (``URL.build`` drops its
+    "?", which ``URL`` of the string does too)."""
+    scheme, host, port, path, query = found.groups()
+    if query == "":
+        return None
+    return URL.build(
+        scheme=scheme,
+        host=host,
+        port=None if port is None else int(port),
+        path=path,
+        query_string=query or "",
+        encoded=True,
+    )
 
 
 def host_of(href: str) -> str:

@@ -29,7 +29,7 @@ from aiograb._core.config import Limits, RequestPolicy
 from aiograb._core.errors import ContentError, InvalidURL, NotAccepted, RequestError, TooLarge
 from aiograb._core.models import Outcome, Request, Stored
 from aiograb._core.stats import Progress
-from aiograb._core.urls import host_of, url_key
+from aiograb._core.urls import host_of, url_key, url_of
 from aiograb._crawl.datauri import save_data_uri
 from aiograb._crawl.extract import Found
 from aiograb._crawl.frontier import Discovery, Frontier, data_key
@@ -138,7 +138,7 @@ class CrawlHandler:
 
     async def handle(self, row: PendingRow) -> None:
         try:
-            url = URL(row.key, encoded=True)  # checked and normalised when it was found
+            url = url_of(row.key)  # checked and normalised when it was found
             verdict = await self.robots.verdict(url)
             if verdict is not None:
                 self.frontier.skip(row.id, *verdict)

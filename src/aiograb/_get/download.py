@@ -16,15 +16,13 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
-from yarl import URL
-
 from aiograb._core.clock import Clock, LoopClock
 from aiograb._core.config import Limits, RequestPolicy
 from aiograb._core.errors import UsageError
 from aiograb._core.fdlimit import fit_limits
 from aiograb._core.models import InputRow, Request
 from aiograb._core.stats import Progress, Summary
-from aiograb._core.urls import url_key
+from aiograb._core.urls import url_key, url_of
 from aiograb._fetch.fetcher import Fetcher
 from aiograb._fetch.politeness import Politeness
 from aiograb._get.engine import Engine, Stage, StageFactory
@@ -55,7 +53,7 @@ class DownloadHandler:
 
     async def handle(self, row: PendingRow) -> None:
         key = url_key(row.key)
-        url = URL(row.key, encoded=True)  # checked and normalised at ingest
+        url = url_of(row.key)  # checked and normalised at ingest
         if (stage := self.stage) is None:
             if self.state.adopt(row, key):  # stored before a kill -9, row not committed
                 return
