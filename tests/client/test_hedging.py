@@ -81,6 +81,18 @@ def test_without_budget_the_first_copy_stands() -> None:
     assert log == ["first answered"]
 
 
+async def first_stands(
+    first: Callable[[], Awaitable[Copy]], log: list[str], asked: list[bool]
+) -> None:
+    """Race ``first`` against a second copy that would answer at once, after 20 ms: the
+    first copy must win unhedged (``asked`` records every call to the budget)."""
+    got, _, hedged, _ = await race(
+        first, answer(0.0, "second", log), 0.02, lambda: asked.append(True) or True
+    )
+    assert isinstance(got, Outcome)
+    assert (got.url, hedged) == ("first", False)
+
+
 def test_a_timer_late_because_the_loop_was_busy_sends_no_hedge() -> None:
     """The loop is held (CPU work) past both the hedge's delay and the first copy's
     answer: the late timer waits for the loop to catch up, and the answer is there."""
@@ -94,14 +106,7 @@ def test_a_timer_late_because_the_loop_was_busy_sends_no_hedge() -> None:
     async def main() -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(hold_the_loop())
-            got, _, hedged, _ = await race(
-                answer(0.05, "first", log),
-                answer(0.0, "second", log),
-                0.02,
-                lambda: asked.append(True) or True,
-            )
-        assert isinstance(got, Outcome)
-        assert (got.url, hedged) == ("first", False)
+            await first_stands(answer(0.05, "first", log), log, asked)
 
     run(main())
     assert asked == []
@@ -250,17 +255,7 @@ def test_an_answer_begun_or_waiting_unread_is_not_hedged(state: int) -> None:
     log: list[str] = []
     asked: list[bool] = []
 
-    async def main() -> None:
-        got, _, hedged, _ = await race(
-            reporting(Reported(state), 0.2, log),
-            answer(0.0, "second", log),
-            0.02,
-            lambda: asked.append(True) or True,
-        )
-        assert isinstance(got, Outcome)
-        assert (got.url, hedged) == ("first", False)
-
-    run(main())
+    run(first_stands(reporting(Reported(state), 0.2, log), log, asked))
     assert asked == []
     assert log == ["first answered"]
 
