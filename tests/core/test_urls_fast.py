@@ -56,6 +56,7 @@ NOT_NORMAL = [
 def test_urls_in_normal_form_take_the_fast_path(url: str) -> None:
     assert _is_normal(url)
     assert normalize(url) == url == normalize_url(url)
+    assert normalize(url, base="http://other.org/dir/page.html") == url  # absolute
     _same_url(url)
 
 
