@@ -67,7 +67,7 @@ _AUTHORITY = re.compile(r"[\x00-\x20]*[A-Za-z][A-Za-z0-9+.-]*:[/\\\t\n\r]*([^/\\
 # letter (a host ending in a number is IPv4 to the standard), no punycode, or dotted-
 # decimal IPv4; a port without leading zeros; a path without dot segments (nor %2e) and a
 # query of characters neither encode set names. Such a URL is its own normal form
-# (tests/core/test_urls.py checks the claim against ada); anything else goes to ada.
+# (tests/core/test_urls_fast.py checks the claim against ada); anything else goes to ada.
 _LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
 _LAST = r"[a-z](?:[a-z0-9-]*[a-z0-9])?"
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
@@ -94,10 +94,6 @@ def _normal(text: str) -> re.Match[str] | None:
     return None
 
 
-def _is_normal(text: str) -> bool:
-    return _normal(text) is not None
-
-
 def normalize(text: str, base: str | None = None) -> str:
     """The normal form of ``text``, resolved against ``base`` (a normal form) when given.
 
@@ -106,10 +102,15 @@ def normalize(text: str, base: str | None = None) -> str:
     >>> normalize("http://0x7f.1:8080")
     'http://127.0.0.1:8080/'
     """
+    if len(text) <= MAX_URL_LENGTH and _normal(text) is not None:
+        return text  # absolute: the base does not matter
+    return _by_ada(text, base)
+
+
+def _by_ada(text: str, base: str | None) -> str:
+    """:func:`normalize` of a URL off the fast path."""
     if len(text) > MAX_URL_LENGTH:
         raise InvalidURL(f"URL longer than {MAX_URL_LENGTH} characters", url=text[:200])
-    if _normal(text) is not None:  # absolute: the base does not matter
-        return text
     try:
         href = normalize_url(text) if base is None else join_url(base, text)
     except ValueError:
@@ -147,26 +148,21 @@ def parse_url(text: str, base: str | None = None) -> URL:
     'https://example.org/a%20b.jpg'
     """
     if len(text) <= MAX_URL_LENGTH and (found := _normal(text)) is not None:
-        built = _built(found)
-        if built is not None:
-            return built
-    return URL(normalize(text, base), encoded=True)
+        return _built(found)
+    return URL(_by_ada(text, base), encoded=True)
 
 
 def url_of(href: str) -> URL:
     """The yarl URL of ``href``, a URL already in normal form (a journal key)."""
     found = _normal(href)
-    built = None if found is None else _built(found)
-    return URL(href, encoded=True) if built is None else built
+    return URL(href, encoded=True) if found is None else _built(found)
 
 
-def _built(found: re.Match[str]) -> URL | None:
-    """The yarl URL of a URL on the fast path, from its parts (yarl would split the
-    string again, at twice the cost); None for an empty query (``URL.build`` drops its
-    "?", which ``URL`` of the string does too)."""
+def _built(found: re.Match[str]) -> URL:
+    """The yarl URL of a URL on the fast path, from its parts: yarl would split the
+    string again, at twice the cost. (Like ``URL`` of the string, it drops an empty
+    query's "?".)"""
     scheme, host, port, path, query = found.groups()
-    if query == "":
-        return None
     return URL.build(
         scheme=scheme,
         host=host,
