@@ -2,6 +2,6 @@
 
 import sys
 
-from aiograb._cli.main import main
+from aiograb.cli import main
 
 sys.exit(main())

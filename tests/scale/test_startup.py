@@ -174,19 +174,33 @@ def test_dask_local_starts_its_fork_server_before_this_process_imports_dask() ->
     assert _in_a_fresh_interpreter(code) == "True"
 
 
-@pytest.mark.parametrize(("spec", "started"), [("local:2", True), ("tcp://127.0.0.1:1", False)])
-def test_get_starts_a_local_clusters_fork_server_as_soon_as_its_flags_are_read(
-    spec: str, started: bool
+@pytest.mark.parametrize(
+    ("argv", "started"),
+    [
+        (["get", "u.txt", "-o", "out", "--dask", "local:2"], True),
+        (["get", "u.txt", "--procs", "2"], True),
+        (["get", "u.txt", "--procs=auto", "--transport", "aiohttp"], True),
+        (["get", "u.txt", "--dask", "tcp://127.0.0.1:1"], False),  # a cluster's own workers
+        (["get", "u.txt", "--procs", "1"], False),
+        (["get", "u.txt"], False),
+        (["get", "--", "--procs", "2"], False),  # a URL list named --procs, after --
+        (["crawl", "http://127.0.0.1:1/", "--procs", "2"], False),
+    ],
+)
+def test_the_cli_starts_the_parts_fork_server_before_it_imports_itself(
+    argv: list[str], started: bool
 ) -> None:
-    """``prepare_workers``, called by ``aiograb get --dask`` before anything else: for
-    local:N the fork server is a child of this process at once; for a scheduler given by
-    address there is none to start."""
+    """``start_workers``, the first thing ``aiograb`` does: for parts in processes of this
+    machine the fork server is a child of this process at once, with the CLI and the
+    engine not imported here yet; otherwise there is none."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         pytest.skip("no fork server on this platform")
     code = (
         "import os, sys\n"
-        "from aiograb._scale.dask import prepare_workers\n"
-        f"prepare_workers({spec!r}, 'curl')\n"
+        "from aiograb._cli.early import start_workers\n"
+        f"start_workers({argv!r})\n"
+        "assert 'aiograb._cli.main' not in sys.modules\n"
+        "assert 'aiograb._get.download' not in sys.modules\n"
         "me = str(os.getpid())\n"
         "kids = [p for p in os.listdir('/proc') if p.isdigit()\n"
         "        and open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[1] == me]\n"
@@ -194,6 +208,14 @@ def test_get_starts_a_local_clusters_fork_server_as_soon_as_its_flags_are_read(
         "print(any('multiprocessing.forkserver' in c for c in lines))\n"
     )
     assert _in_a_fresh_interpreter(code) == str(started)
+
+
+def test_importing_the_console_script_starts_nothing_and_imports_no_cli() -> None:
+    code = (
+        "import sys, aiograb.cli\n"
+        "print('aiograb._cli.main' in sys.modules, 'multiprocessing.forkserver' in sys.modules)\n"
+    )
+    assert _in_a_fresh_interpreter(code) == "False False"
 
 
 def test_our_pool_forks_its_processes_from_a_server_that_imported_the_engine() -> None:

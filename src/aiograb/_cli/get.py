@@ -112,11 +112,6 @@ def add_parser(sub: Any) -> None:
 def cmd_get(args: argparse.Namespace) -> int:
     check_output_args(args)
     limits, policy = request_config(args)
-    if getattr(args, "dask", None):  # first: the workers' fork server imports meanwhile
-        from aiograb._http.default import transport_name
-        from aiograb._scale.dask import prepare_workers
-
-        prepare_workers(args.dask, transport_name(limits))
     extra = [c.strip() for c in args.save_columns.split(",") if c.strip()]
     pipeline = pipeline_from_args(args, extra)
     if args.caption_column and args.caption_column not in extra:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import logging
-import multiprocessing
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,9 +24,10 @@ from typing import Any
 
 from aiograb._core.config import DEFAULT_TRANSPORT
 from aiograb._core.errors import UsageError
-from aiograb._scale.part import PART_MODULES, check_canary
+from aiograb._scale import forkserver
+from aiograb._scale.part import check_canary
 
-__all__ = ["DaskTarget", "open_dask", "parse_dask", "prepare_workers"]
+__all__ = ["DaskTarget", "open_dask", "parse_dask"]
 
 PART_RETRIES = 3  # a part that raised (not one whose worker died: the scheduler retries those)
 CONNECT_TIMEOUT = 30.0
@@ -150,7 +150,7 @@ def open_dask(target: DaskTarget, *, transport: str = DEFAULT_TRANSPORT) -> Iter
         "distributed.worker.profile.enabled": False,
         **QUIET_LOCAL_CLUSTER,
     }
-    if "forkserver" in multiprocessing.get_all_start_methods():
+    if forkserver.available():
         local["distributed.worker.multiprocessing-method"] = "forkserver"
     with dask.config.set(local), _local(distributed, target.local_workers) as run:
         yield run
@@ -170,18 +170,6 @@ QUIET_LOCAL_CLUSTER: dict[str, Any] = {
     "distributed.scheduler.work-stealing": False,  # a part is one long task: nothing to steal
 }
 
-# Imported once, by the fork server, before it forks each worker (missing ones are skipped).
-FORKSERVER_PRELOAD = ("distributed", *PART_MODULES)
-
-
-def prepare_workers(spec: str, transport: str) -> None:
-    """For ``--dask local:N``, start the fork server now, as early as the command line is
-    parsed: its imports (~0.5 s) are on the way to the first part, and they run beside
-    the coordinator's own (engine, plan, Dask) on another core. Anything else: nothing
-    (``open_dask`` checks the spec and says what is wrong with it)."""
-    if _LOCAL.match(spec):
-        _start_the_fork_server(transport)
-
 
 def _start_the_fork_server(transport: str) -> None:
     """The LocalCluster's workers start with ``forkserver`` (Dask's documented
@@ -189,15 +177,10 @@ def _start_the_fork_server(transport: str) -> None:
     imports Dask and aiograb's engine once and forks each worker from it, so a worker
     starts with them imported (no import in its first part) and ends without an
     interpreter's teardown (measured: the first part's imports, ~0.5 s, and the
-    cluster's close, ~0.4 s, are gone). The server is started here, before this process
-    imports Dask, so its imports (~0.8 s) run beside ours on another core rather than
-    after them; once it runs, the preload Dask's ``get_mp_context`` sets is moot.
-    Nothing happens where there is no fork server, or when one already runs (an earlier
-    pool's: its workers import Dask themselves)."""
-    from multiprocessing import forkserver
-
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return
-    modules = [*FORKSERVER_PRELOAD, f"aiograb._http.{transport}_transport"]
-    multiprocessing.get_context("forkserver").set_forkserver_preload(modules)
-    forkserver.ensure_running()
+    cluster's close, ~0.4 s, are gone). The server starts before this process imports
+    Dask, so its imports (~0.8 s) run beside ours on another core rather than after
+    them; the CLI starts it sooner still (``_cli/early.py``). Once it runs, the preload
+    Dask's ``get_mp_context`` sets is moot. Nothing happens where there is no fork
+    server, or when one already runs (an earlier pool's: its workers import Dask
+    themselves)."""
+    forkserver.start("dask", transport)

@@ -32,7 +32,6 @@ if TYPE_CHECKING:  # the engine is the parts' to import, not the coordinator's
     from aiograb._images.pipeline import ImagePipeline
 
 __all__ = [
-    "PART_MODULES",
     "PROGRESS_NAME",
     "STOP_NAME",
     "PartJob",
@@ -43,9 +42,6 @@ __all__ = [
 ]
 
 PROGRESS_NAME = "progress.json"
-# What a part runs, for a fork server to import once before it forks the processes
-# (the transport's module is added by name; a missing module is skipped).
-PART_MODULES = ("aiograb._scale.part", "aiograb._get.download", "uvloop")
 STOP_NAME = "STOP"  # in OUT/parts/: every part stops when it appears
 PROGRESS_SECONDS = 1.0
 STOP_POLL_SECONDS = 0.3

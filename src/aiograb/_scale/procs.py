@@ -39,9 +39,9 @@ from aiograb._core.config import DEFAULT_TRANSPORT, Limits, RequestPolicy
 from aiograb._core.errors import UsageError
 from aiograb._core.stats import Progress, Summary, peak_rss_mb
 from aiograb._get.sources import InputRow
+from aiograb._scale import forkserver
 from aiograb._scale.merge import MANIFEST_NAME, write_merged_manifest
 from aiograb._scale.part import (
-    PART_MODULES,
     STOP_NAME,
     PartJob,
     check_canary,
@@ -80,13 +80,12 @@ def process_pool(procs: int, transport: str = DEFAULT_TRANSPORT) -> cf.ProcessPo
     from multiprocessing.context import BaseContext
 
     context: BaseContext
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    if not forkserver.available():
         context = multiprocessing.get_context("spawn")
     else:
         context = multiprocessing.get_context("forkserver")
-        # Ignored when the server already runs (an earlier pool): it has them imported.
-        modules = [__name__, *PART_MODULES, f"aiograb._http.{transport}_transport"]
-        context.set_forkserver_preload(modules)
+        # Ignored when the server already runs (the CLI's, an earlier pool's).
+        context.set_forkserver_preload(forkserver.preload("procs", transport))
     return cf.ProcessPoolExecutor(procs, mp_context=context, initializer=_ignore_sigint)
 
 
