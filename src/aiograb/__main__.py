@@ -1,7 +1,6 @@
 """``python -m aiograb``: the ``aiograb`` command."""
 
-import sys
+if __name__ == "__main__":
+    from aiograb.cli import run
 
-from aiograb.cli import main
-
-sys.exit(main())
+    run()
