@@ -70,3 +70,22 @@ def test_a_command_run_to_its_end_keeps_its_output(tmp_path: Path) -> None:
     assert sorted(row["error"] for row in rows) == ["connect_refused", "invalid_url"]
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["errors"] == {"invalid_url": 1, "connect_refused": 1}
+
+
+def test_the_teardown_is_skipped(tmp_path: Path) -> None:
+    # What only the interpreter's teardown would do: free a module's last object.
+    before = (
+        "import os\n"
+        "fd = os.open('freed', os.O_WRONLY | os.O_CREAT)\n"
+        "class Freed:\n"
+        "    def __del__(self, write=os.write, fd=fd):\n"  # module globals may be gone
+        "        write(fd, b'yes')\n"
+        "kept = Freed()"
+    )
+    done = _leave(tmp_path, before, 0)
+    assert (done.returncode, done.stdout) == (0, "unflushed")
+    assert (tmp_path / "freed").read_text() == ""
+    # The same program with a normal exit frees it: the check above can fail.
+    normal = _leave(tmp_path, before.replace("kept = Freed()", "kept = Freed()\nleave = sys.exit"))
+    assert normal.returncode == 3
+    assert (tmp_path / "freed").read_text() == "yes"
