@@ -323,6 +323,10 @@ def test_the_head_is_the_last_response_s() -> None:
     assert headers.getall("Set-Cookie") == ["a=1", "b=2"]
     assert headers["x-name"] == "café \udcff"  # as aiohttp decodes it
     assert _parse_head([b"HTTP/2 404\r\n", b"\r\n"])[0] == 404
+    # A server that ends its lines with a bare LF: still the last response's status.
+    assert _parse_head([b"HTTP/1.1 103 Early\n", b"\n", b"HTTP/1.1 201 Made\n", b"\n"])[0] == 201
+    assert _parse_head([b"HTTP/1.1 204 None\n", b"\n"])[0] == 204
+    assert _parse_head([]) == (0, {})
 
 
 def test_host_names_are_looked_up_on_the_loop_not_in_libcurl_threads(

@@ -187,12 +187,14 @@ def parse_head(raw: list[bytes]) -> tuple[int, CIMultiDictProxy[str]]:
     bytes kept as surrogates); names are ASCII.
     """
     start, status = 0, 0
-    for i in range(len(raw) - 1, -1, -1):
-        if raw[i].startswith(b"HTTP/"):
-            start = i + 1
-            parts = raw[i].split(None, 2)
-            status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-            break
+    if raw and raw[0].startswith(b"HTTP/") and raw.count(b"\r\n") + raw.count(b"\n") <= 1:
+        first = 0  # one response, the usual case: its blank line is the only one
+    else:
+        first = next((i for i in range(len(raw) - 1, -1, -1) if raw[i].startswith(b"HTTP/")), -1)
+    if first >= 0:
+        start = first + 1
+        parts = raw[first].split(None, 2)
+        status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
     text = b"".join(raw[start:]).decode("utf-8", "surrogateescape")
     pairs = []
     for line in text.split("\r\n"):
