@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from aiograb._core.config import DEFAULT_TRANSPORT, TRANSPORTS
 from aiograb._http.default import ENV_VAR
-from aiograb._scale import forkserver
+
+if TYPE_CHECKING:
+    from aiograb._scale.forkserver import Kind
 
 __all__ = ["start_workers"]
 
@@ -29,7 +32,7 @@ def start_workers(argv: Sequence[str]) -> None:
         return
     procs, dask = _value(argv, "--procs"), _value(argv, "--dask")
     if dask is not None and dask.startswith("local:"):
-        kind: forkserver.Kind = "dask"
+        kind: Kind = "dask"
     elif procs is not None and procs != "1":
         kind = "procs"
     else:
@@ -38,6 +41,8 @@ def start_workers(argv: Sequence[str]) -> None:
         _value(argv, "--transport") or os.environ.get(ENV_VAR, "").strip() or DEFAULT_TRANSPORT
     )
     if transport in TRANSPORTS:
+        from aiograb._scale import forkserver  # only now: one process needs none of it
+
         forkserver.start(kind, transport)
 
 

@@ -11,7 +11,6 @@ starting it early costs nothing.
 
 from __future__ import annotations
 
-import multiprocessing
 from typing import Literal
 
 __all__ = ["PART_MODULES", "Kind", "available", "preload", "start"]
@@ -24,6 +23,8 @@ Kind = Literal["procs", "dask"]
 
 def available() -> bool:
     """Whether this platform has a fork server (Linux, macOS); ``spawn`` elsewhere."""
+    import multiprocessing  # here: a one-process run never needs it (~8 ms)
+
     return "forkserver" in multiprocessing.get_all_start_methods()
 
 
@@ -40,6 +41,7 @@ def start(kind: Kind, transport: str) -> None:
     first preload stands (a later pool's processes import what it lacks themselves)."""
     if not available():
         return
+    import multiprocessing
     from multiprocessing import forkserver
 
     multiprocessing.get_context("forkserver").set_forkserver_preload(preload(kind, transport))
