@@ -150,10 +150,12 @@ CONFIGS: dict[str, list[str]] = {
 BEFORE = "before: "  # a config run with the --before tree
 
 
-def _env(tree: Path | None) -> dict[str, str] | None:
-    if tree is None:
-        return None
-    return dict(os.environ, PYTHONPATH=str((tree / "src").resolve()))
+def _env(tree: Path | None) -> dict[str, str]:
+    # albumentations (img2dataset's) would look for a newer version of itself online.
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1")
+    if tree is not None:
+        env["PYTHONPATH"] = str((tree / "src").resolve())
+    return env
 
 
 def _command(name: str, work: Path, out: Path, urls: Path, concurrency: int) -> list[str]:
