@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from aiograb._core.stats import Progress, Summary
 
@@ -15,7 +16,18 @@ if TYPE_CHECKING:
     from aiograb._cli.logmode import ProgressLog
     from aiograb._crawl.run import CrawlSummary
 
-__all__ = ["ProgressDisplay", "bar_total", "format_crawl_summary", "format_summary"]
+__all__ = ["ProgressDisplay", "bar_total", "format_crawl_summary", "format_summary", "say"]
+
+
+def say(text: str, stream: TextIO | None = None) -> bool:
+    """Print ``text`` and a newline to ``stream`` (stderr) now; False when the stream is
+    gone (a closed pipe: ``aiograb get ... 2>&1 | head``). What the run wrote stands, and
+    so does its exit code: a reader that left early is not a failure of the run."""
+    try:
+        print(text, file=sys.stderr if stream is None else stream, flush=True)
+    except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
+        return False
+    return True
 
 
 def bar_total(p: Progress, expected: int | None) -> tuple[int | None, str]:

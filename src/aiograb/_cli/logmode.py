@@ -5,7 +5,9 @@ the run prints one plain line every ``--log-interval`` seconds instead::
 
     aiograb: 12,345 of ≥20,000 done (12,000 ok, 345 failed), 812 files/s, 9.1 MB/s, ETA -
 
-and with ``-v`` one line per failed URL (its error class and message).
+and with ``-v`` one line per failed URL (its error class and message). The log is a
+side channel: when its reader leaves (a closed pipe) or its file cannot be written,
+the log goes quiet and the run goes on.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any, TextIO
 
-from aiograb._cli.display import bar_total
+from aiograb._cli.display import bar_total, say
 
 if TYPE_CHECKING:
     from aiograb._core.stats import Progress
@@ -61,6 +64,7 @@ class ProgressLog:
         self._expected = expected
         self._t0 = self._last = time.monotonic()
         self._last_done = 0
+        self.lost: OSError | ValueError | None = None  # why the log went quiet
 
     def update(self, p: Progress, *, final: bool = False) -> None:
         now = time.monotonic()
@@ -84,13 +88,21 @@ class ProgressLog:
             self._write(f"aiograb: failed {url}: {error}: {' '.join(message.split())}")
 
     def _write(self, line: str) -> None:
+        if self.lost is not None:
+            return
         self._lines += 1
-        self._stream.write(line + "\n")
-        self._stream.flush()
+        try:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+        except (OSError, ValueError) as exc:  # the reader left, the log file's disk is full
+            self.lost = exc
+            if self._to_file:  # stderr is still there to say so, once
+                say(f"aiograb: warning: no more log lines: {self._stream.name}: {exc}")
 
     def close(self) -> None:
         if self._stream not in (sys.stderr, sys.stdout):
-            self._stream.close()
+            with suppress(OSError):  # its last buffered line, on a full disk
+                self._stream.close()
 
 
 def _clock(seconds: float) -> str:

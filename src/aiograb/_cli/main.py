@@ -29,6 +29,7 @@ from typing import NoReturn
 
 from aiograb import __about__
 from aiograb._cli import bench, crawl, get, manifest, serve
+from aiograb._cli.display import say
 from aiograb._core.errors import UsageError
 from aiograb._core.stats import ExitCode
 
@@ -91,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(code: ExitCode, message: str) -> int:
-    print(f"aiograb: {message}", file=sys.stderr)
+    say(f"aiograb: {message}")
     return int(code)
 
 

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from aiograb._cli.display import say
 from aiograb._cli.network import add_network_options, network_from_args
 from aiograb._core.config import (
     DEFAULT_CONCURRENCY,
@@ -279,12 +280,11 @@ def write_summary_json(path: Path | None, data: dict[str, Any]) -> None:
     """Write ``data`` to ``--summary-json FILE`` when the flag was given (``-``: stdout)."""
     if path is None:
         return
-    text = json.dumps(data, indent=2) + "\n"
+    text = json.dumps(data, indent=2)
     if str(path) == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        say(text, sys.stdout)
     else:
-        path.write_text(text)
+        path.write_text(text + "\n")
 
 
 def summary_stream(args: argparse.Namespace) -> TextIO:
@@ -294,10 +294,10 @@ def summary_stream(args: argparse.Namespace) -> TextIO:
 
 def print_summary(args: argparse.Namespace, text: str, summary: Summary) -> None:
     """The text summary, then one line per way the run ended early (to stderr)."""
-    print(text, flush=True, file=summary_stream(args))
+    say(text, summary_stream(args))
     for problem in (summary.input_error, summary.storage_error):
         if problem is not None:
-            print(f"aiograb: error: {problem}", file=sys.stderr)
+            say(f"aiograb: error: {problem}")
 
 
 def check_output_args(args: argparse.Namespace) -> None:
