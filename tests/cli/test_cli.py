@@ -239,13 +239,23 @@ def test_kill_9_mid_run_then_resume(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_ctrl_c_exits_130_with_a_valid_manifest_and_resumes(tmp_path: Path, sig: int) -> None:
+@pytest.mark.parametrize(
+    ("sig", "engine"),
+    [
+        (signal.SIGINT, "async"),
+        (signal.SIGTERM, "async"),
+        (signal.SIGHUP, "async"),  # the terminal went away (an ssh session that dropped)
+        (signal.SIGHUP, "threads"),
+    ],
+)
+def test_ctrl_c_exits_130_with_a_valid_manifest_and_resumes(
+    tmp_path: Path, sig: int, engine: str
+) -> None:
     n = 1000
     with ServerProcess(ServerConfig(latency_ms=30)) as srv:
         urls = write_urls(tmp_path / "u.txt", [f"{srv.base_url}/img/{i}.jpg" for i in range(n)])
         out = tmp_path / "out"
-        proc = start_get(urls, out)
+        proc = start_get(urls, out, "--engine", engine)
         wait_for_progress(out, proc, 100)
         proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=30)
@@ -261,6 +271,27 @@ def test_ctrl_c_exits_130_with_a_valid_manifest_and_resumes(tmp_path: Path, sig:
         again = start_get(urls, out)
         again.communicate(timeout=120)
         assert again.returncode == 0
+    check_complete(out, n)
+
+
+@pytest.mark.slow
+def test_under_nohup_a_hangup_stops_nothing(tmp_path: Path) -> None:
+    n = 300
+    with ServerProcess(ServerConfig(latency_ms=30)) as srv:
+        urls = write_urls(tmp_path / "u.txt", [f"{srv.base_url}/img/{i}.jpg" for i in range(n)])
+        out = tmp_path / "out"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aiograb", "get", str(urls), "-o", str(out), "-c", "10", "-q"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            # What nohup does before it runs the command.
+            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+        )
+        wait_for_progress(out, proc, 20)
+        proc.send_signal(signal.SIGHUP)
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr
     check_complete(out, n)
 
 

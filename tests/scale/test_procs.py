@@ -180,9 +180,11 @@ def test_kill_9_of_the_process_group_then_rerun(
     assert refetched <= 16 + 70
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP])
 def test_ctrl_c_then_resume_with_another_procs(
-    slow_hosts: tuple[Counting, list[str]], tmp_path: Path
+    slow_hosts: tuple[Counting, list[str]], tmp_path: Path, sig: int
 ) -> None:
+    # SIGHUP: the terminal went away; it reaches the whole group as Ctrl-C does.
     counting, bases = slow_hosts
     urls = [f"{b}/{i}.png" for i in range(20) for b in bases]
     src = _write(tmp_path / "urls.txt", urls)
@@ -191,7 +193,7 @@ def test_ctrl_c_then_resume_with_another_procs(
                   tmp_path)  # fmt: skip
     try:
         _wait_for(lambda: _ok_so_far(out) >= 40)
-        os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C reaches the whole group
+        os.killpg(proc.pid, sig)  # the terminal's Ctrl-C reaches the whole group
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

@@ -263,15 +263,16 @@ def _run_blocking(
 ) -> Summary:
     import threading
 
+    from aiograb._core.loop import stop_signals
     from aiograb._get.blocking import run_get_blocking
 
     stop = threading.Event()
 
     def on_signal(sig: int, _frame: object) -> None:
-        signal.signal(sig, signal.SIG_DFL if sig == signal.SIGTERM else signal.default_int_handler)
+        signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
         stop.set()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in stop_signals():
         signal.signal(sig, on_signal)
     return run_get_blocking(
         rows,

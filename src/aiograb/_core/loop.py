@@ -17,6 +17,7 @@ __all__ = [
     "loop_name",
     "run_loop",
     "run_stoppable",
+    "stop_signals",
     "tuned_gc",
 ]
 
@@ -83,13 +84,21 @@ def check_no_running_loop(blocking: str, async_name: str) -> None:
     )
 
 
+def stop_signals() -> tuple[signal.Signals, ...]:
+    """The signals that stop a run gently: Ctrl-C, SIGTERM (a job scheduler's, a
+    container's stop) and SIGHUP (the terminal went away), unless SIGHUP is ignored
+    (``nohup``: the user asked the run to outlive the terminal)."""
+    hangup = () if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN else (signal.SIGHUP,)
+    return (signal.SIGINT, signal.SIGTERM, *hangup)
+
+
 def run_stoppable(
     main: Callable[[asyncio.Event], Coroutine[Any, Any, T]],
     *,
     use_uvloop: bool = True,
     names: tuple[str, str] = ("download", "download_async"),
 ) -> T:
-    """Run ``main(stop)`` on a fresh loop; SIGINT/SIGTERM set ``stop`` instead of killing.
+    """Run ``main(stop)`` on a fresh loop; ``stop_signals()`` set ``stop`` instead of killing.
 
     The first signal asks the run to stop gently (journal and manifest are still
     written); a second one gets the default behaviour. Off the main thread, where
@@ -107,7 +116,7 @@ def run_stoppable(
             stop.set()
 
         installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in stop_signals():
             try:
                 loop.add_signal_handler(sig, on_signal, sig)
                 installed.append(sig)

@@ -38,11 +38,22 @@ def preload(kind: Kind, transport: str) -> list[str]:
 def start(kind: Kind, transport: str) -> None:
     """Start the server now, with ``kind``'s modules to import. Nothing where there is
     no fork server, or when one runs already: a process has one server, and the
-    first preload stands (a later pool's processes import what it lacks themselves)."""
+    first preload stands (a later pool's processes import what it lacks themselves).
+
+    The server and ``multiprocessing``'s resource tracker (started with it) ignore
+    SIGHUP, and so does every process forked from the server: when the terminal goes
+    away, the hangup reaches the whole process group, and only the coordinator acts
+    on it (it stops the parts gently, as on Ctrl-C). Killed by it, the server would
+    take the pool's view of its processes with it (``BrokenProcessPool``)."""
     if not available():
         return
     import multiprocessing
+    import signal
     from multiprocessing import forkserver
 
     multiprocessing.get_context("forkserver").set_forkserver_preload(preload(kind, transport))
-    forkserver.ensure_running()
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # inherited by what starts now
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGHUP, before)

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from aiograb._core.config import DEFAULT_TRANSPORT, Limits, RequestPolicy
 from aiograb._core.errors import UsageError
+from aiograb._core.loop import stop_signals
 from aiograb._core.stats import Progress, Summary, peak_rss_mb
 from aiograb._get.sources import InputRow
 from aiograb._scale import forkserver
@@ -68,7 +69,10 @@ def default_procs() -> int:
 def _ignore_sigint() -> None:
     # A pool process between parts must not die of the terminal's Ctrl-C; while a
     # part runs, its loop handles SIGINT itself (run_stoppable) and stops cleanly.
+    # The terminal's hangup is the coordinator's to act on (the stop file): a pool
+    # process ignores it as the fork server it comes from does (forkserver.start).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
 def process_pool(procs: int, transport: str = DEFAULT_TRANSPORT) -> cf.ProcessPoolExecutor:
@@ -84,8 +88,7 @@ def process_pool(procs: int, transport: str = DEFAULT_TRANSPORT) -> cf.ProcessPo
         context = multiprocessing.get_context("spawn")
     else:
         context = multiprocessing.get_context("forkserver")
-        # Ignored when the server already runs (the CLI's, an earlier pool's).
-        context.set_forkserver_preload(forkserver.preload("procs", transport))
+        forkserver.start("procs", transport)  # nothing when the CLI's already runs
     return cf.ProcessPoolExecutor(procs, mp_context=context, initializer=_ignore_sigint)
 
 
@@ -147,7 +150,8 @@ def _plan(rows: Callable[[], Iterable[InputRow]], out: Path, parts: int | None, 
 
 
 class _Stop:
-    """Ctrl-C or SIGTERM of the coordinator: write the stop file every part watches."""
+    """Ctrl-C, SIGTERM or SIGHUP of the coordinator (``stop_signals``): write the stop
+    file every part watches."""
 
     def __init__(self, stop_file: Path) -> None:
         self._file = stop_file
@@ -157,7 +161,7 @@ class _Stop:
     def __enter__(self) -> _Stop:
         self._file.unlink(missing_ok=True)
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in stop_signals():
                 self._old[sig] = signal.signal(sig, self._on_signal)
         return self
 
