@@ -3,11 +3,15 @@ a log file that cannot be written never stops the download, nor changes its exit
 
 from __future__ import annotations
 
+import os
+import pty
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from aiograb.testing import RunningServer
+from aiograb.testing import RunningServer, ServerConfig, ServerProcess
 from tests.helpers import manifest
 
 
@@ -74,3 +78,39 @@ def test_a_log_file_that_cannot_be_written_is_said_once(
     ]
     assert "done: 20 ok, 0 failed" in done.stdout
     assert len(manifest(tmp_path / "out")) == 20
+
+
+def test_a_terminal_that_hangs_up_mid_run_stops_it_gently(tmp_path: Path) -> None:
+    # The progress bar's terminal goes away (an ssh session that dropped): writes to it
+    # fail (EIO) and the hangup arrives. The run stops as on Ctrl-C: 130, a whole
+    # manifest, every row ok or pending.
+    with ServerProcess(ServerConfig(latency_ms=30)) as srv:
+        urls = [f"{srv.base_url}/img/{i}.jpg" for i in range(2000)]
+        (tmp_path / "urls.txt").write_text("".join(f"{url}\n" for url in urls))
+        controller, terminal = pty.openpty()
+        run = subprocess.Popen(
+            [sys.executable, "-m", "aiograb", "get", "urls.txt", "-o", "out", "-c", "20"],
+            cwd=tmp_path,
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,
+            start_new_session=True,
+        )
+        os.close(terminal)
+        try:
+            shown = b""
+            deadline = time.monotonic() + 30
+            while b"ok" not in shown:  # the bar is up
+                assert time.monotonic() < deadline, shown
+                shown += os.read(controller, 65536)
+            time.sleep(0.5)
+        finally:
+            os.close(controller)  # the terminal goes away
+        time.sleep(0.3)
+        run.send_signal(signal.SIGHUP)
+        code = run.wait(timeout=60)
+    assert code == 130
+    rows = manifest(tmp_path / "out")
+    assert len(rows) == len(urls)
+    assert {row["state"] for row in rows} <= {"ok", "pending"}
+    assert any(row["state"] == "ok" for row in rows)

@@ -25,7 +25,7 @@ def say(text: str, stream: TextIO | None = None) -> bool:
     so does its exit code: a reader that left early is not a failure of the run."""
     try:
         print(text, file=sys.stderr if stream is None else stream, flush=True)
-    except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
+    except (OSError, ValueError):  # EPIPE, a terminal hung up (EIO); ValueError: closed
         return False
     return True
 
@@ -97,8 +97,11 @@ class ProgressDisplay:
         tb: TracebackType | None,
     ) -> None:
         if self._bar is not None:
-            self._bar.refresh()
-            self._bar.stop()
+            try:
+                self._bar.refresh()
+                self._bar.stop()
+            except OSError:  # the terminal hung up
+                pass
             self._bar = None
         if self.log is not None:
             if self._progress is not None:  # the last line counts what the summary counts
@@ -132,7 +135,10 @@ class ProgressDisplay:
             failed=f"{p.failed:,}",
             rate=f"{files_s:,.0f} files/s {mb_s:,.1f} MB/s",
         )
-        self._bar.refresh()
+        try:
+            self._bar.refresh()
+        except OSError:  # the terminal hung up (EIO): the run goes on without its bar
+            self._bar = None
 
 
 def format_summary(s: Summary) -> str:
