@@ -149,7 +149,10 @@ def format_summary(s: Summary) -> str:
         if s.counts.get(k, 0) or k in ("ok", "failed")
     )
     head = "interrupted (run the same command again to resume)" if s.interrupted else "done"
-    if s.storage_error is not None:
+    lost = s.storage_error is not None and not s.journal.exists()  # OUT was removed
+    if lost:
+        head = "stopped: the output folder was removed during the run"
+    elif s.storage_error is not None:
         head = "stopped: no space left (free some space, then run the same command again)"
     lines = [
         # As the bar says: while the input was not read to its end, more rows may follow.
@@ -185,7 +188,7 @@ def format_summary(s: Summary) -> str:
     lines.extend(
         f"  {problem} (run the same command again to resume it)" for problem in s.part_errors
     )
-    lines.append(f"  manifest: {s.manifest}")
+    lines.append(f"  manifest: {'none (its folder is gone)' if lost else s.manifest}")
     return "\n".join(lines)
 
 

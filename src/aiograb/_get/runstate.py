@@ -17,7 +17,7 @@ from itertools import islice
 from pathlib import Path
 
 from aiograb._core.content import mime_for
-from aiograb._core.errors import DiskFull, HashMismatch, InputError, InvalidURL
+from aiograb._core.errors import DiskFull, HashMismatch, InputError, InvalidURL, WriteError
 from aiograb._core.models import InputRow, Outcome
 from aiograb._core.stats import (
     InputCounts,
@@ -118,6 +118,7 @@ class RunState:
         self.input_error: str | None = None
         self.storage_error: str | None = None  # the disk filled up: the run stopped
         self.on_storage_error: Callable[[], None] | None = None  # the engine's stop
+        self.folder_lost = False  # OUT was removed or replaced under the run
         self._read = self._known = 0
         ensure_output_folder(self.out)
         # Locked before anything in OUT is touched: a second run exits with one line.
@@ -126,6 +127,7 @@ class RunState:
             self.sink = FileSink(self.out, io_threads=io_threads)
             self.sink.prepare()
             self.journal = Journal(self.out / JOURNAL_NAME)
+            self._journal_file = _file_id(self.out / JOURNAL_NAME)
         except BaseException:
             if (sink := getattr(self, "sink", None)) is not None:
                 sink.close()  # its IO threads, when it has any
@@ -241,6 +243,8 @@ class RunState:
         self.journal.record(row.id, outcome)
         if outcome.error_code == DiskFull.code:
             self._stop_for_storage(str(outcome.error))
+        elif outcome.error_code == WriteError.code and self._folder_lost():
+            self._stop_for_lost_folder(str(outcome.error))
         if commit_with is not None or (flush and self.journal.buffered >= FLUSH_ROWS):
             self._flush(commit_with)
         if self._on_outcome is not None:
@@ -326,12 +330,34 @@ class RunState:
             if self.on_storage_error is not None:
                 self.on_storage_error()
 
+    def _folder_lost(self) -> bool:
+        """Whether the journal this run writes is no longer in OUT (the folder was
+        removed, or replaced): its rows, and the files, went with it."""
+        try:
+            return _file_id(self.out / JOURNAL_NAME) != self._journal_file
+        except FileNotFoundError:
+            return True
+
+    def _stop_for_lost_folder(self, why: str) -> None:
+        """Stop at once: every file from now on would be fetched and thrown away."""
+        if self.storage_error is None:
+            self.folder_lost = True
+            self.storage_error = (
+                f"{self.out}: the output folder was removed or replaced during the run "
+                f"({why}); stopped. Its journal and files went with it: run the command "
+                "again to start over"
+            )
+            if self.on_storage_error is not None:
+                self.on_storage_error()
+
     def _close_storage(self) -> tuple[dict[str, int], dict[str, int]]:
-        """Commit, rewrite the manifest, close the journal, even on a full disk."""
+        """Commit, rewrite the manifest, close the journal, even on a full disk. No
+        manifest when the folder was lost: its rows would name files that are gone."""
         journal = self.journal
         self._flush()
         try:
-            journal.write_manifest(self.out / MANIFEST_NAME)
+            if not self.folder_lost:
+                journal.write_manifest(self.out / MANIFEST_NAME)
         except (sqlite3.Error, OSError) as exc:
             if not is_storage_full(exc):
                 raise
@@ -388,3 +414,9 @@ class RunState:
                 else None
             ),
         )
+
+
+def _file_id(path: Path) -> tuple[int, int]:
+    """Which file ``path`` is: its device and inode."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino

@@ -442,8 +442,11 @@ class FileSink:
         return f"{key[:2]}/{key}.{ext}"
 
     def ensure_dir(self, path: str) -> None:
+        """Create ``path``, a folder right under the root (``ab/``). Not the root: an
+        output folder removed during the run stays gone (the run stops, RunState)."""
         if path not in self._dirs:
-            os.makedirs(path, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(path)
             self._dirs.add(path)
 
     def find_stored(self, key: str) -> str | None:
