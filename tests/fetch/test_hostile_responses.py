@@ -66,3 +66,21 @@ def test_failure_messages_are_one_line_in_our_words(tmp_path: Path, server: Runn
         assert "\n" not in message, (url, message)
         assert "message:" not in message, (url, message)  # aiohttp's "400, message: ..."
         assert len(message) < 200, (url, message)
+
+
+def test_a_header_too_large_to_read_is_a_bad_response_in_our_words(tmp_path: Path) -> None:
+    async def big(request: web.Request) -> web.Response:
+        return web.Response(body=_PNG_HEAD, headers={"X-Big": "a" * 200_000})
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/a.png", big)
+        async with serve_app(app) as base:
+            await download_async([base + "/a.png"], tmp_path, policy=FAST)
+
+    run(main())
+    (row,) = manifest(tmp_path)
+    assert row["error"] == "protocol_error"
+    assert row["message"].startswith("bad HTTP response: ")
+    assert "header" in row["message"].lower() or "got more than" in row["message"].lower()
+    assert len(row["message"]) < 200
