@@ -7,17 +7,54 @@ per transfer in flight, reused; at most N transfers at once, the next URL starte
 ends. No journal, hashing, validation or retries; a failed URL is counted, not retried.
 It is the floor under aiograb's default transport: the same C doing the HTTP, and
 nothing of aiograb around it.
+
+Two steps up the ladder from that floor towards aiograb (issue #13: where its extra CPU
+per file goes), each measured beside the others in ``bench_peers.py``:
+
+- ``--tasks``: the same transfers awaited by coroutines, one at a time per worker (N
+  workers, as aiograb's engine has), each file's body awaited on a future that the
+  transfer's end resolves: the cost of a coroutine per file, and nothing else;
+- ``--tasks --safe``: also what aiograb guarantees of a stored file, in its plainest
+  form: the body's SHA-256, written to a temporary file and renamed into a folder per
+  key prefix (as aiograb's ``files`` sink), the type checked by its first bytes.
 """
 
 import argparse
 import asyncio
+import hashlib
 import os
 
 import pycurl
 import uvloop
 
 
-async def main(urls_file: str, out_dir: str, concurrency: int) -> None:
+def store_plainly(out_dir: str, i: int, body: bytes) -> bool:
+    with open(os.path.join(out_dir, f"{i}.bin"), "wb") as f:
+        f.write(body)
+    return True
+
+
+def store_safely(out_dir: str, i: int, body: bytes) -> bool:
+    """What aiograb does with a body, in its plainest form (``--safe``)."""
+    if not body.startswith((b"\xff\xd8", b"\x89PNG", b"GIF8", b"RIFF")):
+        return False
+    key = hashlib.sha256(str(i).encode()).hexdigest()[:32]
+    digest = hashlib.sha256(body).hexdigest()
+    tmp = os.path.join(out_dir, ".tmp", f"{key}.part")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, body)
+    finally:
+        os.close(fd)
+    folder = os.path.join(out_dir, key[:2])
+    if not os.path.isdir(folder):
+        os.makedirs(folder, exist_ok=True)
+    os.replace(tmp, os.path.join(folder, f"{key}.bin"))
+    return len(digest) == 64
+
+
+async def main(urls_file: str, out_dir: str, concurrency: int, *, tasks: bool = False,
+               safe: bool = False) -> None:  # fmt: skip
     loop = asyncio.get_running_loop()
     multi = pycurl.CurlMulti()
     multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, concurrency)
@@ -45,6 +82,11 @@ async def main(urls_file: str, out_dir: str, concurrency: int) -> None:
 
     def finish(handle: pycurl.Curl, ok: bool) -> None:
         multi.remove_handle(handle)
+        if tasks:
+            future = waiting.pop(handle)
+            idle.append(handle)
+            future.set_result(ok and handle.getinfo(pycurl.RESPONSE_CODE) == 200)
+            return
         i, chunks = active.pop(handle)
         idle.append(handle)
         if ok and handle.getinfo(pycurl.RESPONSE_CODE) == 200:
@@ -86,12 +128,35 @@ async def main(urls_file: str, out_dir: str, concurrency: int) -> None:
             timer[0].cancel()
         timer[0] = None if ms < 0 else loop.call_later(ms / 1000, act, pycurl.SOCKET_TIMEOUT, 0)
 
+    waiting: dict[pycurl.Curl, asyncio.Future[bool]] = {}
+
+    async def worker() -> None:
+        for i, url in numbered:
+            handle = idle.pop() if idle else pycurl.Curl()
+            chunks: list[bytes] = []
+            handle.setopt(pycurl.URL, url)
+            handle.setopt(pycurl.WRITEFUNCTION, chunks.append)
+            waiting[handle] = future = loop.create_future()
+            multi.add_handle(handle)
+            if not await future:
+                counts["failed"] += 1
+                continue
+            body = b"".join(chunks)
+            stored = store_safely(out_dir, i, body) if safe else store_plainly(out_dir, i, body)
+            counts["ok" if stored else "failed"] += 1
+
     multi.setopt(pycurl.M_SOCKETFUNCTION, on_socket)
     multi.setopt(pycurl.M_TIMERFUNCTION, on_timer)
     try:
-        for _ in range(concurrency):
-            start_next()
-        await done
+        if tasks:
+            os.makedirs(os.path.join(out_dir, ".tmp"), exist_ok=True)
+            async with asyncio.TaskGroup() as group:
+                for _ in range(concurrency):
+                    group.create_task(worker())
+        else:
+            for _ in range(concurrency):
+                start_next()
+            await done
     finally:
         lines.close()
         for fd, what in watched.items():
@@ -110,6 +175,10 @@ if __name__ == "__main__":
     parser.add_argument("urls_file")
     parser.add_argument("out_dir")
     parser.add_argument("--concurrency", "-c", type=int, default=500)
+    parser.add_argument("--tasks", action="store_true", help="a coroutine per file")
+    parser.add_argument("--safe", action="store_true", help="with --tasks: hash, check, rename")
     args = parser.parse_args()
     os.makedirs(args.out_dir, exist_ok=True)
-    uvloop.run(main(args.urls_file, args.out_dir, args.concurrency))
+    uvloop.run(
+        main(args.urls_file, args.out_dir, args.concurrency, tasks=args.tasks, safe=args.safe)
+    )

@@ -102,10 +102,14 @@ def _bare(_urls: list[str], file: Path, out: Path, concurrency: int) -> list[str
     return [sys.executable, str(BARE), str(file), str(out), "--concurrency", str(concurrency)]
 
 
-def _bare_pycurl(_urls: list[str], file: Path, out: Path, concurrency: int) -> list[str]:
-    return [
-        sys.executable, str(BARE_PYCURL), str(file), str(out), "--concurrency", str(concurrency)
-    ]  # fmt: skip
+def _bare_pycurl_with(*extra: str) -> Command:
+    def command(_urls: list[str], file: Path, out: Path, concurrency: int) -> list[str]:
+        return [
+            sys.executable, str(BARE_PYCURL), str(file), str(out),
+            "--concurrency", str(concurrency), *extra,
+        ]  # fmt: skip
+
+    return command
 
 
 def _aiograb(*extra: str, tree: Path | None = None) -> Command:
@@ -141,7 +145,11 @@ def available_tools(img2dataset: str = "img2dataset") -> dict[str, Command]:
     if _has_pycurl() and flag:
         tools["aiograb-curl"] = _aiograb("--transport", "curl")
     if _has_pycurl():
-        tools["bare-pycurl"] = _bare_pycurl
+        tools["bare-pycurl"] = _bare_pycurl_with()
+        # The ladder from that floor to aiograb (bare_pycurl.py): a coroutine per file,
+        # then also the hash, the type check and the rename into place.
+        tools["bare-pycurl-tasks"] = _bare_pycurl_with("--tasks")
+        tools["bare-pycurl-safe"] = _bare_pycurl_with("--tasks", "--safe")
     if shutil.which("aria2c"):
         tools["aria2c"] = _peer("aria2c")
     if shutil.which(img2dataset):
