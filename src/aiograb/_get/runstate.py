@@ -30,7 +30,14 @@ from aiograb._core.stats import (
 from aiograb._core.urls import normalize
 from aiograb._get.sources import RowSource, SourceStats
 from aiograb._store.check import ensure_output_folder
-from aiograb._store.journal import JOURNAL_NAME, Journal, NewRow, PendingRow, is_storage_full
+from aiograb._store.journal import (
+    JOURNAL_NAME,
+    LOST_FOLDER_HINT,
+    Journal,
+    NewRow,
+    PendingRow,
+    is_storage_full,
+)
 from aiograb._store.lock import OutputLock
 from aiograb._store.sinks import FileSink, Stored
 
@@ -344,8 +351,7 @@ class RunState:
             self.folder_lost = True
             self.storage_error = (
                 f"{self.out}: the output folder was removed or replaced during the run "
-                f"({why}); stopped. Its journal and files went with it: run the command "
-                "again to start over"
+                f"({why}); stopped. {LOST_FOLDER_HINT}"
             )
             if self.on_storage_error is not None:
                 self.on_storage_error()

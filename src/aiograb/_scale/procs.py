@@ -50,8 +50,8 @@ from aiograb._scale.part import (
     run_part,
     warm_up,
 )
-from aiograb._scale.plan import PART_INPUT, PARTS_DIR, Part, Plan, load_plan, make_plan
-from aiograb._store.journal import JOURNAL_NAME, is_storage_full
+from aiograb._scale.plan import PART_INPUT, PARTS_DIR, PLAN_NAME, Part, Plan, load_plan, make_plan
+from aiograb._store.journal import JOURNAL_NAME, LOST_FOLDER_HINT, is_storage_full
 
 if TYPE_CHECKING:  # the engine is the parts' to import, not the coordinator's
     from aiograb._images.pipeline import ImagePipeline
@@ -290,8 +290,11 @@ def run_parted(
         for part, r in zip(plan.parts, results, strict=True)
         if isinstance(r, Summary) and r.storage_error is None
     ]
-    unmerged = _merge(plan, fresh)
     summary = _combine(plan, results, time.monotonic() - t0, interrupted, (io_threads, running))
+    if not (out / PLAN_NAME).exists():  # OUT was removed or replaced: the parts stopped
+        lost = f"{out}: the output folder was removed or replaced during the run; stopped"
+        return replace(summary, storage_error=f"{lost}. {LOST_FOLDER_HINT}")
+    unmerged = _merge(plan, fresh)
     if unmerged is not None:  # the parts' journals hold every row: nothing is lost
         full = summary.storage_error
         summary = replace(summary, storage_error=f"{full}. {unmerged}" if full else unmerged)

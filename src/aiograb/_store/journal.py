@@ -32,6 +32,7 @@ from aiograb._store.migrations import SCHEMA_VERSION, migrate
 
 __all__ = [
     "JOURNAL_NAME",
+    "LOST_FOLDER_HINT",
     "DoneRow",
     "Journal",
     "NewRow",
@@ -42,6 +43,8 @@ __all__ = [
 ]
 
 JOURNAL_NAME = "aiograb-journal.sqlite"
+# What a run whose output folder was removed under it says (one process, or parts).
+LOST_FOLDER_HINT = "Its journal and files went with it: run the command again to start over"
 # One encoder for every manifest line: json.dumps with a non-default option builds a
 # new JSONEncoder per call (measured: 171 -> 160 ms CPU for a 10k-row manifest).
 _MANIFEST_ENCODER = json.JSONEncoder(ensure_ascii=False)
