@@ -123,7 +123,7 @@ class RunState:
         if isinstance(rows, RowSource):  # iterate the inner generator: one call less per row
             self._source, self._source_stats, rows = rows, rows.stats, rows.generator
         self.input_error: str | None = None
-        self.storage_error: str | None = None  # the disk filled up: the run stopped
+        self.storage_error: str | None = None  # the disk filled up (or OUT went): stopped
         self.on_storage_error: Callable[[], None] | None = None  # the engine's stop
         self.folder_lost = False  # OUT was removed or replaced under the run
         self._read = self._known = 0
@@ -342,7 +342,7 @@ class RunState:
         removed, or replaced): its rows, and the files, went with it."""
         try:
             return _file_id(self.out / JOURNAL_NAME) != self._journal_file
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return True
 
     def _stop_for_lost_folder(self, why: str) -> None:
