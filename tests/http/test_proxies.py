@@ -9,6 +9,8 @@ import asyncio
 import json
 import os
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -367,6 +369,48 @@ def test_routes_follow_curl_rules() -> None:
     explicit = ProxyRoutes("127.0.0.1:3128", {"no_proxy": "*"})
     assert explicit.for_url(URL("http://x/")) is None  # no_proxy applies to --proxy too
     assert ProxyRoutes("127.0.0.1:3128", {}).proxies[0].port == 3128
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"PATH": "/bin", "PYTHONPROXY": "x"},  # ends in "proxy", not "_proxy"
+        {"http_proxy": "http://lower:1", "HTTP_PROXY": "http://upper:2"},
+        {"Https_Proxy": "http://mixed:3", "no_proxy": "a.test"},
+        {"http_proxy": "", "HTTP_PROXY": "http://upper:2", "REQUEST_METHOD": "GET"},
+    ],
+)
+def test_the_environment_is_read_as_urllib_reads_it(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import urllib.request
+
+    from aiograb._http.network import _environment
+
+    for name in list(os.environ):
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert _environment() == urllib.request.getproxies_environment()
+
+
+def test_no_proxy_variable_means_no_urllib_import() -> None:
+    # urllib.request (and http.client, email) cost ~6 ms of every run's start.
+    code = (
+        "import sys\n"
+        "from aiograb._http.network import ProxyRoutes\n"
+        "from aiograb._fetch.fetcher import parse_retry_after\n"
+        "assert not ProxyRoutes(None)\n"
+        "assert parse_retry_after('120', 0.0) == 120.0\n"
+        "print(sorted({'urllib.request', 'http.client', 'email.utils'} & set(sys.modules)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 # --- the environment and the CLI ---------------------------------------------------

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import random
 import threading
 import time
@@ -56,6 +55,8 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils  # here: only an HTTP-date needs it (~3.5 ms of every run's start)
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
