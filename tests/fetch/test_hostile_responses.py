@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -13,6 +15,21 @@ from tests.helpers import by_url, manifest, run, serve_app
 
 FAST = RequestPolicy(retry=RetryPolicy(retries=2), timeouts=Timeouts(total=5, connect=2))
 _PNG_HEAD = b"\x89PNG\r\n\x1a\n" + b"\0" * 200
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def _the_row_of_one_response(tmp_path: Path, handler: Handler) -> dict[str, Any]:
+    """Download one URL that ``handler`` answers; its manifest row."""
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/a.png", handler)
+        async with serve_app(app) as base:
+            await download_async([base + "/a.png"], tmp_path, policy=FAST)
+
+    run(main())
+    (row,) = manifest(tmp_path)
+    return row
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
@@ -24,14 +41,7 @@ def test_a_body_that_claims_an_encoding_it_is_not_is_bad_encoding(
             body=_PNG_HEAD, headers={"Content-Encoding": encoding, "Content-Type": "image/png"}
         )
 
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/a.png", fake)
-        async with serve_app(app) as base:
-            await download_async([base + "/a.png"], tmp_path, policy=FAST)
-
-    run(main())
-    (row,) = manifest(tmp_path)
+    row = _the_row_of_one_response(tmp_path, fake)
     assert row["error"] == "bad_encoding"
     assert row["attempts"] == 1  # the server will say the same again: not retried
     if encoding == "br" and "cannot decode" in row["message"]:
@@ -72,14 +82,7 @@ def test_a_header_too_large_to_read_is_a_bad_response_in_our_words(tmp_path: Pat
     async def big(request: web.Request) -> web.Response:
         return web.Response(body=_PNG_HEAD, headers={"X-Big": "a" * 200_000})
 
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/a.png", big)
-        async with serve_app(app) as base:
-            await download_async([base + "/a.png"], tmp_path, policy=FAST)
-
-    run(main())
-    (row,) = manifest(tmp_path)
+    row = _the_row_of_one_response(tmp_path, big)
     assert row["error"] == "protocol_error"
     assert row["message"].startswith("bad HTTP response: ")
     assert "header" in row["message"].lower() or "got more than" in row["message"].lower()
