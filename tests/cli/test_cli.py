@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -165,7 +166,9 @@ def journal_ok(out: Path) -> int:
         return int(db.execute("SELECT count(*) FROM items WHERE state='ok'").fetchone()[0])
 
 
-def start_get(urls: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
+def start_get(
+    urls: Path, out: Path, *extra: str, preexec_fn: Callable[[], object] | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -185,6 +188,7 @@ def start_get(urls: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=preexec_fn,
     )
 
 
@@ -276,19 +280,13 @@ def test_ctrl_c_exits_130_with_a_valid_manifest_and_resumes(
 
 @pytest.mark.slow
 def test_under_nohup_a_hangup_stops_nothing(tmp_path: Path) -> None:
-    n = 300
+    n = 2000
     with ServerProcess(ServerConfig(latency_ms=30)) as srv:
         urls = write_urls(tmp_path / "u.txt", [f"{srv.base_url}/img/{i}.jpg" for i in range(n)])
         out = tmp_path / "out"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "aiograb", "get", str(urls), "-o", str(out), "-c", "10", "-q"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            # What nohup does before it runs the command.
-            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
-        )
-        wait_for_progress(out, proc, 20)
+        # What nohup does before it runs the command.
+        proc = start_get(urls, out, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+        wait_for_progress(out, proc, 100)
         proc.send_signal(signal.SIGHUP)
         _, stderr = proc.communicate(timeout=120)
         assert proc.returncode == 0, stderr

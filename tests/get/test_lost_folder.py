@@ -47,7 +47,9 @@ def test_a_run_whose_folder_is_removed_stops_with_one_line(tmp_path: Path, how: 
     assert "the output folder was removed or replaced during the run" in errors[0]
     assert "stopped: the output folder was removed during the run" in stdout
     assert "manifest: none (its folder is gone)" in stdout
-    fetched = json.loads(summary.read_text())["fetched"]
-    assert fetched < n // 2  # stopped at the first file it could not store, not at the end
+    data = json.loads(summary.read_text())
+    assert data["folder_lost"] is True
+    assert data["exit_code"] == 74
+    assert data["fetched"] < n // 2  # stopped at the first file it could not store, not at the end
     assert not out.exists()  # nothing of it was made again: no manifest, no shard folder
     shutil.rmtree(tmp_path / "gone")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from types import TracebackType
@@ -97,11 +98,9 @@ class ProgressDisplay:
         tb: TracebackType | None,
     ) -> None:
         if self._bar is not None:
-            try:
+            with contextlib.suppress(OSError):  # the terminal hung up
                 self._bar.refresh()
                 self._bar.stop()
-            except OSError:  # the terminal hung up
-                pass
             self._bar = None
         if self.log is not None:
             if self._progress is not None:  # the last line counts what the summary counts
@@ -149,8 +148,7 @@ def format_summary(s: Summary) -> str:
         if s.counts.get(k, 0) or k in ("ok", "failed")
     )
     head = "interrupted (run the same command again to resume)" if s.interrupted else "done"
-    lost = s.storage_error is not None and not s.journal.exists()  # OUT was removed
-    if lost:
+    if s.folder_lost:
         head = "stopped: the output folder was removed during the run"
     elif s.storage_error is not None:
         head = "stopped: no space left (free some space, then run the same command again)"
@@ -188,7 +186,7 @@ def format_summary(s: Summary) -> str:
     lines.extend(
         f"  {problem} (run the same command again to resume it)" for problem in s.part_errors
     )
-    lines.append(f"  manifest: {'none (its folder is gone)' if lost else s.manifest}")
+    lines.append(f"  manifest: {'none (its folder is gone)' if s.folder_lost else s.manifest}")
     return "\n".join(lines)
 
 

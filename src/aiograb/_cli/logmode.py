@@ -64,7 +64,7 @@ class ProgressLog:
         self._expected = expected
         self._t0 = self._last = time.monotonic()
         self._last_done = 0
-        self.lost: OSError | ValueError | None = None  # why the log went quiet
+        self._lost: OSError | ValueError | None = None  # why the log went quiet
 
     def update(self, p: Progress, *, final: bool = False) -> None:
         now = time.monotonic()
@@ -88,14 +88,14 @@ class ProgressLog:
             self._write(f"aiograb: failed {url}: {error}: {' '.join(message.split())}")
 
     def _write(self, line: str) -> None:
-        if self.lost is not None:
+        if self._lost is not None:
             return
         self._lines += 1
         try:
             self._stream.write(line + "\n")
             self._stream.flush()
         except (OSError, ValueError) as exc:  # the reader left, the log file's disk is full
-            self.lost = exc
+            self._lost = exc
             if self._to_file:  # stderr is still there to say so, once
                 say(f"aiograb: warning: no more log lines: {self._stream.name}: {exc}")
 

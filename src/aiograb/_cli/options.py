@@ -273,6 +273,7 @@ def summary_dict(summary: Summary) -> dict[str, Any]:
         "input": dataclasses.asdict(summary.input) if summary.input else None,
         "input_error": summary.input_error,
         "storage_error": summary.storage_error,
+        "folder_lost": summary.folder_lost,
     }
 
 

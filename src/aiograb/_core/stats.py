@@ -125,6 +125,7 @@ class Summary:
     input_error: str | None = None  # the input broke mid-stream (rows before it kept)
     input_read: bool = True  # False: stopped before the input's end (counts are a floor)
     storage_error: str | None = None  # the disk filled up: stopped cleanly (exit 74)
+    folder_lost: bool = False  # the storage error: OUT was removed under the run
     resumed: Resumed | None = None  # the folder held an earlier run
     # (per-host limit, share of the run it held requests back), when it was sampled
     per_host_held: tuple[int, float] | None = None

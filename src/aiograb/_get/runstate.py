@@ -413,6 +413,7 @@ class RunState:
             input_error=self.input_error,
             input_read=p.input_done,
             storage_error=self.storage_error,
+            folder_lost=self.folder_lost,
             resumed=self._resumed,
             per_host_held=(
                 (self._per_host, self._host_held / self._host_samples)

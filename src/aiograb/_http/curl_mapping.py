@@ -40,9 +40,8 @@ if TYPE_CHECKING:  # curl_exchange imports this module
 __all__ = ["curl_failure", "is_ip", "parse_head", "translate_curl"]
 
 _E_PROXY = getattr(pycurl, "E_PROXY", 97)  # CURLE_PROXY (SOCKS errors); not in every pycurl
-_E_TOO_LARGE = getattr(
-    pycurl, "E_TOO_LARGE", 100
-)  # CURLE_TOO_LARGE (libcurl 8.6+): a header too big
+# CURLE_TOO_LARGE (libcurl 8.6+): a header too big; not in every pycurl.
+_E_TOO_LARGE = getattr(pycurl, "E_TOO_LARGE", 100)
 # CURLINFO_PROXY_ERROR (libcurl's CURLproxycode) for a refusal, as RFC 1928 reply codes.
 _PX_NO_AUTH, _PX_USER_REJECTED = 12, 33
 _PX_REPLIES = {20: 1, 23: 2, 22: 3, 21: 4, 19: 5, 24: 6, 18: 7, 17: 8}

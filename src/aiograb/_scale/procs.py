@@ -293,7 +293,7 @@ def run_parted(
     summary = _combine(plan, results, time.monotonic() - t0, interrupted, (io_threads, running))
     if not (out / PLAN_NAME).exists():  # OUT was removed or replaced: the parts stopped
         lost = f"{out}: the output folder was removed or replaced during the run; stopped"
-        return replace(summary, storage_error=f"{lost}. {LOST_FOLDER_HINT}")
+        return replace(summary, storage_error=f"{lost}. {LOST_FOLDER_HINT}", folder_lost=True)
     unmerged = _merge(plan, fresh)
     if unmerged is not None:  # the parts' journals hold every row: nothing is lost
         full = summary.storage_error
