@@ -47,7 +47,7 @@ examples:
   zcat urls.txt.gz | aiograb get - -o images/
   aiograb get urls.txt -o images/ --retry-failed      # after a run, retry only what failed
 
-Run the same command again after a crash or Ctrl-C: it resumes, and nothing
+Run the same command again after a crash, Ctrl-C or a lost terminal: it resumes, and nothing
 already done is fetched again. Output: files under OUT/ab/<key>.<ext>,
 OUT/manifest.jsonl (one line per distinct URL) and the journal OUT/{{journal}}.
 {EXIT_CODES_HELP}

@@ -56,7 +56,8 @@ EXIT_CODES_HELP = (
     f"exit codes: {ExitCode.OK:d} all ok, {ExitCode.FAILED:d} some URLs failed, "
     f"{ExitCode.USAGE:d} usage/input error (also: OUT in use, a damaged journal, input "
     f"broken mid-stream), {ExitCode.OS_ERROR:d} file system refused (disk full: free "
-    f"space and run again), {ExitCode.INTERRUPTED:d} interrupted."
+    f"space and run again; OUT removed during the run), {ExitCode.INTERRUPTED:d} "
+    "interrupted (Ctrl-C, SIGTERM, or SIGHUP unless under nohup)."
 )
 
 
