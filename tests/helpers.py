@@ -6,6 +6,7 @@ import asyncio
 import errno
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -15,9 +16,22 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
+import pytest
 from aiohttp import web
 
 T = TypeVar("T")
+
+
+def under_file_modes() -> list[str]:
+    """The prefix that runs a command bound by file modes: as root, without the
+    capabilities that let root read and write anywhere (util-linux's ``setpriv``);
+    nothing for any other user. Skips the test where root cannot drop them."""
+    if os.geteuid() != 0:
+        return []
+
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv (util-linux) to drop root's DAC override")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -150,6 +150,8 @@ def format_summary(s: Summary) -> str:
     head = "interrupted (run the same command again to resume)" if s.interrupted else "done"
     if s.folder_lost:
         head = "stopped: the output folder was removed during the run"
+    elif s.storage_stop == "not_writable":
+        head = "stopped: the output folder is not writable (make it writable, then run again)"
     elif s.storage_error is not None:
         head = "stopped: no space left (free some space, then run the same command again)"
     lines = [

@@ -55,8 +55,9 @@ __all__ = [
 EXIT_CODES_HELP = (
     f"exit codes: {ExitCode.OK:d} all ok, {ExitCode.FAILED:d} some URLs failed, "
     f"{ExitCode.USAGE:d} usage/input error (also: OUT in use, a damaged journal, input "
-    f"broken mid-stream), {ExitCode.OS_ERROR:d} file system refused (disk full: free "
-    f"space and run again; OUT removed during the run), {ExitCode.INTERRUPTED:d} "
+    f"broken mid-stream), {ExitCode.OS_ERROR:d} file system refused (disk full or OUT "
+    f"made read-only: fix it and run again; OUT removed during the run), "
+    f"{ExitCode.INTERRUPTED:d} "
     "interrupted (Ctrl-C, SIGTERM, or SIGHUP unless under nohup)."
 )
 
@@ -274,6 +275,7 @@ def summary_dict(summary: Summary) -> dict[str, Any]:
         "input": dataclasses.asdict(summary.input) if summary.input else None,
         "input_error": summary.input_error,
         "storage_error": summary.storage_error,
+        "storage_stop": summary.storage_stop,
         "folder_lost": summary.folder_lost,
     }
 

@@ -33,7 +33,9 @@ the engine. Usage errors are separate: they end a whole run before it starts.
     │   │   ├── RobotsTagDisallowed   x_robots_tag (an X-Robots-Tag directive forbids it)
     │   │   ├── WriteError            write_error (disk full, permissions)
     │   │   │   ├── TooManyOpenFiles  too_many_open_files (EMFILE/ENFILE; retried)
-    │   │   │   └── DiskFull          disk_full (ENOSPC, EDQUOT: the run stops; retried next run)
+    │   │   │   ├── DiskFull          disk_full (ENOSPC, EDQUOT: the run stops; retried next run)
+    │   │   │   └── NotWritable       not_writable (EACCES, EPERM, EROFS: the run stops; retried
+    │   │   │                         next run)
     │   │   └── ImageError            corrupt_image, too_many_pixels, too_small,
     │   │                             bad_aspect_ratio, not_raster, unsupported_image,
     │   │                             worker_crashed, worker_timeout (image pipeline)
@@ -62,6 +64,7 @@ __all__ = [
     "InvalidRequest",
     "InvalidURL",
     "NotAccepted",
+    "NotWritable",
     "ProtocolError",
     "ProxyError",
     "RedirectError",
@@ -226,7 +229,16 @@ class DiskFull(WriteError):
     code = "disk_full"
 
 
+class NotWritable(WriteError):
+    """The file system refused a write into OUT (EACCES, EPERM, EROFS): its folder was
+    made read-only during the run (a chmod, a remount). Not the URL's fault: the run
+    stops cleanly, as on a full disk, and the next run retries these rows."""
+
+    code = "not_writable"
+
+
 NO_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
+READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 def socket_error(os_errno: int, reason: str, url: str) -> ConnectError:
@@ -244,11 +256,13 @@ def socket_error(os_errno: int, reason: str, url: str) -> ConnectError:
 
 def write_error(message: str, exc: OSError) -> WriteError:
     """The WriteError for an OSError: TooManyOpenFiles (retryable) for EMFILE/ENFILE,
-    DiskFull for ENOSPC/EDQUOT, else a plain WriteError."""
+    DiskFull for ENOSPC/EDQUOT, NotWritable for EACCES/EPERM/EROFS, else a plain WriteError."""
     if exc.errno in NO_DESCRIPTORS:
         return TooManyOpenFiles(message)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return DiskFull(message)
+    if exc.errno in READ_ONLY:
+        return NotWritable(message)
     return WriteError(message)
 
 

@@ -125,7 +125,9 @@ class Summary:
     input_error: str | None = None  # the input broke mid-stream (rows before it kept)
     input_read: bool = True  # False: stopped before the input's end (counts are a floor)
     storage_error: str | None = None  # the disk filled up: stopped cleanly (exit 74)
-    folder_lost: bool = False  # the storage error: OUT was removed under the run
+    # What stopped it: disk_full, not_writable (OUT was made read-only), or folder_lost
+    # (OUT was removed or replaced under the run)
+    storage_stop: str | None = None
     resumed: Resumed | None = None  # the folder held an earlier run
     # (per-host limit, share of the run it held requests back), when it was sampled
     per_host_held: tuple[int, float] | None = None
@@ -134,6 +136,11 @@ class Summary:
     processes: int = 1  # event-loop processes (--procs, --dask): peak_threads is
     # the largest of theirs, peak_rss_mb their sum
     part_errors: tuple[str, ...] = ()  # parts whose task failed for good (rerun resumes them)
+
+    @property
+    def folder_lost(self) -> bool:
+        """Whether OUT was removed or replaced under the run (no manifest was written)."""
+        return self.storage_stop == "folder_lost"
 
     @property
     def files_per_second(self) -> float:

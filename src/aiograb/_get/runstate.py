@@ -17,7 +17,14 @@ from itertools import islice
 from pathlib import Path
 
 from aiograb._core.content import mime_for
-from aiograb._core.errors import DiskFull, HashMismatch, InputError, InvalidURL, WriteError
+from aiograb._core.errors import (
+    DiskFull,
+    HashMismatch,
+    InputError,
+    InvalidURL,
+    NotWritable,
+    WriteError,
+)
 from aiograb._core.models import InputRow, Outcome
 from aiograb._core.stats import (
     InputCounts,
@@ -36,7 +43,7 @@ from aiograb._store.journal import (
     Journal,
     NewRow,
     PendingRow,
-    is_storage_full,
+    storage_refusal,
 )
 from aiograb._store.lock import OutputLock
 from aiograb._store.sinks import FileSink, Stored
@@ -51,6 +58,14 @@ FLUSH_SECONDS = 0.5
 ADOPT_MISS_STREAK = 2048  # earlier pending rows without a file before adopting stops
 
 OutcomeHook = Callable[[PendingRow, Outcome], None]
+
+# The classes of a store the file system refused for the whole folder: the run stops
+# (its rows stay pending), and the next run does the rows they failed again.
+_STOPPING = frozenset({DiskFull.code, NotWritable.code})
+_STOPPED_BY = {
+    DiskFull.code: ("no space left", "free some space"),
+    NotWritable.code: ("the file system refused to store a file", "make the folder writable"),
+}
 
 _ROW_ERRORS = {
     "invalid_encoding": "input row is not valid UTF-8",
@@ -125,7 +140,9 @@ class RunState:
         self.input_error: str | None = None
         self.storage_error: str | None = None  # the disk filled up (or OUT went): stopped
         self.on_storage_error: Callable[[], None] | None = None  # the engine's stop
-        self.folder_lost = False  # OUT was removed or replaced under the run
+        # What stopped it: disk_full, not_writable, or folder_lost (OUT was removed or
+        # replaced under the run).
+        self.storage_stop: str | None = None
         self._read = self._known = 0
         ensure_output_folder(self.out)
         # Locked before anything in OUT is touched: a second run exits with one line.
@@ -146,8 +163,9 @@ class RunState:
         self._on_outcome = on_outcome
         self.progress = Progress()
         self.peaks = ResourcePeaks()
-        # Rows a full disk failed were fine: this run does them again.
-        self.journal.reopen_failed(DiskFull.code)
+        # Rows a full disk or a read-only folder failed were fine: this run does them again.
+        for code in sorted(_STOPPING):
+            self.journal.reopen_failed(code)
         counts = self.journal.counts()
         self._resumed = (
             Resumed(
@@ -248,8 +266,8 @@ class RunState:
             if row.id <= self._earlier_rows:
                 self.sink.remove_stale(key)
         self.journal.record(row.id, outcome)
-        if outcome.error_code == DiskFull.code:
-            self._stop_for_storage(str(outcome.error))
+        if outcome.error_code in _STOPPING:
+            self._stop_for_storage(str(outcome.error), outcome.error_code)
         elif outcome.error_code == WriteError.code and self._folder_lost():
             self._stop_for_lost_folder(str(outcome.error))
         if commit_with is not None or (flush and self.journal.buffered >= FLUSH_ROWS):
@@ -323,16 +341,19 @@ class RunState:
             self._storage_failed(exc)
 
     def _storage_failed(self, exc: sqlite3.Error | OSError) -> None:
-        """A journal write failed: a full disk stops the run cleanly; anything else is a bug."""
-        if not is_storage_full(exc):
+        """A journal write failed: a full disk or a read-only folder stops the run
+        cleanly; anything else is a bug."""
+        if (code := storage_refusal(exc)) is None:
             raise exc
-        self._stop_for_storage(f"the journal cannot be written: {exc}")
+        self._stop_for_storage(f"the journal cannot be written: {exc}", code)
 
-    def _stop_for_storage(self, why: str) -> None:
+    def _stop_for_storage(self, why: str, code: str) -> None:
         if self.storage_error is None:
+            what, fix = _STOPPED_BY[code]
+            self.storage_stop = code
             self.storage_error = (
-                f"{self.out}: no space left ({why}); stopped. Rows not recorded stay "
-                "pending: free some space and run the same command again to finish"
+                f"{self.out}: {what} ({why}); stopped. Rows not recorded stay "
+                f"pending: {fix} and run the same command again to finish"
             )
             if self.on_storage_error is not None:
                 self.on_storage_error()
@@ -348,7 +369,7 @@ class RunState:
     def _stop_for_lost_folder(self, why: str) -> None:
         """Stop at once: every file from now on would be fetched and thrown away."""
         if self.storage_error is None:
-            self.folder_lost = True
+            self.storage_stop = "folder_lost"
             self.storage_error = (
                 f"{self.out}: the output folder was removed or replaced during the run "
                 f"({why}); stopped. {LOST_FOLDER_HINT}"
@@ -362,16 +383,17 @@ class RunState:
         journal = self.journal
         self._flush()
         try:
-            if not self.folder_lost:
+            if self.storage_stop != "folder_lost":
                 journal.write_manifest(self.out / MANIFEST_NAME)
         except (sqlite3.Error, OSError) as exc:
-            if not is_storage_full(exc):
+            if (code := storage_refusal(exc)) is None:
                 raise
-            self._stop_for_storage(str(exc))
+            self._stop_for_storage(str(exc), code)
+            assert self.storage_stop is not None
             self.storage_error = (
-                f"{self.storage_error}. The manifest could not be written: after freeing "
-                f"space, rebuild it with 'aiograb manifest {self.out} "
-                f"--to {self.out / MANIFEST_NAME}'"
+                f"{self.storage_error}. The manifest could not be written: after you "
+                f"{_STOPPED_BY[self.storage_stop][1]}, rebuild it with 'aiograb manifest "
+                f"{self.out} --to {self.out / MANIFEST_NAME}'"
             )
         counts, errors = journal.counts(), journal.error_counts()
         if self.storage_error is not None:
@@ -413,7 +435,7 @@ class RunState:
             input_error=self.input_error,
             input_read=p.input_done,
             storage_error=self.storage_error,
-            folder_lost=self.folder_lost,
+            storage_stop=self.storage_stop,
             resumed=self._resumed,
             per_host_held=(
                 (self._per_host, self._host_held / self._host_samples)

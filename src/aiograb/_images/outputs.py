@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aiograb._core.content import mime_for
-from aiograb._core.errors import WriteError
+from aiograb._core.errors import write_error
 from aiograb._core.models import Outcome, Stored
 from aiograb._store.journal import PendingRow
 from aiograb._store.sinks import FileSink
@@ -116,7 +116,7 @@ class FilesOutput:
                 self._files.ensure_dir(str(final.parent))
                 os.replace(staged.path, final)
             except OSError as exc:
-                raise WriteError(f"cannot store {rel}: {exc.strerror or exc}") from exc
+                raise write_error(f"cannot store {rel}: {exc.strerror or exc}", exc) from exc
             size = staged.size
         else:
             writer = self._files.open(sample.key)
@@ -185,7 +185,7 @@ class _Shards:
         try:
             self._write(sample, data)
         except OSError as exc:
-            raise WriteError(f"cannot write {self._part}: {exc.strerror or exc}") from exc
+            raise write_error(f"cannot write {self._part}: {exc.strerror or exc}", exc) from exc
         held.outcome.stored = Stored(size=len(data), sha256=sample.staged.sha256, path=self.name)
         self._held.append(held)
         self._count += 1

@@ -51,7 +51,7 @@ from aiograb._scale.part import (
     warm_up,
 )
 from aiograb._scale.plan import PART_INPUT, PARTS_DIR, PLAN_NAME, Part, Plan, load_plan, make_plan
-from aiograb._store.journal import JOURNAL_NAME, LOST_FOLDER_HINT, is_storage_full
+from aiograb._store.journal import JOURNAL_NAME, LOST_FOLDER_HINT, storage_refusal
 
 if TYPE_CHECKING:  # the engine is the parts' to import, not the coordinator's
     from aiograb._images.pipeline import ImagePipeline
@@ -293,7 +293,9 @@ def run_parted(
     summary = _combine(plan, results, time.monotonic() - t0, interrupted, (io_threads, running))
     if not (out / PLAN_NAME).exists():  # OUT was removed or replaced: the parts stopped
         lost = f"{out}: the output folder was removed or replaced during the run; stopped"
-        return replace(summary, storage_error=f"{lost}. {LOST_FOLDER_HINT}", folder_lost=True)
+        return replace(
+            summary, storage_error=f"{lost}. {LOST_FOLDER_HINT}", storage_stop="folder_lost"
+        )
     unmerged = _merge(plan, fresh)
     if unmerged is not None:  # the parts' journals hold every row: nothing is lost
         full = summary.storage_error
@@ -302,18 +304,27 @@ def run_parted(
 
 
 def _merge(plan: Plan, fresh: list[int]) -> str | None:
-    """Write ``OUT/manifest.jsonl``; on a full disk, say how to rebuild it (else None)."""
+    """Write ``OUT/manifest.jsonl``; on a full disk or a read-only folder, say how to
+    rebuild it (else None)."""
     target = plan.out / MANIFEST_NAME
     try:
         write_merged_manifest(plan, target, fresh=fresh)
     except OSError as exc:
-        if not is_storage_full(exc):
+        if (code := storage_refusal(exc)) is None:
             raise
+        what, fix = _REFUSED[code]
         return (
-            f"{target}: no space left to write the merged manifest ({exc.strerror}): after "
-            f"freeing space, rebuild it with 'aiograb manifest {plan.out} --to {target}'"
+            f"{target}: {what} to write the merged manifest ({exc.strerror}): after "
+            f"{fix}, rebuild it with 'aiograb manifest {plan.out} --to {target}'"
         )
     return None
+
+
+# What a refused write of each class says (storage_refusal): the problem, and its fix.
+_REFUSED = {
+    "disk_full": ("no space left", "freeing space"),
+    "not_writable": ("the file system refused", "making the folder writable"),
+}
 
 
 def _job(
@@ -392,11 +403,21 @@ def _combine(
         files_by_io_pool=sum(s.files_by_io_pool for s in done),
         processes=running,
         part_errors=tuple(
-            f"part {p.name}: {type(e).__name__}: {e}" for p, e in broken if not is_storage_full(e)
+            f"part {p.name}: {type(e).__name__}: {e}"
+            for p, e in broken
+            if storage_refusal(e) is None
         ),
         # A part whose disk filled up stopped cleanly, or could not start: the run
         # ends as that (exit 74), and the rerun resumes it.
         storage_error=next(_storage_errors(plan, results), None),
+        storage_stop=next(
+            (
+                code
+                for r in results
+                if (code := r.storage_stop if isinstance(r, Summary) else storage_refusal(r))
+            ),
+            None,
+        ),
     )
 
 
@@ -407,8 +428,9 @@ def _storage_errors(plan: Plan, results: list[Summary | BaseException]) -> Itera
         if isinstance(result, Summary):
             if result.storage_error is not None:
                 yield f"part {part.name}: {result.storage_error}"
-        elif is_storage_full(result):
+        elif (code := storage_refusal(result)) is not None:
+            what, fix = _REFUSED[code]
             yield (
-                f"part {part.name}: {plan.part_dir(part)}: no space left ({result}); the part "
-                "stopped: free some space and run the same command again to finish"
+                f"part {part.name}: {plan.part_dir(part)}: {what} ({result}); the part "
+                f"stopped: after {fix}, run the same command again to finish"
             )

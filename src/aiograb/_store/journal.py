@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aiograb._core.errors import READ_ONLY, DiskFull, NotWritable
 from aiograb._core.models import Outcome
 from aiograb._store.check import check_journal, journal_error
 from aiograb._store.migrations import SCHEMA_VERSION, migrate
@@ -40,6 +41,7 @@ __all__ = [
     "SavedFile",
     "is_storage_full",
     "manifest_line",
+    "storage_refusal",
 ]
 
 JOURNAL_NAME = "aiograb-journal.sqlite"
@@ -62,6 +64,19 @@ def is_storage_full(exc: BaseException) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     full = (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
     return (code is not None and (code & 0xFF) in full) or "disk is full" in str(exc)
+
+
+def storage_refusal(exc: BaseException) -> str | None:
+    """The class of a write the file system refused for the whole folder, which stops
+    the run (the rows stay pending): ``disk_full`` (no space, or quota), ``not_writable``
+    (permissions, a read-only mount); None for any other failure."""
+    if is_storage_full(exc):
+        return DiskFull.code
+    if isinstance(exc, OSError):
+        return NotWritable.code if exc.errno in READ_ONLY else None
+    code = getattr(exc, "sqlite_errorcode", None)
+    refused = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM)
+    return NotWritable.code if code is not None and (code & 0xFF) in refused else None
 
 
 _SCHEMA = """

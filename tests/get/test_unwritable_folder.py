@@ -1,0 +1,80 @@
+"""The output folder made read-only during a run (a chmod, a remount, a quota tool):
+every file from then on would fail to store, through no fault of its URL. The run
+stops at once with one line and exit 74, as on a full disk; the rows it could not
+store stay pending (none is lost, none is failed), and the same command finishes
+them once the folder is writable again."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from aiograb.testing import ServerConfig, ServerProcess
+
+from ..helpers import manifest, under_file_modes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "how", [["--engine", "async"], ["--engine", "threads"], ["--procs", "2"]], ids=" ".join
+)
+def test_a_folder_made_read_only_stops_the_run_and_the_rerun_finishes(
+    tmp_path: Path, how: list[str]
+) -> None:
+    n = 3000
+    out, summary = tmp_path / "out", tmp_path / "summary.json"
+    prefix = under_file_modes()
+    with ServerProcess(ServerConfig(latency_ms=50)) as srv:
+        (tmp_path / "u.txt").write_text("".join(f"{srv.base_url}/img/{i}.jpg\n" for i in range(n)))
+        flags = ["-o", str(out), "-c", "8", *how, "--summary-json", str(summary)]
+        command = [*prefix, sys.executable, "-m", "aiograb", "get", "u.txt", *flags]
+        run = subprocess.Popen(
+            command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 30
+        while len(list(out.rglob("*.jpg"))) < 20:  # some files are in place
+            assert run.poll() is None, run.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        folders = [p for p in out.rglob("*") if p.is_dir()] + [out]
+        for folder in folders:  # chmod -R a-w, folders only (the journal file stays writable)
+            folder.chmod(0o555)
+        try:
+            stdout, stderr = run.communicate(timeout=60)
+        finally:
+            for folder in folders:
+                folder.chmod(0o755)
+        assert run.returncode == 74, stderr
+        assert "Traceback" not in stderr
+        errors = [line for line in stderr.splitlines() if line.startswith("aiograb: error:")]
+        assert len(errors) == 1, stderr
+        assert "the file system refused to store a file (cannot " in errors[0], errors[0]
+        assert "Permission denied); stopped. Rows not recorded stay pending" in errors[0]
+        # OUT itself is read-only too: the one line says how to rebuild the manifest.
+        assert "The manifest could not be written" in errors[0]
+        assert f"'aiograb manifest {out} --to {out / 'manifest.jsonl'}'" in errors[0]
+        assert "stopped: the output folder is not writable" in stdout, stdout
+        data = json.loads(summary.read_text())
+        assert data["exit_code"] == 74
+        assert data["storage_stop"] == "not_writable"
+        assert data["fetched"] < n // 2  # stopped at the first file it could not store
+        # Nothing failed for the folder's sake: the rerun fetches what is left.
+        quicker = ["-c", "200", "--per-host", "0"]  # the last value of -c counts
+        again = subprocess.run(
+            [*prefix, sys.executable, "-m", "aiograb", "get", "u.txt", *flags, *quicker],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert again.returncode == 0, again.stderr
+    rows = manifest(out)
+    assert sorted(r["url"] for r in rows) == sorted(f"{srv.base_url}/img/{i}.jpg" for i in range(n))
+    assert all(r["state"] == "ok" for r in rows), {r["error"] for r in rows}
+    for row in rows:
+        assert (out / row["path"]).stat().st_size == row["bytes"]
