@@ -9,6 +9,7 @@ import gzip
 import io
 import json
 import os
+import subprocess
 import sys
 import tracemalloc
 import zlib
@@ -27,6 +28,7 @@ from tests.get.sources_support import (
     write,
     write_parquet,
 )
+from tests.helpers import under_file_modes
 
 # The readers alone: no HTTP at all.
 pytestmark = pytest.mark.one_transport
@@ -58,12 +60,18 @@ def test_permission_denied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         open_source(path)
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs a non-root POSIX user")
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
 def test_permission_denied_for_real(tmp_path: Path) -> None:
-    path = write(tmp_path / "a.txt", b"http://a/1\n")
+    """A URL list its user may not read: one line and exit 2 (as root too, with root's
+    override of file modes dropped)."""
+    path = write(tmp_path / "a.txt", b"http://127.0.0.1:9/1\n")
     path.chmod(0)
-    with pytest.raises(InputError, match="permission denied"):
-        open_source(path)
+    command = [*under_file_modes(), sys.executable, "-m", "aiograb", "get", str(path)]
+    done = subprocess.run(
+        [*command, "-o", str(tmp_path / "out")], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == f"aiograb: error: {path}: permission denied", done.stderr
 
 
 def test_unknown_forced_format(tmp_path: Path) -> None:
