@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from aiograb.testing import ServerConfig, ServerProcess
@@ -21,7 +23,16 @@ from ..helpers import manifest, under_file_modes
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "how", [["--engine", "async"], ["--engine", "threads"], ["--procs", "2"]], ids=" ".join
+    "how",
+    [
+        ["--engine", "async"],
+        ["--engine", "threads"],
+        ["--procs", "2"],
+        ["--resize", "keep-ratio", "--image-size", "32", "--workers", "1", "--dedup", "none"],
+        ["--resize", "no", "--format", "webdataset", "--shard-size", "10", "--dedup", "none"],
+        ["--resize", "no", "--format", "parquet", "--shard-size", "10", "--dedup", "none"],
+    ],
+    ids=" ".join,
 )
 def test_a_folder_made_read_only_stops_the_run_and_the_rerun_finishes(
     tmp_path: Path, how: list[str]
@@ -37,7 +48,9 @@ def test_a_folder_made_read_only_stops_the_run_and_the_rerun_finishes(
             command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         deadline = time.monotonic() + 30
-        while len(list(out.rglob("*.jpg"))) < 20:  # some files are in place
+        while (
+            sum(p.suffix in (".jpg", ".tar", ".parquet") for p in out.rglob("*")) < 20
+        ):  # some in place
             assert run.poll() is None, run.communicate()
             assert time.monotonic() < deadline
             time.sleep(0.05)
@@ -76,5 +89,16 @@ def test_a_folder_made_read_only_stops_the_run_and_the_rerun_finishes(
     rows = manifest(out)
     assert sorted(r["url"] for r in rows) == sorted(f"{srv.base_url}/img/{i}.jpg" for i in range(n))
     assert all(r["state"] == "ok" for r in rows), {r["error"] for r in rows}
+    shards = {row["path"] for row in rows if row["path"].endswith((".tar", ".parquet"))}
     for row in rows:
-        assert (out / row["path"]).stat().st_size == row["bytes"]
+        if row["path"] not in shards:
+            assert (out / row["path"]).stat().st_size == row["bytes"]
+    images = 0  # every shard whole, each row's image in one of them, none twice
+    for shard in shards:
+        if shard.endswith(".parquet"):
+            images += pq.read_table(out / shard).num_rows
+            continue
+        with tarfile.open(out / shard) as tar:
+            images += sum(m.name.endswith(".jpg") for m in tar.getmembers())
+    assert images == (n if shards else 0)
+    assert not list(out.glob("*.part"))

@@ -56,6 +56,46 @@ def test_a_full_disk_stops_cleanly_and_a_rerun_finishes(
         assert hashlib.sha256((out / r["path"]).read_bytes()).hexdigest() == r["sha256"]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["webdataset", "parquet"])
+def test_a_full_disk_mid_shard_stops_cleanly_and_a_rerun_finishes(
+    small_disk: Path, tmp_path: Path, server: RunningServer, fmt: str
+) -> None:
+    """A shard the disk cannot hold is given up whole (its ``.part`` removed, its rows
+    retried by the rerun), never renamed half-written; the run stops with one line."""
+    src = tmp_path / "urls.txt"
+    src.write_text("".join(server.url(f"/img/{i}.png") + "\n" for i in range(600)))
+    out = small_disk / "out"
+    cmd = [sys.executable, "-m", "aiograb", "get", str(src), "-o", str(out), "-q"]
+    cmd += ["--resize", "no", "--format", fmt, "--shard-size", "20", "--dedup", "none"]
+    first = subprocess.run([*cmd, "--per-host", "0"], capture_output=True, text=True, timeout=110)
+    assert first.returncode == 74, first.stderr
+    (line,) = first.stderr.strip().splitlines()  # one line, no traceback
+    assert line.startswith(f"aiograb: error: {out}: no space left"), line
+    assert not list(out.glob("*.part"))
+    assert journal_integrity(out / JOURNAL_NAME) == "ok"
+
+    subprocess.run(["mount", "-o", "remount,size=64m", "tmpfs", str(small_disk)], check=True)
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=110)
+    assert second.returncode == 0, second.stderr
+    rows = manifest(out)
+    assert len(rows) == 600
+    assert all(r["state"] == "ok" for r in rows)
+    shards = sorted({str(r["path"]) for r in rows})
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        stored = sum(pq.read_table(out / shard).num_rows for shard in shards)
+    else:
+        import tarfile
+
+        stored = 0
+        for shard in shards:
+            with tarfile.open(out / shard) as tar:  # whole: it reads to its end
+                stored += sum(m.name.endswith(".png") for m in tar.getmembers())
+    assert stored == 600  # each image in one shard, once
+
+
 @pytest.mark.parametrize("free_pages", [1, 3, 12])
 def test_a_journal_a_full_disk_kept_from_being_created_leaves_no_file(
     small_disk: Path, free_pages: int

@@ -332,6 +332,17 @@ class RunState:
         if self._on_progress is not None:
             self._on_progress(self.progress)
 
+    def commit_now(self) -> bool:
+        """Commit the buffered rows at once, even while the run stops (a shard's rows,
+        just after its rename). False when the storage refused it: the run stops, and
+        those rows stay pending."""
+        try:
+            self.journal.flush()
+        except (sqlite3.Error, OSError) as exc:
+            self._storage_failed(exc)
+            return False
+        return True
+
     def _flush(self, also: Callable[[], None] | None = None) -> None:
         if self.storage_error is not None:
             return  # the run is stopping: what is buffered stays pending, done again later

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aiograb._core.content import mime_for
-from aiograb._core.errors import write_error
+from aiograb._core.errors import WriteError, write_error
 from aiograb._core.models import Outcome, Stored
 from aiograb._store.journal import PendingRow
 from aiograb._store.sinks import FileSink
@@ -61,7 +61,8 @@ class Held:
     key: str
 
 
-Commit = Callable[[list[Held]], None]
+# Records a shard's rows in one transaction; False when the storage refused the commit.
+Commit = Callable[[list[Held]], bool]
 
 
 # -- outputs -------------------------------------------------------------------
@@ -151,6 +152,7 @@ class _Shards:
         self._commit = commit
         self._held: list[Held] = []
         self._count = 0
+        self._refused = False  # a shard's commit was refused: the run stops
         self.name: str | None = None
         self._next = self._reconcile(known)
 
@@ -177,21 +179,28 @@ class _Shards:
         return self.root / f"{self.name}.part"
 
     def store(self, held: Held, sample: Sample) -> str:
+        """Add a sample to the shard being written (a new one when none is); rename the
+        shard into place and record its rows once it is full. A write that fails (a full
+        disk, a folder made read-only) abandons the whole shard: its other rows are
+        recorded as failed, and the ``WriteError`` raised is this sample's."""
         if self.name is None:
             self.name = f"{self._next:05d}{self.suffix}"
             self._next += 1
-            self._open()
+            try:
+                self._open()
+            except OSError as exc:
+                raise self._abandon(f"cannot create {self._part}", exc, held) from exc
         data = sample.payload()
         try:
             self._write(sample, data)
         except OSError as exc:
-            raise write_error(f"cannot write {self._part}: {exc.strerror or exc}", exc) from exc
+            raise self._abandon(f"cannot write {self._part}", exc, held) from exc
         held.outcome.stored = Stored(size=len(data), sha256=sample.staged.sha256, path=self.name)
         self._held.append(held)
         self._count += 1
         name = self.name
         if self._count >= self._size:
-            self._finish()
+            self._finish(held)
         return name
 
     def attach(self, location: str, held: Held) -> None:
@@ -202,18 +211,59 @@ class _Shards:
 
     def close(self) -> None:
         if self.name is not None:
-            self._finish()
+            self._finish(None)
 
-    def _finish(self) -> None:
+    def _finish(self, current: Held | None) -> None:
+        """Rename the shard into place and record its rows; when the file system refuses,
+        its rows fail instead (``current``'s by the ``WriteError`` raised)."""
         assert self.name is not None
         name, held = self.name, self._held
-        self.name, self._held, self._count = None, [], 0
-        self._close()
         marker = self.root / COMMIT_MARKER
-        marker.write_text(name)
-        os.replace(self.root / f"{name}.part", self.root / name)
-        self._commit(held)  # one journal transaction for the whole shard
-        marker.unlink()
+        if self._refused:  # the marker names a shard whose commit was refused: it stays so
+            self.name, self._held, self._count = None, [], 0
+            with contextlib.suppress(OSError):
+                self._drop()
+                os.unlink(self.root / f"{name}.part")
+            return  # these rows are not recorded: still pending, for the next run
+        try:
+            self._close()
+            marker.write_text(name)
+            os.replace(self.root / f"{name}.part", self.root / name)
+        except OSError as exc:
+            error = self._abandon(f"cannot complete {self.root / name}", exc, current)
+            with contextlib.suppress(OSError):
+                marker.unlink()  # nothing was renamed: no shard to reconcile
+            if current is not None:
+                raise error from exc
+            return
+        self.name, self._held, self._count = None, [], 0
+        # One journal transaction for the whole shard. When the storage refuses it (the
+        # run stops), the marker stays: the next start removes the shard, whose rows are
+        # still pending.
+        if self._commit(held):
+            marker.unlink()
+        else:
+            self._refused = True
+
+    def _abandon(self, what: str, exc: OSError, current: Held | None) -> WriteError:
+        """Give up the shard being written: its ``.part`` goes, and its rows so far are
+        recorded as failed (but ``current``, whose caller fails it with the error
+        returned). The next sample starts a new shard."""
+        name, held = self.name, self._held
+        self.name, self._held, self._count = None, [], 0
+        with contextlib.suppress(OSError):
+            self._drop()
+        with contextlib.suppress(OSError):
+            os.unlink(self.root / f"{name}.part")
+        message = f"{what}: {exc.strerror or exc}"
+        others = [h for h in held if h is not current]
+        for h in others:
+            h.outcome.ok, h.outcome.stored = False, None
+            h.outcome.error = write_error(message, exc)
+            h.outcome.error.url = h.row.url
+        if others:
+            self._commit(others)
+        return write_error(message, exc)
 
     def _open(self) -> None:
         raise NotImplementedError
@@ -222,6 +272,10 @@ class _Shards:
         raise NotImplementedError
 
     def _close(self) -> None:
+        raise NotImplementedError
+
+    def _drop(self) -> None:
+        """Let go of the shard's writer, if it is open, without completing the shard."""
         raise NotImplementedError
 
 
@@ -253,8 +307,13 @@ class TarShards(_Shards):
 
     def _close(self) -> None:
         assert self._tar is not None
-        self._tar.close()  # writes the end-of-archive blocks
-        self._tar = None
+        tar, self._tar = self._tar, None
+        tar.close()  # writes the end-of-archive blocks
+
+    def _drop(self) -> None:
+        tar, self._tar = self._tar, None
+        if tar is not None:
+            tar.close()
 
 
 class ParquetShards(_Shards):
@@ -327,5 +386,11 @@ class ParquetShards(_Shards):
 
     def _close(self) -> None:
         self._flush_rows()
-        self._writer.close()
-        self._writer = None
+        writer, self._writer = self._writer, None
+        writer.close()
+
+    def _drop(self) -> None:
+        self._rows = []
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()

@@ -288,10 +288,10 @@ class _ImageStage:
         shards.number_from(p.first_shard)
         return shards
 
-    def _commit(self, items: list[Held]) -> None:
+    def _commit(self, items: list[Held]) -> bool:
         for held in items:
             self._state.record(held.row, held.outcome, held.key, flush=False)
-        self._journal.flush()
+        return self._state.commit_now()
 
     def close(self) -> None:
         self._output.close()
