@@ -160,9 +160,12 @@ async def run_crawl(
             )
             interrupted = await engine.run(stop)
     finally:
-        state.journal.flush()
+        state.flush()
         graph = state.out / GRAPH_NAMES[options.graph_format]
-        write_graph(tables, graph, options.graph_format)
+        try:
+            write_graph(tables, graph, options.graph_format)
+        except OSError as exc:  # a full disk, a read-only folder: one line, exit 74
+            state.write_refused(exc, f"The link graph {graph}")
         kinds = tables.kind_counts()
         summary = state.close(interrupted=interrupted, retries=fetchers.retries)
         if own_transport:

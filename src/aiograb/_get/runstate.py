@@ -332,6 +332,23 @@ class RunState:
         if self._on_progress is not None:
             self._on_progress(self.progress)
 
+    def flush(self) -> None:
+        """Commit the buffered outcomes now (before reading the journal back: the crawl's
+        graph); a refused write stops the run, as every commit of the run does."""
+        self._flush()
+
+    def write_refused(self, exc: OSError, what: str) -> None:
+        """A file of the run's own besides the manifest (the crawl's link graph) that the
+        file system refused: the run ends stopped for storage (exit 74), and its one line
+        says that file is missing and how to get it; any other failure is a bug."""
+        if (code := storage_refusal(exc)) is None:
+            raise exc
+        self._stop_for_storage(str(exc), code)
+        self.storage_error = (
+            f"{self.storage_error}. {what} could not be written: after you "
+            f"{_STOPPED_BY[code][1]}, the same command writes it again"
+        )
+
     def commit_now(self) -> bool:
         """Commit the buffered rows at once, even while the run stops (a shard's rows,
         just after its rename). False when the storage refused it: the run stops, and

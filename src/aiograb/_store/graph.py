@@ -14,6 +14,7 @@ graph can be re-used without fetching anything again.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -29,6 +30,17 @@ GRAPH_NAMES = {"jsonl": "pages.jsonl", "csv": "graph.csv"}
 def write_graph(tables: CrawlTables, path: Path, fmt: str = "jsonl") -> int:
     """Write the graph to ``path`` (via a temporary file); returns the pages written."""
     tmp = path.with_name(path.name + ".tmp")
+    try:
+        n = _write(tables, tmp, fmt)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # nothing partial is left behind
+        raise
+    return n
+
+
+def _write(tables: CrawlTables, tmp: Path, fmt: str) -> int:
     n = 0
     with tmp.open("w", encoding="utf-8", newline="") as fh:
         if fmt == "csv":
@@ -48,5 +60,4 @@ def write_graph(tables: CrawlTables, path: Path, fmt: str = "jsonl") -> int:
                 page["stylesheets"] = [t for t, kind, _ in edges if kind == "css"]
                 fh.write(json.dumps(page, ensure_ascii=False))
                 fh.write("\n")
-    os.replace(tmp, path)
     return n
