@@ -96,6 +96,23 @@ def test_a_full_disk_mid_shard_stops_cleanly_and_a_rerun_finishes(
     assert stored == 600  # each image in one shard, once
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
+def test_an_export_to_a_full_disk_leaves_nothing_behind(
+    small_disk: Path, tmp_path: Path, server: RunningServer, fmt: str
+) -> None:
+    src = tmp_path / "urls.txt"
+    src.write_text("".join(server.url(f"/img/{i}.png") + "\n" for i in range(300)))
+    out = tmp_path / "out"  # the run's folder is elsewhere: only the export's disk is full
+    assert aiograb_cli("get", src, "-o", out, "-q", "--per-host", "0").returncode == 0
+    fill_disk(small_disk, leave_pages=2)
+    target = small_disk / f"rows.{fmt}"
+    done = aiograb_cli("manifest", out, "--to", target)
+    assert done.returncode == 74, done.stderr
+    (line,) = done.stderr.strip().splitlines()  # one line, no traceback
+    assert "no space left" in line, line
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]  # no .part, no target
+
+
 @pytest.mark.parametrize("free_pages", [1, 3, 12])
 def test_a_journal_a_full_disk_kept_from_being_created_leaves_no_file(
     small_disk: Path, free_pages: int

@@ -12,6 +12,7 @@ writes row groups of ``BATCH`` rows. A column whose values mix types, and the
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -28,6 +29,20 @@ __all__ = ["EXPORT_FORMATS", "export_format", "export_manifest"]
 
 BATCH = 10_000
 EXPORT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
+
+
+@contextlib.contextmanager
+def _atomically(target: Path) -> Iterator[Path]:
+    """The temporary file to write ``target`` through: renamed over it when the block
+    ends, removed when it fails (a full disk), so nothing partial is ever left."""
+    tmp = target.with_name(target.name + ".part")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def export_format(to: str | os.PathLike[str]) -> str:
@@ -104,10 +119,8 @@ def export_manifest(out_dir: str | os.PathLike[str], to: str | os.PathLike[str])
     try:
         kinds = _column_kinds(rows())
         schema = pa.schema([(n, types.get(k, pa.string())) for n, k in kinds.items()])
-        target = Path(to)
-        tmp = target.with_name(target.name + ".part")
         n = 0
-        with pq.ParquetWriter(tmp, schema) as writer:
+        with _atomically(Path(to)) as tmp, pq.ParquetWriter(tmp, schema) as writer:
             batch: list[dict[str, Any]] = []
             for row in rows():
                 batch.append(_convert(row, kinds))
@@ -117,7 +130,6 @@ def export_manifest(out_dir: str | os.PathLike[str], to: str | os.PathLike[str])
             if batch or n == 0:
                 writer.write_table(pa.Table.from_pylist(batch, schema=schema))
                 n += len(batch)
-        os.replace(tmp, target)
     finally:
         if journal is not None:
             journal.close()
@@ -126,10 +138,9 @@ def export_manifest(out_dir: str | os.PathLike[str], to: str | os.PathLike[str])
 
 def _write_text(rows: Callable[[], Iterator[dict[str, Any]]], target: Path, fmt: str) -> int:
     """CSV (complex values as JSON text, None as an empty cell) or JSONL, atomically."""
-    tmp = target.with_name(target.name + ".part")
     n = 0
     kinds = _column_kinds(rows())
-    with tmp.open("w", encoding="utf-8", newline="") as fh:
+    with _atomically(target) as tmp, tmp.open("w", encoding="utf-8", newline="") as fh:
         if fmt == "csv":
             writer = csv.DictWriter(fh, fieldnames=list(kinds), extrasaction="ignore")
             writer.writeheader()
@@ -140,7 +151,6 @@ def _write_text(rows: Callable[[], Iterator[dict[str, Any]]], target: Path, fmt:
             for row in rows():
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
                 n += 1
-    os.replace(tmp, target)
     return n
 
 
