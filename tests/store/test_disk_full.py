@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -111,6 +112,48 @@ def test_an_export_to_a_full_disk_leaves_nothing_behind(
     (line,) = done.stderr.strip().splitlines()  # one line, no traceback
     assert "no space left" in line, line
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]  # no .part, no target
+
+
+def test_a_summary_json_the_disk_cannot_hold_is_said_and_not_left_half_written(
+    small_disk: Path, tmp_path: Path, server: RunningServer
+) -> None:
+    src = tmp_path / "urls.txt"
+    src.write_text("".join(server.url(f"/img/{i}.png") + "\n" for i in range(50)))
+    summary = small_disk / "s.json"
+    summary.write_text("{}\n")  # an earlier run's: kept whole rather than truncated
+    fill_disk(small_disk)
+    done = aiograb_cli("get", src, "-o", tmp_path / "out", "-q", "--summary-json", summary)
+    assert done.returncode == 74, done.stderr
+    assert done.stderr.strip() == (
+        f"aiograb: error: {summary}: no space left on device: free some space, then run the"
+        " same command again"
+    )
+    assert summary.read_text() == "{}\n"
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "s.json"]
+    assert len(manifest(tmp_path / "out")) == 50  # the run itself was whole
+
+
+def test_a_summary_json_to_a_device_is_written_to_it(tmp_path: Path, server: RunningServer) -> None:
+    src = tmp_path / "urls.txt"
+    src.write_text(server.url("/img/1.png") + "\n")
+    done = aiograb_cli("get", src, "-o", tmp_path / "out", "-q", "--summary-json", "/dev/stderr")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stderr)["ok"] == 1
+    assert Path("/dev/stderr").is_symlink() or not Path("/dev/stderr").is_file()
+
+
+def test_a_summary_json_behind_a_link_is_written_where_it_points(
+    tmp_path: Path, server: RunningServer
+) -> None:
+    src = tmp_path / "urls.txt"
+    src.write_text(server.url("/img/1.png") + "\n")
+    real, link = tmp_path / "real.json", tmp_path / "link.json"
+    real.write_text("old\n")
+    link.symlink_to(real)
+    done = aiograb_cli("get", src, "-o", tmp_path / "out", "-q", "--summary-json", link)
+    assert done.returncode == 0, done.stderr
+    assert link.is_symlink()
+    assert json.loads(real.read_text())["ok"] == 1
 
 
 @pytest.mark.parametrize("free_pages", [1, 3, 12])

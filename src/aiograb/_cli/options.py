@@ -288,7 +288,9 @@ def write_summary_json(path: Path | None, data: dict[str, Any]) -> None:
     if str(path) == "-":
         say(text, sys.stdout)
     else:
-        path.write_text(text + "\n")
+        from aiograb._store.atomic import write_text_whole
+
+        write_text_whole(path, text + "\n")
 
 
 def summary_stream(args: argparse.Namespace) -> TextIO:

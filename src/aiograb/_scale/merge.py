@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import heapq
 import json
-import os
 import re
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 from aiograb._scale.plan import PARTS_DIR, Plan
+from aiograb._store.atomic import replacing
 from aiograb._store.journal import JOURNAL_NAME, Journal, manifest_line
 
 __all__ = ["MANIFEST_NAME", "merged_lines", "write_merged_manifest"]
@@ -98,16 +98,10 @@ def merged_lines(plan: Plan, *, fresh: Collection[int] = ()) -> Iterator[str]:
 
 def write_merged_manifest(plan: Plan, target: Path, *, fresh: Collection[int] = ()) -> int:
     """Rewrite ``target`` (OUT/manifest.jsonl) from the parts, atomically; return the rows."""
-    tmp = target.with_name(target.name + ".tmp")
     n = 0
-    try:
-        with tmp.open("w", encoding="utf-8") as fh:
-            write = fh.write
-            for text in merged_lines(plan, fresh=fresh):
-                write(text)
-                n += 1
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # no partial manifest left behind (a full disk)
-        raise
+    with replacing(target) as tmp, tmp.open("w", encoding="utf-8") as fh:
+        write = fh.write
+        for text in merged_lines(plan, fresh=fresh):
+            write(text)
+            n += 1
     return n

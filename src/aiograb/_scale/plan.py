@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 from aiograb._core.errors import InputError, InvalidURL, UsageError
 from aiograb._core.urls import parse_url
 from aiograb._get.sources import InputRow
+from aiograb._store.atomic import replacing
 from aiograb._store.parts import PARTS_DIR, PLAN_NAME
 
 __all__ = ["PARTS_DIR", "PLAN_NAME", "Part", "Plan", "load_plan", "make_plan", "read_part_rows"]
@@ -256,9 +257,7 @@ def _record(plan: Plan) -> None:
         ],
         "split": plan.split,
     }
-    tmp = plan.out / (PLAN_NAME + ".tmp")
-    with tmp.open("w") as fh:
+    with replacing(plan.out / PLAN_NAME) as tmp, tmp.open("w") as fh:
         json.dump(data, fh, indent=1)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, plan.out / PLAN_NAME)

@@ -12,7 +12,6 @@ writes row groups of ``BATCH`` rows. A column whose values mix types, and the
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aiograb._core.errors import InputError, UsageError
+from aiograb._store.atomic import replacing
 from aiograb._store.check import check_writable_file
 from aiograb._store.journal import JOURNAL_NAME, Journal
 from aiograb._store.parts import is_parted, merged_rows
@@ -29,20 +29,6 @@ __all__ = ["EXPORT_FORMATS", "export_format", "export_manifest"]
 
 BATCH = 10_000
 EXPORT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
-
-
-@contextlib.contextmanager
-def _atomically(target: Path) -> Iterator[Path]:
-    """The temporary file to write ``target`` through: renamed over it when the block
-    ends, removed when it fails (a full disk), so nothing partial is ever left."""
-    tmp = target.with_name(target.name + ".part")
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def export_format(to: str | os.PathLike[str]) -> str:
@@ -120,7 +106,7 @@ def export_manifest(out_dir: str | os.PathLike[str], to: str | os.PathLike[str])
         kinds = _column_kinds(rows())
         schema = pa.schema([(n, types.get(k, pa.string())) for n, k in kinds.items()])
         n = 0
-        with _atomically(Path(to)) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        with replacing(to, ".part") as tmp, pq.ParquetWriter(tmp, schema) as writer:
             batch: list[dict[str, Any]] = []
             for row in rows():
                 batch.append(_convert(row, kinds))
@@ -140,7 +126,7 @@ def _write_text(rows: Callable[[], Iterator[dict[str, Any]]], target: Path, fmt:
     """CSV (complex values as JSON text, None as an empty cell) or JSONL, atomically."""
     n = 0
     kinds = _column_kinds(rows())
-    with _atomically(target) as tmp, tmp.open("w", encoding="utf-8", newline="") as fh:
+    with replacing(target, ".part") as tmp, tmp.open("w", encoding="utf-8", newline="") as fh:
         if fmt == "csv":
             writer = csv.DictWriter(fh, fieldnames=list(kinds), extrasaction="ignore")
             writer.writeheader()

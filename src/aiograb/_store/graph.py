@@ -14,12 +14,11 @@ graph can be re-used without fetching anything again.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
-import os
 from pathlib import Path
 
+from aiograb._store.atomic import replacing
 from aiograb._store.crawl import CrawlTables
 
 __all__ = ["GRAPH_NAMES", "write_graph"]
@@ -29,15 +28,8 @@ GRAPH_NAMES = {"jsonl": "pages.jsonl", "csv": "graph.csv"}
 
 def write_graph(tables: CrawlTables, path: Path, fmt: str = "jsonl") -> int:
     """Write the graph to ``path`` (via a temporary file); returns the pages written."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        n = _write(tables, tmp, fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)  # nothing partial is left behind
-        raise
-    return n
+    with replacing(path) as tmp:
+        return _write(tables, tmp, fmt)
 
 
 def _write(tables: CrawlTables, tmp: Path, fmt: str) -> int:

@@ -28,6 +28,7 @@ from typing import Any
 
 from aiograb._core.errors import READ_ONLY, DiskFull, NotWritable
 from aiograb._core.models import Outcome
+from aiograb._store.atomic import replacing
 from aiograb._store.check import check_journal, journal_error
 from aiograb._store.migrations import SCHEMA_VERSION, migrate
 
@@ -462,18 +463,11 @@ class Journal:
 
     def write_manifest(self, path: str | os.PathLike[str]) -> int:
         """Rewrite ``manifest.jsonl`` from the journal, atomically. Returns the row count."""
-        target = Path(path)
-        tmp = target.with_name(target.name + ".tmp")
         n = 0
-        try:
-            with tmp.open("w", encoding="utf-8") as fh:
-                for line in self.manifest_lines():
-                    fh.write(line)
-                    n += 1
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)  # no partial manifest left behind (a full disk)
-            raise
+        with replacing(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
+            for line in self.manifest_lines():
+                fh.write(line)
+                n += 1
         return n
 
     def abandon(self) -> None:
