@@ -11,6 +11,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -32,6 +33,27 @@ def under_file_modes() -> list[str]:
     if shutil.which("setpriv") is None:
         pytest.skip("needs setpriv (util-linux) to drop root's DAC override")
     return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
+
+
+def read_only_mid_run(
+    run: subprocess.Popen[str], out: Path, suffixes: tuple[str, ...], at_least: int = 20
+) -> tuple[str, str]:
+    """Once ``run`` has ``at_least`` files with ``suffixes`` in ``out``, make every folder
+    of ``out`` read-only (``chmod -R a-w``, folders only: the journal file stays
+    writable); its stdout and stderr when it ends (the folders writable again)."""
+    deadline = time.monotonic() + 30
+    while sum(p.suffix in suffixes for p in out.rglob("*")) < at_least:
+        assert run.poll() is None, run.communicate()
+        assert time.monotonic() < deadline, "too slow to reach the files"
+        time.sleep(0.05)
+    folders = [p for p in out.rglob("*") if p.is_dir()] + [out]
+    for folder in folders:
+        folder.chmod(0o555)
+    try:
+        return run.communicate(timeout=60)
+    finally:
+        for folder in folders:
+            folder.chmod(0o755)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from aiograb.testing import ServerConfig, ServerProcess, plain_image_count
-from tests.helpers import manifest, under_file_modes
+from tests.helpers import manifest, read_only_mid_run, under_file_modes
 
 PAGES = 300
 
@@ -69,19 +68,7 @@ def test_a_crawl_whose_folder_is_made_read_only_stops_and_the_rerun_finishes(
     with ServerProcess(ServerConfig(site_pages=PAGES, latency_ms=50)) as srv:
         command = [*under_file_modes(), *_crawl(out, str(srv.base_url), "-q", "-c", "8")]
         run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        while len(list(out.rglob("*.jpg"))) < 20:  # some images are in place
-            assert run.poll() is None, run.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        folders = [p for p in out.rglob("*") if p.is_dir()] + [out]
-        for folder in folders:
-            folder.chmod(0o555)
-        try:
-            stdout, stderr = run.communicate(timeout=60)
-        finally:
-            for folder in folders:
-                folder.chmod(0o755)
+        stdout, stderr = read_only_mid_run(run, out, (".jpg",))
         _first_run_said(
             subprocess.CompletedProcess(command, run.returncode, stdout, stderr),
             out,

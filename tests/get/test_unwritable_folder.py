@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -18,7 +17,7 @@ import pytest
 
 from aiograb.testing import ServerConfig, ServerProcess
 
-from ..helpers import manifest, under_file_modes
+from ..helpers import manifest, read_only_mid_run, under_file_modes
 
 
 @pytest.mark.slow
@@ -47,21 +46,7 @@ def test_a_folder_made_read_only_stops_the_run_and_the_rerun_finishes(
         run = subprocess.Popen(
             command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        deadline = time.monotonic() + 30
-        while (
-            sum(p.suffix in (".jpg", ".tar", ".parquet") for p in out.rglob("*")) < 20
-        ):  # some in place
-            assert run.poll() is None, run.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        folders = [p for p in out.rglob("*") if p.is_dir()] + [out]
-        for folder in folders:  # chmod -R a-w, folders only (the journal file stays writable)
-            folder.chmod(0o555)
-        try:
-            stdout, stderr = run.communicate(timeout=60)
-        finally:
-            for folder in folders:
-                folder.chmod(0o755)
+        stdout, stderr = read_only_mid_run(run, out, (".jpg", ".tar", ".parquet"))
         assert run.returncode == 74, stderr
         assert "Traceback" not in stderr
         errors = [line for line in stderr.splitlines() if line.startswith("aiograb: error:")]

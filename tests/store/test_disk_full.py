@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,16 @@ from aiograb._store.journal import JOURNAL_NAME, Journal
 from aiograb._store.lock import LOCK_NAME, OutputLock
 from aiograb.testing import RunningServer
 from tests.helpers import aiograb_cli, fill_disk, journal_integrity, manifest
+
+
+def _with_more_space_again(small_disk: Path, cmd: list[str], out: Path) -> list[dict[str, Any]]:
+    """Grow the disk, run ``cmd`` again: it finishes (exit 0, every row ok); the rows."""
+    subprocess.run(["mount", "-o", "remount,size=64m", "tmpfs", str(small_disk)], check=True)
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=110)
+    assert again.returncode == 0, again.stderr
+    rows = manifest(out)
+    assert all(r["state"] == "ok" for r in rows), {r["error"] for r in rows}
+    return rows
 
 
 @pytest.mark.slow
@@ -47,12 +58,8 @@ def test_a_full_disk_stops_cleanly_and_a_rerun_finishes(
         assert {r["state"] for r in rows} <= {"ok", "pending", "failed"}
         assert {r["error"] for r in rows if r["state"] == "failed"} <= {"disk_full"}
 
-    subprocess.run(["mount", "-o", "remount,size=64m", "tmpfs", str(small_disk)], check=True)
-    second = subprocess.run(cmd, capture_output=True, text=True, timeout=110)
-    assert second.returncode == 0, second.stderr
-    rows = manifest(out)
+    rows = _with_more_space_again(small_disk, cmd, out)
     assert len(rows) == 1500
-    assert all(r["state"] == "ok" for r in rows)
     for r in rows[::50]:
         assert hashlib.sha256((out / r["path"]).read_bytes()).hexdigest() == r["sha256"]
 
@@ -76,12 +83,8 @@ def test_a_full_disk_mid_shard_stops_cleanly_and_a_rerun_finishes(
     assert not list(out.glob("*.part"))
     assert journal_integrity(out / JOURNAL_NAME) == "ok"
 
-    subprocess.run(["mount", "-o", "remount,size=64m", "tmpfs", str(small_disk)], check=True)
-    second = subprocess.run(cmd, capture_output=True, text=True, timeout=110)
-    assert second.returncode == 0, second.stderr
-    rows = manifest(out)
+    rows = _with_more_space_again(small_disk, cmd, out)
     assert len(rows) == 600
-    assert all(r["state"] == "ok" for r in rows)
     shards = sorted({str(r["path"]) for r in rows})
     if fmt == "parquet":
         import pyarrow.parquet as pq
