@@ -25,6 +25,7 @@ from ..helpers import manifest, read_only_mid_run, under_file_modes
     "how",
     [
         ["--engine", "async"],
+        ["--engine", "async", "--io-threads", "2"],  # the stores in the IO pool
         ["--engine", "threads"],
         ["--procs", "2"],
         ["--resize", "keep-ratio", "--image-size", "32", "--workers", "1", "--dedup", "none"],
