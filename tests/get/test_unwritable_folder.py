@@ -28,6 +28,7 @@ from ..helpers import manifest, read_only_mid_run, under_file_modes
         ["--engine", "async", "--io-threads", "2"],  # the stores in the IO pool
         ["--engine", "threads"],
         ["--procs", "2"],
+        ["--dask", "local:2"],
         ["--resize", "keep-ratio", "--image-size", "32", "--workers", "1", "--dedup", "none"],
         ["--resize", "no", "--format", "webdataset", "--shard-size", "10", "--dedup", "none"],
         ["--resize", "no", "--format", "parquet", "--shard-size", "10", "--dedup", "none"],
