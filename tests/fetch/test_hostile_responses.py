@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from aiohttp import web
 
 from aiograb import Limits, RequestPolicy, RetryPolicy, Timeouts, download_async
 from aiograb.testing import RunningServer
-from tests.helpers import by_url, manifest, run, serve_app
+from tests.helpers import aiograb_cli, by_url, manifest, run, serve_app
 
 FAST = RequestPolicy(retry=RetryPolicy(retries=2), timeouts=Timeouts(total=5, connect=2))
 _PNG_HEAD = b"\x89PNG\r\n\x1a\n" + b"\0" * 200
@@ -87,3 +88,22 @@ def test_a_header_too_large_to_read_is_a_bad_response_in_our_words(tmp_path: Pat
     assert row["message"].startswith("bad HTTP response: ")
     assert "header" in row["message"].lower() or "got more than" in row["message"].lower()
     assert len(row["message"]) < 200
+
+
+@pytest.mark.slow
+def test_a_gzip_bomb_is_too_large_with_memory_flat(tmp_path: Path, server: RunningServer) -> None:
+    """256 KB on the wire, 256 MB decoded: the limit counts decoded bytes, so the body
+    stops at max_bytes, nothing of it is left on disk, and the process never holds it."""
+    (tmp_path / "u.txt").write_text(server.url("/gzip-bomb/256.jpg") + "\n")
+    summary = tmp_path / "s.json"
+    done = aiograb_cli(
+        "get", tmp_path / "u.txt", "-o", tmp_path / "out", "-q", "--retries", "0",
+        "--max-bytes", "8MB", "--summary-json", summary,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    (row,) = manifest(tmp_path / "out")
+    assert row["error"] == "too_large", row
+    assert row["message"] == f"body exceeds max_bytes={8 << 20}"
+    assert json.loads(summary.read_text())["peak_rss_mb"] < 150  # never the 256 MB
+    big = [p for p in (tmp_path / "out").rglob("*") if p.is_file() and p.stat().st_size > 1 << 20]
+    assert big == []  # no temporary file of the body

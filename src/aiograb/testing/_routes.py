@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import functools
 import hashlib
 import json
 import math
 import socket
 import struct
 import time
+import zlib
 from collections.abc import Iterable
 
 from aiohttp import web
@@ -55,6 +57,7 @@ def add_routes(app: web.Application) -> None:
     add(r"/html-as-jpeg/{n:\d+}.jpg", _html_as_jpeg)
     add(r"/html/{n:\d+}", _html)
     add(r"/huge/{mb:\d+(?:\.\d+)?}.jpg", _huge)
+    add(r"/gzip-bomb/{mb:\d+}.jpg", _gzip_bomb)
     add("/headers", _headers)
     app.router.add_route("*", "/echo", _echo)
     add(r"/disposition/{n:\d+}.jpg", _disposition)
@@ -242,7 +245,7 @@ async def _index(request: web.Request) -> web.StreamResponse:
         "  /drip/{n}.jpg?interval_ms=200&chunk=1024",
         "  /redirect/{k}/{n}.{ext}?status=302  /redirect-loop/{n}  /redirect-to?url=U&status=302",
         "  /html-as-jpeg/{n}.jpg  /html/{n}?images=3&links=2",
-        "  /huge/{mb}.jpg?length=1",
+        "  /huge/{mb}.jpg?length=1  /gzip-bomb/{mb}.jpg (a small gzip body: {mb} MB decoded)",
         "  /headers  /echo (any method)?status=N&delay_ms=D  /disposition/{n}.jpg",
     ]
     return web.Response(text="\n".join(lines) + "\n")
@@ -420,6 +423,23 @@ async def _huge(request: web.Request) -> web.StreamResponse:
         resp.enable_chunked_encoding()
     await _stream(request, resp, _huge_chunks(total))
     return resp
+
+
+@functools.lru_cache(maxsize=4)
+def _bomb(mb: int) -> bytes:
+    """A JPEG's first bytes and zeros, ``mb`` MiB in all, gzip-compressed (~1,000:1)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: the gzip format
+    parts = [packer.compress(_JPEG_MAGIC)]
+    zeros = bytes(1024 * 1024)
+    parts += [packer.compress(zeros) for _ in range(mb)]
+    return b"".join([*parts, packer.flush()])
+
+
+async def _gzip_bomb(request: web.Request) -> web.StreamResponse:
+    mb = min(int(request.match_info["mb"]), 4096)
+    body = await asyncio.to_thread(_bomb, mb)  # ~1 s a GiB, once per size
+    headers = {"Content-Encoding": "gzip", "Content-Type": "image/jpeg"}
+    return web.Response(body=body, headers=headers)
 
 
 async def _headers(request: web.Request) -> web.StreamResponse:
