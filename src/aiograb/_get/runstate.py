@@ -40,6 +40,7 @@ from aiograb._store.check import ensure_output_folder
 from aiograb._store.journal import (
     JOURNAL_NAME,
     LOST_FOLDER_HINT,
+    REFUSALS,
     Journal,
     NewRow,
     PendingRow,
@@ -62,10 +63,6 @@ OutcomeHook = Callable[[PendingRow, Outcome], None]
 # The classes of a store the file system refused for the whole folder: the run stops
 # (its rows stay pending), and the next run does the rows they failed again.
 _STOPPING = frozenset({DiskFull.code, NotWritable.code})
-_STOPPED_BY = {
-    DiskFull.code: ("no space left", "free some space"),
-    NotWritable.code: ("the file system refused to store a file", "make the folder writable"),
-}
 
 _ROW_ERRORS = {
     "invalid_encoding": "input row is not valid UTF-8",
@@ -346,7 +343,7 @@ class RunState:
         self._stop_for_storage(str(exc), code)
         self.storage_error = (
             f"{self.storage_error}. {what} could not be written: after you "
-            f"{_STOPPED_BY[code][1]}, the same command writes it again"
+            f"{REFUSALS[code][1]}, the same command writes it again"
         )
 
     def commit_now(self) -> bool:
@@ -377,7 +374,7 @@ class RunState:
 
     def _stop_for_storage(self, why: str, code: str) -> None:
         if self.storage_error is None:
-            what, fix = _STOPPED_BY[code]
+            what, fix = REFUSALS[code]
             self.storage_stop = code
             self.storage_error = (
                 f"{self.out}: {what} ({why}); stopped. Rows not recorded stay "
@@ -420,7 +417,7 @@ class RunState:
             assert self.storage_stop is not None
             self.storage_error = (
                 f"{self.storage_error}. The manifest could not be written: after you "
-                f"{_STOPPED_BY[self.storage_stop][1]}, rebuild it with 'aiograb manifest "
+                f"{REFUSALS[self.storage_stop][1]}, rebuild it with 'aiograb manifest "
                 f"{self.out} --to {self.out / MANIFEST_NAME}'"
             )
         counts, errors = journal.counts(), journal.error_counts()

@@ -51,7 +51,7 @@ from aiograb._scale.part import (
     warm_up,
 )
 from aiograb._scale.plan import PART_INPUT, PARTS_DIR, PLAN_NAME, Part, Plan, load_plan, make_plan
-from aiograb._store.journal import JOURNAL_NAME, LOST_FOLDER_HINT, storage_refusal
+from aiograb._store.journal import JOURNAL_NAME, LOST_FOLDER_HINT, REFUSALS, storage_refusal
 
 if TYPE_CHECKING:  # the engine is the parts' to import, not the coordinator's
     from aiograb._images.pipeline import ImagePipeline
@@ -312,19 +312,11 @@ def _merge(plan: Plan, fresh: list[int]) -> str | None:
     except OSError as exc:
         if (code := storage_refusal(exc)) is None:
             raise
-        what, fix = _REFUSED[code]
         return (
-            f"{target}: {what} to write the merged manifest ({exc.strerror}): after "
-            f"{fix}, rebuild it with 'aiograb manifest {plan.out} --to {target}'"
+            f"{target}: the merged manifest could not be written ({exc.strerror}): after "
+            f"you {REFUSALS[code][1]}, rebuild it with 'aiograb manifest {plan.out} --to {target}'"
         )
     return None
-
-
-# What a refused write of each class says (storage_refusal): the problem, and its fix.
-_REFUSED = {
-    "disk_full": ("no space left", "freeing space"),
-    "not_writable": ("the file system refused", "making the folder writable"),
-}
 
 
 def _job(
@@ -429,8 +421,8 @@ def _storage_errors(plan: Plan, results: list[Summary | BaseException]) -> Itera
             if result.storage_error is not None:
                 yield f"part {part.name}: {result.storage_error}"
         elif (code := storage_refusal(result)) is not None:
-            what, fix = _REFUSED[code]
+            what, fix = REFUSALS[code]
             yield (
                 f"part {part.name}: {plan.part_dir(part)}: {what} ({result}); the part "
-                f"stopped: after {fix}, run the same command again to finish"
+                f"stopped: {fix} and run the same command again to finish"
             )

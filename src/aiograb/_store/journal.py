@@ -35,6 +35,7 @@ from aiograb._store.migrations import SCHEMA_VERSION, migrate
 __all__ = [
     "JOURNAL_NAME",
     "LOST_FOLDER_HINT",
+    "REFUSALS",
     "DoneRow",
     "Journal",
     "NewRow",
@@ -65,6 +66,13 @@ def is_storage_full(exc: BaseException) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     full = (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
     return (code is not None and (code & 0xFF) in full) or "disk is full" in str(exc)
+
+
+# What a run stopped by each class of storage_refusal says: the problem, and the fix.
+REFUSALS = {
+    DiskFull.code: ("no space left", "free some space"),
+    NotWritable.code: ("the file system refused to store a file", "make the folder writable"),
+}
 
 
 def storage_refusal(exc: BaseException) -> str | None:
