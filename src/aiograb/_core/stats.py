@@ -45,6 +45,17 @@ def os_threads() -> int:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory, in MiB. On Linux its own image's (VmHWM):
+    ``ru_maxrss`` keeps the high-water mark of the process it was forked from across
+    ``exec``, so a run started by a big parent (a notebook, a test runner) would report
+    the parent's memory as its own (measured: 513 MB for a 13.5 MB child)."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     # ru_maxrss is in KiB on Linux, bytes on macOS.
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 1024 / (1024 if os.uname().sysname == "Darwin" else 1)

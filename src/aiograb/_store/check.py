@@ -49,8 +49,10 @@ def check_journal(path: str | os.PathLike[str]) -> None:
         header = fh.read(_HEADER)
     # With a write-ahead log beside it, the pages the header counts may still be in
     # the log (a checkpoint the disk filled up in the middle of): SQLite recovers them.
-    wal = Path(f"{os.fspath(path)}-wal")
-    has_wal = wal.is_file() and wal.stat().st_size > 0
+    try:  # one stat: the process that writes it may remove it as it closes (--procs)
+        has_wal = os.stat(f"{os.fspath(path)}-wal").st_size > 0
+    except FileNotFoundError:
+        has_wal = False
     _check_header(path, header, st.st_size, check_size=not has_wal)
     _check_schema(Path(path))
 
