@@ -75,4 +75,6 @@ def test_a_crawl_whose_folder_is_made_read_only_stops_and_the_rerun_finishes(
             "the file system refused to store a file",
         )
         assert "The link graph" in stderr  # OUT itself was read-only: it is missing, said so
+        assert "graph: not written (see the error below)" in stdout
+        assert "manifest: not written" in stdout
         _check_the_rerun(out, [*command[:-2], "-c", "100"])

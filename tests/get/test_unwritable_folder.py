@@ -59,9 +59,11 @@ def test_a_folder_made_read_only_stops_the_run_and_the_rerun_finishes(
         assert "The manifest could not be written" in errors[0]
         assert f"'aiograb manifest {out} --to {out / 'manifest.jsonl'}'" in errors[0]
         assert "stopped: the output folder is not writable" in stdout, stdout
+        assert "manifest: not written (the error below says how to rebuild it)" in stdout
         data = json.loads(summary.read_text())
         assert data["exit_code"] == 74
         assert data["storage_stop"] == "not_writable"
+        assert data["manifest_written"] is False
         assert data["fetched"] < n // 2  # stopped at the first file it could not store
         # Nothing failed for the folder's sake: the rerun fetches what is left.
         quicker = ["-c", "200", "--per-host", "0"]  # the last value of -c counts

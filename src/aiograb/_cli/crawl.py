@@ -257,6 +257,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     print_summary(args, format_crawl_summary(result), result.summary)
     data = summary_dict(result.summary)
     data.update(kinds=result.kinds, robots=result.robots, graph=str(result.graph))
+    data["graph_written"] = result.graph_written
     write_summary_json(args.summary_json, data)
     return result.exit_code
 

@@ -188,7 +188,12 @@ def format_summary(s: Summary) -> str:
     lines.extend(
         f"  {problem} (run the same command again to resume it)" for problem in s.part_errors
     )
-    lines.append(f"  manifest: {'none (its folder is gone)' if s.folder_lost else s.manifest}")
+    manifest = str(s.manifest)
+    if s.folder_lost:
+        manifest = "none (its folder is gone)"
+    elif not s.manifest_written:
+        manifest = "not written (the error below says how to rebuild it)"
+    lines.append(f"  manifest: {manifest}")
     return "\n".join(lines)
 
 
@@ -228,5 +233,6 @@ def format_crawl_summary(result: CrawlSummary) -> str:
             lines.append(f"  {name}: {text}")
     robots = "ignored (--ignore-robots)" if result.robots == "ignored" else result.robots
     lines.append(f"  robots.txt: {robots} ({result.robots_fetched} fetched this run)")
-    lines.append(f"  graph: {result.graph}")
+    graph = str(result.graph) if result.graph_written else "not written (see the error below)"
+    lines.append(f"  graph: {graph}")
     return "\n".join(lines)

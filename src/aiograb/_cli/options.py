@@ -253,6 +253,7 @@ def summary_dict(summary: Summary) -> dict[str, Any]:
     return {
         "out_dir": str(summary.out_dir),
         "manifest": str(summary.manifest),
+        "manifest_written": summary.manifest_written,
         "counts": summary.counts,
         "errors": summary.errors,
         "fetched": summary.fetched,

@@ -139,6 +139,7 @@ class Summary:
     # What stopped it: disk_full, not_writable (OUT was made read-only), or folder_lost
     # (OUT was removed or replaced under the run)
     storage_stop: str | None = None
+    manifest_written: bool = True  # False: storage_error says how to rebuild it
     resumed: Resumed | None = None  # the folder held an earlier run
     # (per-host limit, share of the run it held requests back), when it was sampled
     per_host_held: tuple[int, float] | None = None

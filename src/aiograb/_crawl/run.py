@@ -42,6 +42,7 @@ class CrawlSummary:
     graph: Path
     robots: str  # "obeyed" or "ignored" (obey_robots=False)
     robots_fetched: int
+    graph_written: bool = True  # False: the storage refused it (the summary's error says so)
 
     @property
     def exit_code(self) -> int:
@@ -162,14 +163,15 @@ async def run_crawl(
     finally:
         state.flush()
         graph = state.out / GRAPH_NAMES[options.graph_format]
+        graph_written = False
         try:
             write_graph(tables, graph, options.graph_format)
+            graph_written = True
         except OSError as exc:  # a full disk, a read-only folder: one line, exit 74
             state.write_refused(exc, f"The link graph {graph}")
         kinds = tables.kind_counts()
         summary = state.close(interrupted=interrupted, retries=fetchers.retries)
         if own_transport:
             await transport.aclose()
-    return CrawlSummary(
-        summary, kinds, graph, "obeyed" if options.obey_robots else "ignored", robots.fetched
-    )
+    robots_said = "obeyed" if options.obey_robots else "ignored"
+    return CrawlSummary(summary, kinds, graph, robots_said, robots.fetched, graph_written)

@@ -140,6 +140,7 @@ class RunState:
         # What stopped it: disk_full, not_writable, or folder_lost (OUT was removed or
         # replaced under the run).
         self.storage_stop: str | None = None
+        self._manifest_written = False
         self._read = self._known = 0
         ensure_output_folder(self.out)
         # Locked before anything in OUT is touched: a second run exits with one line.
@@ -410,6 +411,7 @@ class RunState:
         try:
             if self.storage_stop != "folder_lost":
                 journal.write_manifest(self.out / MANIFEST_NAME)
+                self._manifest_written = True
         except (sqlite3.Error, OSError) as exc:
             if (code := storage_refusal(exc)) is None:
                 raise
@@ -461,6 +463,7 @@ class RunState:
             input_read=p.input_done,
             storage_error=self.storage_error,
             storage_stop=self.storage_stop,
+            manifest_written=self._manifest_written,
             resumed=self._resumed,
             per_host_held=(
                 (self._per_host, self._host_held / self._host_samples)

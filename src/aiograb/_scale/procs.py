@@ -294,12 +294,19 @@ def run_parted(
     if not (out / PLAN_NAME).exists():  # OUT was removed or replaced: the parts stopped
         lost = f"{out}: the output folder was removed or replaced during the run; stopped"
         return replace(
-            summary, storage_error=f"{lost}. {LOST_FOLDER_HINT}", storage_stop="folder_lost"
+            summary,
+            storage_error=f"{lost}. {LOST_FOLDER_HINT}",
+            storage_stop="folder_lost",
+            manifest_written=False,
         )
     unmerged = _merge(plan, fresh)
     if unmerged is not None:  # the parts' journals hold every row: nothing is lost
         full = summary.storage_error
-        summary = replace(summary, storage_error=f"{full}. {unmerged}" if full else unmerged)
+        summary = replace(
+            summary,
+            storage_error=f"{full}. {unmerged}" if full else unmerged,
+            manifest_written=False,
+        )
     return summary
 
 
