@@ -11,6 +11,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,36 @@ def test_a_full_disk_mid_shard_stops_cleanly_and_a_rerun_finishes(
             with tarfile.open(out / shard) as tar:  # whole: it reads to its end
                 stored += sum(m.name.endswith(".png") for m in tar.getmembers())
     assert stored == 600  # each image in one shard, once
+
+
+@pytest.mark.slow
+def test_duplicates_of_a_shard_the_disk_refused_are_not_recorded_as_stored(
+    small_disk: Path, tmp_path: Path, server: RunningServer
+) -> None:
+    """With --dedup content, a second copy is recorded as stored where its first copy
+    is. When the first copy's shard is given up (the disk filled up), its copies fail
+    or stay pending with it, and after the rerun every row names a shard that holds its
+    image (never a shard number that a later shard reused)."""
+    src = tmp_path / "urls.txt"
+    urls = [server.url(f"/img/{i}.png?copy={c}") for i in range(300) for c in "ab"]
+    src.write_text("".join(url + "\n" for url in urls))
+    out = small_disk / "out"
+    cmd = [sys.executable, "-m", "aiograb", "get", str(src), "-o", str(out), "-q"]
+    cmd += ["--resize", "no", "--format", "webdataset", "--shard-size", "20"]
+    cmd += ["--dedup", "content", "--per-host", "0"]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=110)
+    assert first.returncode == 74, first.stderr
+    rows = _with_more_space_again(small_disk, cmd, out)
+    assert len(rows) == 600
+    members: dict[str, set[str]] = {}
+    for shard in {str(r["path"]) for r in rows}:
+        with tarfile.open(out / shard) as tar:
+            members[shard] = {m.name for m in tar.getmembers()}
+    for row in rows:  # a duplicate's key is its first copy's: the image it shares
+        assert f"{row['key']}.png" in members[str(row["path"])], row
+    firsts = [r for r in rows if r.get("duplicate_of") is None]
+    assert len(firsts) == len({r["key"] for r in rows})  # one stored copy per image
+    assert len(rows) - len(firsts) >= 300  # every "b" copy at least
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])

@@ -153,6 +153,9 @@ class _Shards:
         self._held: list[Held] = []
         self._count = 0
         self._refused = False  # a shard's commit was refused: the run stops
+        # Shards that will not be in place: given up on a write (why), or whose commit
+        # was refused (None). Their duplicates must not be recorded as stored in them.
+        self._given_up: dict[str, tuple[str, OSError] | None] = {}
         self.name: str | None = None
         self._next = self._reconcile(known)
 
@@ -204,6 +207,11 @@ class _Shards:
         return name
 
     def attach(self, location: str, held: Held) -> None:
+        if location in self._given_up:  # the first copy is not stored: neither is this
+            why = self._given_up[location]
+            if why is None:
+                return  # not recorded: pending, as the rows of that shard are
+            raise write_error(*why)
         if location == self.name:
             self._held.append(held)
         else:
@@ -221,6 +229,7 @@ class _Shards:
         marker = self.root / COMMIT_MARKER
         if self._refused:  # the marker names a shard whose commit was refused: it stays so
             self.name, self._held, self._count = None, [], 0
+            self._given_up[name] = None
             with contextlib.suppress(OSError):
                 self._drop()
                 os.unlink(self.root / f"{name}.part")
@@ -244,6 +253,7 @@ class _Shards:
             marker.unlink()
         else:
             self._refused = True
+            self._given_up[name] = None
 
     def _abandon(self, what: str, exc: OSError, current: Held | None) -> WriteError:
         """Give up the shard being written: its ``.part`` goes, and its rows so far are
@@ -256,6 +266,8 @@ class _Shards:
         with contextlib.suppress(OSError):
             os.unlink(self.root / f"{name}.part")
         message = f"{what}: {exc.strerror or exc}"
+        if name is not None:
+            self._given_up[name] = (message, exc)
         others = [h for h in held if h is not current]
         for h in others:
             h.outcome.ok, h.outcome.stored = False, None
