@@ -35,17 +35,24 @@ def under_file_modes() -> list[str]:
     return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
 
 
+def wait_for_files(
+    run: subprocess.Popen[str], out: Path, suffixes: tuple[str, ...], at_least: int = 20
+) -> None:
+    """Until ``run`` has ``at_least`` files with ``suffixes`` in ``out`` (bounded: 30 s)."""
+    deadline = time.monotonic() + 30
+    while sum(p.suffix in suffixes for p in out.rglob("*")) < at_least:
+        assert run.poll() is None, run.communicate()
+        assert time.monotonic() < deadline, "too slow to reach the files"
+        time.sleep(0.05)
+
+
 def read_only_mid_run(
     run: subprocess.Popen[str], out: Path, suffixes: tuple[str, ...], at_least: int = 20
 ) -> tuple[str, str]:
     """Once ``run`` has ``at_least`` files with ``suffixes`` in ``out``, make every folder
     of ``out`` read-only (``chmod -R a-w``, folders only: the journal file stays
     writable); its stdout and stderr when it ends (the folders writable again)."""
-    deadline = time.monotonic() + 30
-    while sum(p.suffix in suffixes for p in out.rglob("*")) < at_least:
-        assert run.poll() is None, run.communicate()
-        assert time.monotonic() < deadline, "too slow to reach the files"
-        time.sleep(0.05)
+    wait_for_files(run, out, suffixes, at_least)
     folders = [p for p in out.rglob("*") if p.is_dir()] + [out]
     for folder in folders:
         folder.chmod(0o555)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aiograb.testing import ServerConfig, ServerProcess, plain_image_count
-from tests.helpers import manifest, read_only_mid_run, under_file_modes
+from tests.helpers import manifest, read_only_mid_run, under_file_modes, wait_for_files
 
 PAGES = 300
 
@@ -78,3 +78,20 @@ def test_a_crawl_whose_folder_is_made_read_only_stops_and_the_rerun_finishes(
         assert "graph: not written (see the error below)" in stdout
         assert "manifest: not written" in stdout
         _check_the_rerun(out, [*command[:-2], "-c", "100"])
+
+
+@pytest.mark.slow
+def test_a_crawl_whose_folder_is_removed_stops_and_makes_nothing_again(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with ServerProcess(ServerConfig(site_pages=PAGES, latency_ms=50)) as srv:
+        command = _crawl(out, str(srv.base_url), "-q", "-c", "8")
+        run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for_files(run, out, (".jpg",))
+        out.rename(tmp_path / "gone")
+        stdout, stderr = run.communicate(timeout=60)
+    assert run.returncode == 74, stderr
+    (line,) = stderr.strip().splitlines()  # one line, no traceback
+    assert "the output folder was removed or replaced during the run" in line, line
+    assert "manifest: none (its folder is gone)" in stdout
+    assert "graph: not written" in stdout
+    assert not out.exists()  # no graph, no manifest, no folder made again

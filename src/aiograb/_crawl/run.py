@@ -165,8 +165,9 @@ async def run_crawl(
         graph = state.out / GRAPH_NAMES[options.graph_format]
         graph_written = False
         try:
-            write_graph(tables, graph, options.graph_format)
-            graph_written = True
+            if not state.folder_lost:  # its pages would name files that are gone
+                write_graph(tables, graph, options.graph_format)
+                graph_written = True
         except OSError as exc:  # a full disk, a read-only folder: one line, exit 74
             state.write_refused(exc, f"The link graph {graph}")
         kinds = tables.kind_counts()
