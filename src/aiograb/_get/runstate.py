@@ -330,21 +330,31 @@ class RunState:
         if self._on_progress is not None:
             self._on_progress(self.progress)
 
+    @property
+    def folder_lost(self) -> bool:
+        """Whether OUT was removed or replaced under the run: nothing more is written there."""
+        return self.storage_stop == "folder_lost"
+
     def flush(self) -> None:
         """Commit the buffered outcomes now (before reading the journal back: the crawl's
         graph); a refused write stops the run, as every commit of the run does."""
         self._flush()
 
-    def write_refused(self, exc: OSError, what: str) -> None:
-        """A file of the run's own besides the manifest (the crawl's link graph) that the
-        file system refused: the run ends stopped for storage (exit 74), and its one line
-        says that file is missing and how to get it; any other failure is a bug."""
+    def write_refused(
+        self,
+        exc: sqlite3.Error | OSError,
+        what: str,
+        then: str = "the same command writes it again",
+    ) -> None:
+        """A file of the run's own (the manifest, the crawl's link graph) that the file
+        system refused: the run ends stopped for storage (exit 74), and its one line says
+        that file is missing and how to get it (``then``); any other failure is a bug."""
         if (code := storage_refusal(exc)) is None:
             raise exc
         self._stop_for_storage(str(exc), code)
+        fix = REFUSALS.get(self.storage_stop or code, REFUSALS[code])[1]
         self.storage_error = (
-            f"{self.storage_error}. {what} could not be written: after you "
-            f"{REFUSALS[code][1]}, the same command writes it again"
+            f"{self.storage_error}. {what} could not be written: after you {fix}, {then}"
         )
 
     def commit_now(self) -> bool:
@@ -409,19 +419,14 @@ class RunState:
         journal = self.journal
         self._flush()
         try:
-            if self.storage_stop != "folder_lost":
+            if not self.folder_lost:
                 journal.write_manifest(self.out / MANIFEST_NAME)
                 self._manifest_written = True
         except (sqlite3.Error, OSError) as exc:
-            if (code := storage_refusal(exc)) is None:
-                raise
-            self._stop_for_storage(str(exc), code)
-            assert self.storage_stop is not None
-            self.storage_error = (
-                f"{self.storage_error}. The manifest could not be written: after you "
-                f"{REFUSALS[self.storage_stop][1]}, rebuild it with 'aiograb manifest "
-                f"{self.out} --to {self.out / MANIFEST_NAME}'"
+            rebuild = (
+                f"rebuild it with 'aiograb manifest {self.out} --to {self.out / MANIFEST_NAME}'"
             )
+            self.write_refused(exc, "The manifest", rebuild)
         counts, errors = journal.counts(), journal.error_counts()
         if self.storage_error is not None:
             journal.abandon()  # its buffer cannot be committed: those rows stay pending

@@ -27,6 +27,7 @@ from aiograb._core.config import Limits, RequestPolicy
 from aiograb._core.errors import UsageError
 from aiograb._core.loop import run_stoppable
 from aiograb._core.stats import Progress, Summary
+from aiograb._store.atomic import replacing
 
 if TYPE_CHECKING:  # the engine is the parts' to import, not the coordinator's
     from aiograb._images.pipeline import ImagePipeline
@@ -74,14 +75,9 @@ class _ProgressFile:
             return
         self._last = now
         data = {k: v for k, v in asdict(p).items() if k != "errors"}
-        tmp = self._path + ".tmp"
-        try:
-            with open(tmp, "w") as fh:
-                json.dump(data, fh)
-            os.replace(tmp, self._path)
-        except OSError:  # only the bar's count: a full disk is the journal's to report
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        # Only the bar's count: a full disk is the journal's to report.
+        with contextlib.suppress(OSError), replacing(self._path) as tmp, open(tmp, "w") as fh:
+            json.dump(data, fh)
 
 
 def read_progress(folder: Path) -> Progress | None:
