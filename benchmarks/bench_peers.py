@@ -150,6 +150,8 @@ def available_tools(img2dataset: str = "img2dataset") -> dict[str, Command]:
         # then also the hash, the type check and the rename into place.
         tools["bare-pycurl-tasks"] = _bare_pycurl_with("--tasks")
         tools["bare-pycurl-safe"] = _bare_pycurl_with("--tasks", "--safe")
+        # ... and the journal's rows and the manifest: every guarantee, plainly.
+        tools["bare-pycurl-journal"] = _bare_pycurl_with("--tasks", "--safe", "--journal")
     if shutil.which("aria2c"):
         tools["aria2c"] = _peer("aria2c")
     if shutil.which(img2dataset):
