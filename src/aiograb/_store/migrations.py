@@ -23,9 +23,50 @@ from typing import Any
 from aiograb._core.errors import InputError, InvalidURL
 from aiograb._core.urls import normalize
 
-__all__ = ["SCHEMA_VERSION", "migrate"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "migrate"]
 
 SCHEMA_VERSION = 2
+# The tables of a journal of this version (each one IF NOT EXISTS: run at every open).
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,        -- normalised URL, or line:N for a bad input row
+    url TEXT NOT NULL,               -- as given in the input
+    line INTEGER,
+    state TEXT NOT NULL,             -- pending | ok | failed | skipped
+    path TEXT,
+    bytes INTEGER,
+    sha256 TEXT,
+    content_type TEXT,
+    status INTEGER,
+    error TEXT,
+    message TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    started REAL,
+    elapsed REAL,
+    final_url TEXT,
+    extra TEXT,                      -- input columns carried along (JSON)
+    kind TEXT NOT NULL DEFAULT 'file', -- file | page | image (crawl)
+    depth INTEGER,                   -- crawl depth
+    found_on INTEGER,                -- id of the page row this URL was found on
+    info TEXT                        -- what processing learnt (JSON: width, height, ...)
+);
+CREATE INDEX IF NOT EXISTS items_state ON items(state, id);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS crawl_links (
+    page INTEGER NOT NULL,           -- items.id of the page (or stylesheet, sitemap)
+    target TEXT NOT NULL,            -- the URL in normal form (items.key when it is a row)
+    kind TEXT NOT NULL,              -- page | image | css | sitemap | data
+    alt TEXT
+);
+CREATE INDEX IF NOT EXISTS crawl_links_page ON crawl_links(page);
+CREATE TABLE IF NOT EXISTS crawl_hosts (host TEXT PRIMARY KEY, pages INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS crawl_robots (
+    origin TEXT PRIMARY KEY,         -- scheme://host:port
+    status INTEGER NOT NULL,         -- HTTP status, 0 when unreachable
+    body TEXT
+);
+"""
 _CHUNK = 5000
 _RANK = {"ok": 0, "failed": 1, "skipped": 2, "pending": 3}
 
