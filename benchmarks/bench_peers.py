@@ -144,6 +144,8 @@ def available_tools(img2dataset: str = "img2dataset") -> dict[str, Command]:
     tools["aiograb"] = _aiograb("--transport", "aiohttp") if flag else _aiograb()
     if _has_pycurl() and flag:
         tools["aiograb-curl"] = _aiograb("--transport", "curl")
+        # Every file stored by the loop itself, never by the IO pool (as the bare scripts do).
+        tools["aiograb-curl-loop"] = _aiograb("--transport", "curl", "--io-threads", "0")
     if _has_pycurl():
         tools["bare-pycurl"] = _bare_pycurl_with()
         # The ladder from that floor to aiograb (bare_pycurl.py): a coroutine per file,
