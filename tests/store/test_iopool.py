@@ -304,52 +304,6 @@ def test_a_cancelled_writer_leaves_its_batch_settling(tmp_path: Path) -> None:
         assert (tmp_path / k[:2] / f"{k}.gif").read_bytes() == body
 
 
-def test_a_slow_store_that_was_the_threads_own_cpu_does_not_vote() -> None:
-    """The file system's work in the kernel (this machine's root fs: a store of 520 us,
-    480 of them the thread's CPU) is no cheaper in a thread of the pool: the files stay
-    on the loop. A store that waits (a network file system) still sends them there."""
-    busy = Placement(limit=100e-6, preempted=never)
-    for i in range(Placement.WINDOW * 3):
-        assert busy.on_loop()
-        measured = busy.watch_cpu  # from the first slow store on, each one is measured
-        assert measured == (i > 0)
-        busy.observe(500e-6, 480e-6 if measured else None)
-    assert busy.inline
-    assert busy.pooled_files == 0
-    waiting = Placement(limit=100e-6, preempted=never)
-    for _ in range(Placement.WINDOW):
-        waiting.on_loop()
-        waiting.observe(5e-3, 50e-6 if waiting.watch_cpu else None)
-    assert not waiting.inline
-    # In the pool, probes that are slow but busy bring the files back (the pool cannot help).
-    for _ in range(2 * PROBE_EVERY):
-        if waiting.on_loop():
-            waiting.observe(500e-6, 480e-6 if waiting.watch_cpu else None)
-    assert waiting.inline
-    fast = Placement(limit=100e-6, preempted=never)
-    fast.observe(500e-6)
-    assert fast.watch_cpu
-    fast.observe(20e-6)  # a fast store ends the measuring (a thread CPU clock is a syscall)
-    assert not fast.watch_cpu
-
-
-@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="needs a tmpfs at /dev/shm")
-def test_real_stores_on_tmpfs_are_busy_not_waiting() -> None:
-    """Real stores on tmpfs, every one slower than a limit of 1 ns: their time is the
-    thread's own CPU (nothing to wait for in memory), measured, so none goes to the pool."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(dir="/dev/shm") as folder:
-        placement = Placement(limit=1e-9, preempted=never)
-        sink = FileSink(Path(folder), io_threads=1, placement=placement)
-        sink.prepare()
-        _store_many(sink, Placement.WINDOW * 4)
-        assert placement.watch_cpu  # every store counted slow by its wall time, and measured
-        assert placement.inline
-        assert placement.pooled_files == 0
-        sink.close()
-
-
 def test_a_slow_store_while_the_thread_was_preempted_does_not_vote() -> None:
     """A busy machine, not a slow disk: the OS took the core away during the stores."""
     switches = iter(range(1, 1000))

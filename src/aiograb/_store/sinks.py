@@ -265,12 +265,7 @@ class Placement:
     bring the files back. A slow store during which the OS preempted the loop's thread
     (a busy machine, not a slow disk: the pool would only add work) does not vote;
     ``preempted`` counts those preemptions (``involuntary_switches``), asked only
-    after a slow store. Nor does a slow store that was the thread's own CPU (``cpu``,
-    measured while ``watch_cpu``: from the first slow store on, until a fast one): the
-    file system's work in the kernel, which a thread of the pool would do no cheaper
-    (on this machine's root file system the pool cost 1.44x the CPU of the loop's own
-    stores, BENCHMARKS.md "the IO pool against the loop"). What the pool is for is a
-    store that waits: a network file system, a device's queue.
+    after a slow store.
     """
 
     WINDOW = 32
@@ -285,7 +280,6 @@ class Placement:
         "inline",
         "limit",
         "pooled_files",
-        "watch_cpu",
     )
 
     def __init__(
@@ -302,7 +296,6 @@ class Placement:
         self._stores = self._slow = 0  # in the current window (on the loop)
         self._since_probe = self._fast_probes = 0  # with the pool in use
         self.pooled_files = 0
-        self.watch_cpu = False  # whether the next store's thread CPU time is measured
 
     def on_loop(self) -> bool:
         if self.inline:
@@ -314,18 +307,13 @@ class Placement:
         self.pooled_files += 1
         return False
 
-    def observe(self, seconds: float, cpu: float | None = None) -> None:
-        """A store on the loop took ``seconds``, ``cpu`` of them the thread's own CPU
-        time (None: not measured)."""
+    def observe(self, seconds: float) -> None:
         slow = seconds > self.limit
-        self.watch_cpu = slow
         if slow:  # preempted since the last look? (A fast store was not held up: no look.)
             switches = self._preempted()
             before, self._switches = self._switches, switches
             if switches != before:
                 return  # no vote
-            if cpu is not None and 2 * cpu >= seconds and self.limit >= 0:
-                slow = False  # busy, not waiting: the pool would spend the same CPU, and more
         if not self.inline:  # a probe
             self._fast_probes = 0 if slow else self._fast_probes + 1
             if self._fast_probes >= 2:
@@ -355,14 +343,12 @@ class _FileWriter(SpoolWriter):
         batches = sink.batches
         if batches is None:
             self._store(rel)
-        elif (placement := sink.placement).on_loop():
-            c0 = time.thread_time() if placement.watch_cpu else -1.0  # a syscall: ~0.8 us
+        elif sink.placement.on_loop():
             t0 = time.perf_counter()
             try:
                 self._store(rel)
             finally:
-                took = time.perf_counter() - t0
-                placement.observe(took, None if c0 < 0 else time.thread_time() - c0)
+                sink.placement.observe(time.perf_counter() - t0)
         else:  # the loop goes on; settle() waits for the file to be in place
             self._pending = batches.put(functools.partial(self._store, rel))
         return stored
