@@ -95,3 +95,24 @@ def test_a_crawl_whose_folder_is_removed_stops_and_makes_nothing_again(tmp_path:
     assert "manifest: none (its folder is gone)" in stdout
     assert "graph: not written" in stdout
     assert not out.exists()  # no graph, no manifest, no folder made again
+
+
+@pytest.mark.slow
+def test_a_crawl_whose_journal_is_deleted_mid_run_writes_it_back(tmp_path: Path) -> None:
+    """The crawl's own tables (links, hosts) go on in the copy too: the graph is whole,
+    and the rerun fetches nothing."""
+    out = tmp_path / "out"
+    with ServerProcess(ServerConfig(site_pages=PAGES, latency_ms=50)) as srv:
+        command = _crawl(out, str(srv.base_url), "-c", "8", "--summary-json", "-")
+        run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for_files(run, out, (".jpg",), at_least=40)
+        for p in out.glob("aiograb-journal.sqlite*"):
+            p.unlink()
+        stdout, stderr = run.communicate(timeout=120)
+        assert run.returncode == 0, stderr
+        assert "journal: deleted during the run, and written back" in stdout + stderr
+        assert json.loads(stdout)["journals_written_back"] >= 1
+        _check_the_rerun(out, command)
+        again = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    summary = json.loads(again.stdout[again.stdout.index("{") :])
+    assert summary["fetched"] == 0, summary

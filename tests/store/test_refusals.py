@@ -11,7 +11,7 @@ import pytest
 
 from aiograb import WriteError
 from aiograb._core.errors import DiskFull, NotWritable, write_error
-from aiograb._store.journal import storage_refusal
+from aiograb._store.refusals import storage_refusal
 
 
 @pytest.mark.parametrize(

@@ -188,6 +188,11 @@ def format_summary(s: Summary) -> str:
     lines.extend(
         f"  {problem} (run the same command again to resume it)" for problem in s.part_errors
     )
+    if s.journals_written_back:
+        lines.append(
+            "  journal: deleted during the run, and written back from the copy the run"
+            " held open (nothing recorded was lost)"
+        )
     manifest = str(s.manifest)
     if s.folder_lost:
         manifest = "none (its folder is gone)"

@@ -254,6 +254,7 @@ def summary_dict(summary: Summary) -> dict[str, Any]:
         "out_dir": str(summary.out_dir),
         "manifest": str(summary.manifest),
         "manifest_written": summary.manifest_written,
+        "journals_written_back": summary.journals_written_back,
         "counts": summary.counts,
         "errors": summary.errors,
         "fetched": summary.fetched,

@@ -140,6 +140,7 @@ class Summary:
     # (OUT was removed or replaced under the run)
     storage_stop: str | None = None
     manifest_written: bool = True  # False: storage_error says how to rebuild it
+    journals_written_back: int = 0  # the journal was deleted under the run: written back
     resumed: Resumed | None = None  # the folder held an earlier run
     # (per-host limit, share of the run it held requests back), when it was sampled
     per_host_held: tuple[int, float] | None = None

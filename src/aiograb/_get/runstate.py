@@ -37,16 +37,9 @@ from aiograb._core.stats import (
 from aiograb._core.urls import normalize
 from aiograb._get.sources import RowSource, SourceStats
 from aiograb._store.check import ensure_output_folder
-from aiograb._store.journal import (
-    JOURNAL_NAME,
-    LOST_FOLDER_HINT,
-    REFUSALS,
-    Journal,
-    NewRow,
-    PendingRow,
-    storage_refusal,
-)
+from aiograb._store.journal import JOURNAL_NAME, LOST_FOLDER_HINT, Journal, NewRow, PendingRow
 from aiograb._store.lock import OutputLock
+from aiograb._store.refusals import REFUSALS, storage_refusal
 from aiograb._store.sinks import FileSink, Stored
 
 __all__ = ["MANIFEST_NAME", "OutcomeHook", "RunState"]
@@ -141,6 +134,7 @@ class RunState:
         # replaced under the run).
         self.storage_stop: str | None = None
         self._manifest_written = False
+        self.journals_written_back = 0  # the journal deleted under the run, written back
         self._read = self._known = 0
         ensure_output_folder(self.out)
         # Locked before anything in OUT is touched: a second run exits with one line.
@@ -150,6 +144,7 @@ class RunState:
             self.sink.prepare()
             self.journal = Journal(self.out / JOURNAL_NAME)
             self._journal_file = _file_id(self.out / JOURNAL_NAME)
+            self._out_file = _file_id(self.out)
         except BaseException:
             if (sink := getattr(self, "sink", None)) is not None:
                 sink.close()  # its IO threads, when it has any
@@ -373,8 +368,26 @@ class RunState:
             return  # the run is stopping: what is buffered stays pending, done again later
         try:
             self.journal.flush(also=also)
+            if self._journal_deleted():
+                self.journal.write_back()
+                self._journal_file = _file_id(self.out / JOURNAL_NAME)
+                self.journals_written_back += 1
         except (sqlite3.Error, OSError) as exc:
             self._storage_failed(exc)
+
+    def _journal_deleted(self) -> bool:
+        """Whether the journal's file is gone from OUT, OUT itself kept (a cleanup of
+        ``*.sqlite``, a careless ``rm``): what it recorded is only in the open connection.
+        A stat at each commit. (OUT removed or replaced: the next store stops the run.)"""
+        try:
+            os.stat(self.out / JOURNAL_NAME)
+            return False
+        except FileNotFoundError:
+            pass
+        try:
+            return _file_id(self.out) == self._out_file
+        except OSError:
+            return False
 
     def _storage_failed(self, exc: sqlite3.Error | OSError) -> None:
         """A journal write failed: a full disk or a read-only folder stops the run
@@ -469,6 +482,7 @@ class RunState:
             storage_error=self.storage_error,
             storage_stop=self.storage_stop,
             manifest_written=self._manifest_written,
+            journals_written_back=self.journals_written_back,
             resumed=self._resumed,
             per_host_held=(
                 (self._per_host, self._host_held / self._host_samples)

@@ -51,7 +51,8 @@ from aiograb._scale.part import (
     warm_up,
 )
 from aiograb._scale.plan import PART_INPUT, PARTS_DIR, PLAN_NAME, Part, Plan, load_plan, make_plan
-from aiograb._store.journal import JOURNAL_NAME, LOST_FOLDER_HINT, REFUSALS, storage_refusal
+from aiograb._store.journal import JOURNAL_NAME, LOST_FOLDER_HINT
+from aiograb._store.refusals import REFUSALS, storage_refusal
 
 if TYPE_CHECKING:  # the engine is the parts' to import, not the coordinator's
     from aiograb._images.pipeline import ImagePipeline
@@ -400,6 +401,7 @@ def _combine(
         input_read=not broken and all(s.input_read for s in done),
         io_threads=io_threads,
         files_by_io_pool=sum(s.files_by_io_pool for s in done),
+        journals_written_back=sum(s.journals_written_back for s in done),
         processes=running,
         part_errors=tuple(
             f"part {p.name}: {type(e).__name__}: {e}"

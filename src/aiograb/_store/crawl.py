@@ -10,6 +10,7 @@ the transaction that commits the page's outcome.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -25,7 +26,11 @@ class CrawlTables:
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
-        self._db = journal.connection
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        # Asked each time: a journal written back (``Journal.write_back``) has a new one.
+        return self.journal.connection
 
     # -- rows of items the crawl changes ------------------------------------------------
 

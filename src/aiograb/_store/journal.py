@@ -27,24 +27,21 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
-from aiograb._core.errors import READ_ONLY, DiskFull, NotWritable
 from aiograb._core.models import Outcome
 from aiograb._store.atomic import replacing
 from aiograb._store.check import check_journal, journal_error
 from aiograb._store.migrations import SCHEMA, SCHEMA_VERSION, migrate
+from aiograb._store.refusals import is_storage_full
 
 __all__ = [
     "JOURNAL_NAME",
     "LOST_FOLDER_HINT",
-    "REFUSALS",
     "DoneRow",
     "Journal",
     "NewRow",
     "PendingRow",
     "SavedFile",
-    "is_storage_full",
     "manifest_line",
-    "storage_refusal",
 ]
 
 JOURNAL_NAME = "aiograb-journal.sqlite"
@@ -65,35 +62,6 @@ def _is_plain(row: NewRow) -> bool:
 def manifest_line(record: Mapping[str, Any]) -> str:
     """One line of ``manifest.jsonl``: a record of ``Journal.rows()`` as JSON, and a newline."""
     return _MANIFEST_ENCODER.encode(record) + "\n"
-
-
-def is_storage_full(exc: BaseException) -> bool:
-    """Whether a write (a file's, or SQLite's) failed because the disk or quota is full."""
-    if isinstance(exc, OSError):
-        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
-    code = getattr(exc, "sqlite_errorcode", None)
-    full = (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
-    return (code is not None and (code & 0xFF) in full) or "disk is full" in str(exc)
-
-
-# What a run stopped by each class of storage_refusal says: the problem, and the fix.
-REFUSALS = {
-    DiskFull.code: ("no space left", "free some space"),
-    NotWritable.code: ("the file system refused to store a file", "make the folder writable"),
-}
-
-
-def storage_refusal(exc: BaseException) -> str | None:
-    """The class of a write the file system refused for the whole folder, which stops
-    the run (the rows stay pending): ``disk_full`` (no space, or quota), ``not_writable``
-    (permissions, a read-only mount); None for any other failure."""
-    if is_storage_full(exc):
-        return DiskFull.code
-    if isinstance(exc, OSError):
-        return NotWritable.code if exc.errno in READ_ONLY else None
-    code = getattr(exc, "sqlite_errorcode", None)
-    refused = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM)
-    return NotWritable.code if code is not None and (code & 0xFF) in refused else None
 
 
 # One encoder for every row's extra (json.dumps builds a new one per call with these options).
@@ -257,6 +225,31 @@ class Journal:
                 raise
             raise journal_error(self.path, f"damaged: {exc}") from None
         return db
+
+    def write_back(self) -> None:
+        """Write the journal to its path again from the open connection, and go on in
+        that copy: its file was deleted under the run (the folder kept), and what it
+        recorded lives on only in this connection. Call between transactions; a
+        refusal raises as a commit's does (``sqlite3.Error``, ``OSError``), the
+        connection kept."""
+        copy = self.path.with_name(self.path.name + ".restore")
+        with suppress(FileNotFoundError):
+            copy.unlink()
+        ghost = self._db
+        try:
+            ghost.execute("VACUUM INTO ?", (str(copy),))
+            # Out of WAL, and no journal file from now on: the deleted journal's -wal and
+            # -shm go (by name) before the copy has its own, and it never makes any more.
+            ghost.execute("PRAGMA journal_mode=OFF")
+            os.replace(copy, self.path)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                copy.unlink()
+            with suppress(sqlite3.Error):
+                ghost.execute("PRAGMA journal_mode=WAL")
+            raise
+        self._db = self._create_or_open(False)  # raises: the deleted one is kept in use
+        ghost.close()
 
     # -- input -------------------------------------------------------------
 
