@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
+from aiograb._core.errors import InvalidURL
 from aiograb._core.urls import _normal, normalize, parse_url, url_of
 
 NORMAL = [
@@ -132,3 +133,44 @@ def test_a_url_on_the_fast_path_is_what_ada_writes(url: str) -> None:
     if _normal(url) is not None:
         assert normalize_url(url) == url
         _same_url(url)
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_urls())
+def test_a_journal_key_is_split_as_yarl_splits_it(url: str) -> None:
+    """``url_of`` splits a key by hand: for every normal form there is (the fast path's
+    and ada's: punycode, IPv6, %2e, odd ports), the URL yarl makes of the string."""
+    try:
+        href = normalize(url)
+    except InvalidURL:
+        return
+    mine, yarls = url_of(href), URL(href, encoded=True)
+    assert mine == yarls
+    assert str(mine) == str(yarls)
+    fields = ("scheme", "raw_host", "port", "raw_path", "raw_query_string", "raw_path_qs")
+    assert [getattr(mine, f) for f in fields] == [getattr(yarls, f) for f in fields]
+
+
+@pytest.mark.parametrize(
+    "href",
+    [
+        "http://[::1]:8080/x?y",
+        "http://[2001:db8::1]/",
+        "http://a.org:0/",
+        "http://xn--bcher-kva.example/b%C3%BCcher",
+        "http://a.org./x",
+        "http://a.org/%2fx%2F",
+        "https://a.org/x?",
+        "https://a.org/x??a=b?c",
+        "http://127.0.0.1:65535/a:b@c",
+    ],
+)
+def test_keys_yarl_reads_its_own_way_are_split_as_yarl_splits_them(href: str) -> None:
+    assert normalize(href) == href  # each one a journal key
+    mine, yarls = url_of(href), URL(href, encoded=True)
+    assert (mine, str(mine), mine.port, mine.raw_host) == (
+        yarls,
+        str(yarls),
+        yarls.port,
+        yarls.raw_host,
+    )
