@@ -135,7 +135,7 @@ def test_a_url_on_the_fast_path_is_what_ada_writes(url: str) -> None:
         _same_url(url)
 
 
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_urls())
 def test_a_journal_key_is_split_as_yarl_splits_it(url: str) -> None:
     """``url_of`` splits a key by hand: for every normal form there is (the fast path's

@@ -24,7 +24,7 @@ from tests.helpers import wait_for_files
     "how", [["--engine", "async"], ["--engine", "threads"], ["--procs", "2"]], ids=" ".join
 )
 def test_a_journal_deleted_mid_run_is_written_back(tmp_path: Path, how: list[str]) -> None:
-    n = 1200
+    n = 800
     out, summary = tmp_path / "out", tmp_path / "summary.json"
     with ServerProcess(ServerConfig(latency_ms=50)) as srv:
         (tmp_path / "u.txt").write_text("".join(f"{srv.base_url}/img/{i}.jpg\n" for i in range(n)))
