@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from aiograb._core.errors import HTTPStatusError
-from aiograb._core.models import Outcome
+from aiograb._core.models import Outcome, Stored
 from aiograb._store.crawl import CrawlTables
 from aiograb._store.journal import JOURNAL_NAME, Journal, NewRow, SavedFile
 
@@ -132,3 +132,47 @@ def test_a_read_only_journal_never_writes(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.OperationalError):
         Journal(tmp_path / "missing.sqlite", readonly=True)
     assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_plain_and_other_rows_go_in_in_input_order(tmp_path: Path) -> None:
+    """Plain rows and rows with more (carried columns) take two statements: the first of
+    two rows with one key still wins, and ids still follow the input's lines."""
+    journal = Journal(tmp_path / JOURNAL_NAME)
+    k = "http://127.0.0.1/a"
+    rows = [
+        NewRow("http://127.0.0.1/0", "u0", 1),
+        NewRow(k, "first", 2, extra={"c": 1}),
+        NewRow("http://127.0.0.1/1", "u1", 3),
+        NewRow(k, "second", 4),  # same key, plain: ignored, the first one kept
+        NewRow("http://127.0.0.1/2", "u2", 5, extra={"c": 2}),
+    ]
+    assert journal.add(rows) == (4, 0)
+    db = journal.connection
+    got = db.execute("SELECT id, key, url, line, extra FROM items ORDER BY id").fetchall()
+    assert [(url, line) for _, _, url, line, _ in got] == [
+        ("u0", 1), ("first", 2), ("u1", 3), ("u2", 5)
+    ]  # fmt: skip
+    assert [row_id for row_id, *_ in got] == sorted(row_id for row_id, *_ in got)
+    assert [extra is not None for *_, extra in got] == [False, True, False, True]
+    journal.close()
+
+
+def test_a_row_recorded_twice_in_a_batch_ends_as_its_last_outcome(tmp_path: Path) -> None:
+    """A stored outcome and a failure take two statements, run in the order recorded."""
+    journal = Journal(tmp_path / JOURNAL_NAME)
+    journal.add([NewRow("http://127.0.0.1/a", "http://127.0.0.1/a", 1)])
+    (row,) = journal.pending(0, 10)
+    stored = Stored(size=3, sha256="0" * 64, path="ab/abc.jpg")
+    ok = Outcome(url=row.url, ok=True, attempts=1, stored=stored, content_type="image/jpeg")
+    failed = Outcome(url=row.url, ok=False, attempts=1, error=HTTPStatusError(500, url=row.url))
+    for first, last in [(ok, failed), (failed, ok)]:
+        journal.record(row.id, first)
+        journal.record(row.id, last)
+        journal.flush()
+        state, path, error = journal.connection.execute(
+            "SELECT state, path, error FROM items WHERE id=?", (row.id,)
+        ).fetchone()
+        assert state == ("ok" if last is ok else "failed")
+        assert (path is not None) == (last is ok)
+        assert (error is None) == (last is ok)
+    journal.close()

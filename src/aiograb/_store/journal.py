@@ -52,13 +52,6 @@ LOST_FOLDER_HINT = "Its journal and files went with it: run the command again to
 _MANIFEST_ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
-def _is_plain(row: NewRow) -> bool:
-    """A pending input row and nothing more: inserted by ``_INSERT_PLAIN``."""
-    return not (row.state or row.error or row.extra or row.message or row.stored) and (
-        row.depth is None and row.found_on is None
-    )
-
-
 def manifest_line(record: Mapping[str, Any]) -> str:
     """One line of ``manifest.jsonl``: a record of ``Journal.rows()`` as JSON, and a newline."""
     return _MANIFEST_ENCODER.encode(record) + "\n"
@@ -73,8 +66,8 @@ _INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # The usual rows in statements of their own that name no NULL: sqlite3 binds a None
-# through its adapter lookup, two failed attribute lookups each (~0.27 us a None, and
-# a plain input row has nine of them: 4.9 -> 0.8 us a row, measured).
+# through its adapter lookup, two failed attribute lookups each; a plain input row has
+# nine of them (benchmarks/bench_journal_binds.py: 5.1-5.4 -> 2.3-3.7 us a row).
 _INSERT_PLAIN = "INSERT OR IGNORE INTO items (key, url, line, state, kind) VALUES (?, ?, ?, ?, ?)"
 _UPDATE = (
     "UPDATE items SET state=?, path=?, bytes=?, sha256=?, content_type=?, status=?,"
@@ -86,6 +79,15 @@ _UPDATE_STORED = (  # ok, stored, nothing learnt: 10 values
     " error=NULL, message=NULL, attempts=attempts+?, started=?, elapsed=?, final_url=?,"
     " info=NULL WHERE id=?"
 )
+_UPDATES = {sql.count("?"): sql for sql in (_UPDATE, _UPDATE_STORED)}  # by values a row
+
+
+def _is_plain(row: NewRow) -> bool:
+    """A pending input row and nothing more: inserted by ``_INSERT_PLAIN``."""
+    return not (row.state or row.error or row.extra or row.message or row.stored) and (
+        row.depth is None and row.found_on is None
+    )
+
 
 MANIFEST_FIELDS = (
     "url",
@@ -232,19 +234,16 @@ class Journal:
         recorded lives on only in this connection. Call between transactions; a
         refusal raises as a commit's does (``sqlite3.Error``, ``OSError``), the
         connection kept."""
-        copy = self.path.with_name(self.path.name + ".restore")
-        with suppress(FileNotFoundError):
-            copy.unlink()
         ghost = self._db
         try:
-            ghost.execute("VACUUM INTO ?", (str(copy),))
-            # Out of WAL, and no journal file from now on: the deleted journal's -wal and
-            # -shm go (by name) before the copy has its own, and it never makes any more.
-            ghost.execute("PRAGMA journal_mode=OFF")
-            os.replace(copy, self.path)
+            with replacing(self.path, ".restore") as copy:
+                with suppress(FileNotFoundError):
+                    copy.unlink()  # a copy an earlier try left (VACUUM INTO wants none)
+                ghost.execute("VACUUM INTO ?", (str(copy),))
+                # Out of WAL, and no journal file from now on: the deleted journal's -wal
+                # and -shm go (by name) before the copy has its own, and it makes no more.
+                ghost.execute("PRAGMA journal_mode=OFF")
         except BaseException:
-            with suppress(FileNotFoundError):
-                copy.unlink()
             with suppress(sqlite3.Error):
                 ghost.execute("PRAGMA journal_mode=WAL")
             raise
@@ -385,7 +384,7 @@ class Journal:
         with self.transaction():
             # In order (a row recorded twice in a batch ends as its last outcome).
             for size, run in groupby(updates, key=len):
-                self._db.executemany(_UPDATE if size == 14 else _UPDATE_STORED, run)
+                self._db.executemany(_UPDATES[size], run)
             if also is not None:
                 also()
 
